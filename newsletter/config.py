@@ -1,0 +1,294 @@
+"""Settings: one TOML file plus secrets from the environment, validated once at start.
+
+The file is found at `--config PATH`, else `$NEWSLETTER_CONFIG`, else `./newsletter.toml`.
+Every section and key is checked by pydantic; unknown keys are errors, so a typo never
+silently falls back to a default. Secrets are never read from the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import zoneinfo
+from collections.abc import Mapping
+from email.utils import formataddr, parseaddr
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from newsletter.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "newsletter.toml"
+CONFIG_ENV = "NEWSLETTER_CONFIG"
+SECRET_KEY_ENV = "NEWSLETTER_SECRET_KEY"  # noqa: S105 (a variable name)
+SMTP_PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"  # noqa: S105 (a variable name)
+
+_ADDRESS_CHARS_FORBIDDEN = frozenset("\r\n\0")
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {value!r}")
+    return value.rstrip("/")
+
+
+def _check_feed_source(value: str) -> str:
+    """A feed is an http(s) URL, a file:// URL or a local path."""
+    if any(ch in value for ch in _ADDRESS_CHARS_FORBIDDEN) or not value.strip():
+        raise ValueError("empty or contains control characters")
+    scheme = urlsplit(value).scheme.lower()
+    if scheme in ("http", "https"):
+        if not urlsplit(value).hostname:
+            raise ValueError(f"URL without a host: {value!r}")
+        return value
+    if scheme == "file" or scheme == "" or (len(scheme) == 1 and value[1:2] == ":"):
+        return value
+    raise ValueError(f"unsupported scheme {scheme!r} (use http, https or a file path)")
+
+
+def _check_mailbox(value: str) -> str:
+    """An address with an optional display name: `Name <addr@example.org>` or `addr@...`."""
+    if any(ch in value for ch in _ADDRESS_CHARS_FORBIDDEN):
+        raise ValueError("contains a line break")
+    name, addr = parseaddr(value)
+    if not addr or "@" not in addr or addr.startswith("@") or addr.endswith("@"):
+        raise ValueError(f"not an e-mail address: {value!r}")
+    return formataddr((name, addr)) if name else addr
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+FeedSource = Annotated[str, AfterValidator(_check_feed_source)]
+Mailbox = Annotated[str, AfterValidator(_check_mailbox)]
+TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SiteSettings(_Section):
+    name: str = Field("Radicale vernieuwing jeugdzorg", min_length=1, max_length=120)
+    supporter: str = Field("LOC Waardevolle zorg", max_length=120)
+    base_url: HttpUrl = "http://127.0.0.1:8000"
+    website_url: HttpUrl = "https://www.rvjeugdzorg.nl"
+    join_url: HttpUrl = "https://www.rvjeugdzorg.nl/praat-mee"
+    language: Literal["nl"] = "nl"
+    timezone: TimeZoneName = "Europe/Amsterdam"
+    contact_email: Mailbox = "rvjeugdzorg@loc.nl"
+    contact_phone: str = Field("030 284 3200", max_length=40)
+
+
+class FeedSettings(_Section):
+    urls: list[FeedSource] = Field(default_factory=list)
+    max_articles: int = Field(8, ge=1, le=50)
+    min_new_articles: int = Field(1, ge=0, le=50)
+    excerpt_words: int = Field(60, ge=10, le=300)
+    timeout_seconds: float = Field(20.0, gt=0, le=300)
+    max_bytes: int = Field(5_000_000, ge=10_000, le=100_000_000)
+
+
+class SenderSettings(_Section):
+    from_: Mailbox = Field("Radicale vernieuwing jeugdzorg <rvjeugdzorg@loc.nl>", alias="from")
+    reply_to: Mailbox | None = None
+
+
+class SmtpSettings(_Section):
+    host: str = Field("localhost", min_length=1)
+    port: int = Field(25, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "none"
+    username: str | None = None
+    max_connections: int = Field(4, ge=1, le=64)
+    rate_per_second: float = Field(0.0, ge=0, description="0 means no limit")
+    timeout_seconds: float = Field(30.0, gt=0, le=600)
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///newsletter.db"
+
+    @field_validator("url")
+    @classmethod
+    def _supported_backend(cls, value: str) -> str:
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            backend = ""
+        if backend in ("sqlite", "postgresql"):
+            return value
+        raise ValueError(f"use sqlite:///PATH or postgresql+psycopg://..., not {value!r}")
+
+
+class ThemeSettings(_Section):
+    name: str = Field(min_length=1, max_length=80)
+    categories: list[str] = Field(default_factory=list)
+
+
+class TemplateSettings(_Section):
+    dir: Path | None = None
+
+
+def default_themes() -> dict[str, ThemeSettings]:
+    """The themes of the movement's website ("Thema's")."""
+    return {
+        "opstarten-beweging": ThemeSettings(
+            name="Opstarten beweging",
+            categories=["Opstarten beweging", "Opstarten beweging & Kampvuurgesprekken"],
+        ),
+        "kampvuurgesprekken": ThemeSettings(
+            name="Kampvuurgesprekken",
+            categories=["Kampvuurgesprekken", "Opstarten beweging & Kampvuurgesprekken"],
+        ),
+        "mensen-en-initiatieven": ThemeSettings(
+            name="Mensen en initiatieven", categories=["Mensen en initiatieven"]
+        ),
+        "doe-je-mee": ThemeSettings(name="Doe je mee?", categories=["Doe je mee?"]),
+    }
+
+
+class Settings(_Section):
+    site: SiteSettings = Field(default_factory=SiteSettings)
+    feed: FeedSettings = Field(default_factory=FeedSettings)
+    sender: SenderSettings = Field(default_factory=SenderSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    themes: dict[Slug, ThemeSettings] = Field(default_factory=default_themes)
+    templates: TemplateSettings = Field(default_factory=TemplateSettings)
+
+    # Not from the file: where relative paths are resolved, and the secrets.
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    secret_key: SecretStr | None = Field(None, exclude=True)
+    smtp_password: SecretStr | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _themes_have_unique_names(self) -> Settings:
+        names = [theme.name.casefold() for theme in self.themes.values()]
+        if len(names) != len(set(names)):
+            raise ValueError("two themes share a name")
+        return self
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path anchored at the config's folder."""
+        url = make_url(self.database.url)
+        database = url.database
+        if url.get_backend_name() == "sqlite" and database and database != ":memory:":
+            path = Path(database)
+            if not path.is_absolute():
+                url = url.set(database=str((self.base_dir / path).resolve()))
+        return url.render_as_string(hide_password=False)
+
+    @property
+    def feed_sources(self) -> list[str]:
+        """Feed URLs, with relative file paths anchored at the config's folder."""
+        sources = []
+        for url in self.feed.urls:
+            scheme = urlsplit(url).scheme.lower()
+            if scheme in ("http", "https", "file"):
+                sources.append(url)
+            else:
+                sources.append(str((self.base_dir / url).resolve()))
+        return sources
+
+    @property
+    def templates_dir(self) -> Path | None:
+        directory = self.templates.dir
+        if directory is None:
+            return None
+        return directory if directory.is_absolute() else (self.base_dir / directory).resolve()
+
+    def require_secret_key(self) -> str:
+        if self.secret_key is None or not self.secret_key.get_secret_value():
+            raise ConfigError(f"{SECRET_KEY_ENV} is not set; it signs the links in every mail")
+        return self.secret_key.get_secret_value()
+
+
+_NOT_FROM_FILE = ("base_dir", "secret_key", "smtp_password")
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"] if part != "from_") or "(top level)"
+    location = location.replace("from_", "from")
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{location}: unknown key"
+    if kind == "missing":
+        return f"{location}: required key is missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{location}: {message}"
+
+
+def settings_from_mapping(
+    data: Mapping[str, Any],
+    *,
+    base_dir: Path,
+    env: Mapping[str, str],
+    origin: str = "settings",
+) -> Settings:
+    """Validate already-parsed TOML data; raise ConfigError with one line on failure."""
+    secret = env.get(SECRET_KEY_ENV) or None
+    password = env.get(SMTP_PASSWORD_ENV) or None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{origin}: expected a table of sections")
+    for key in _NOT_FROM_FILE:
+        if key in data:
+            raise ConfigError(f"{origin}: {key}: unknown key (secrets come from the environment)")
+    try:
+        return Settings.model_validate(
+            {**data, "base_dir": base_dir, "secret_key": secret, "smtp_password": password}
+        )
+    except ValidationError as exc:
+        problems = "; ".join(_describe(error) for error in exc.errors())
+        raise ConfigError(f"{origin}: {problems}") from exc
+
+
+def find_config_path(explicit: Path | None, env: Mapping[str, str]) -> Path:
+    if explicit is not None:
+        return explicit
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    return Path(DEFAULT_CONFIG_NAME)
+
+
+def load_settings(explicit: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings file; every problem is a one-line ConfigError."""
+    environ = os.environ if env is None else env
+    path = find_config_path(explicit, environ)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file not found: {path} (pass --config PATH or set {CONFIG_ENV})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    return settings_from_mapping(
+        data, base_dir=path.resolve().parent, env=environ, origin=str(path)
+    )

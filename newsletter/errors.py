@@ -1,0 +1,54 @@
+"""The one exception hierarchy of the newsletter; entry points turn these into messages.
+
+    NewsletterError              anything the product reports to a person
+    ├── ConfigError              the settings file or environment is wrong (exit code 2)
+    ├── StorageError             the database cannot be reached or migrated
+    ├── FeedError                one feed could not be fetched or read
+    │   ├── FetchError           transport: unreachable, HTTP status, timeout, too large
+    │   └── FeedParseError       the bytes are not a usable feed
+    ├── EditionError             an edition does not exist or is in the wrong state
+    └── CompositionError         a template is missing or does not render
+
+Catch `NewsletterError` at an entry point (CLI command, web handler, scheduled job);
+catch a subclass only where the caller can do something specific about it, such as the
+fetch loop, which records a `FeedError` against its feed and goes on with the next one.
+Messages are one line and name what is wrong, so they can be shown as they are.
+"""
+
+from __future__ import annotations
+
+
+class NewsletterError(Exception):
+    """Base of every error the product reports to a person."""
+
+    exit_code = 1
+
+
+class ConfigError(NewsletterError):
+    """The settings file or the environment is missing, malformed or invalid."""
+
+    exit_code = 2
+
+
+class StorageError(NewsletterError):
+    """The database cannot be opened, reached or brought up to date."""
+
+
+class FeedError(NewsletterError):
+    """One feed could not be turned into articles; other feeds are unaffected."""
+
+
+class FetchError(FeedError):
+    """The feed's bytes could not be fetched: network, HTTP status, timeout or size."""
+
+
+class FeedParseError(FeedError):
+    """The fetched bytes are not a feed we can read, or hold nothing usable."""
+
+
+class EditionError(NewsletterError):
+    """An edition does not exist, or the requested change is not allowed in its state."""
+
+
+class CompositionError(NewsletterError):
+    """A template is missing or fails to render."""

@@ -1,0 +1,44 @@
+"""Alembic environment: runs on the connection the application hands in (see db.py)."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import text
+
+from newsletter.models import Base
+
+# A fixed key for PostgreSQL's advisory lock, so that two processes starting at once
+# (the web app and the scheduler) do not both try to create the same tables.
+MIGRATION_LOCK_KEY = 0x6E6C6D67  # "nlmg"
+
+
+def run_migrations() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        url = context.config.get_main_option("sqlalchemy.url")
+        if not url:
+            raise RuntimeError("pass a connection or set sqlalchemy.url")
+        from newsletter.db import create_db_engine
+
+        engine = create_db_engine(url)
+        with engine.begin() as owned:
+            _migrate(owned)
+        engine.dispose()
+    else:
+        _migrate(connection)
+
+
+def _migrate(connection: object) -> None:
+    if connection.dialect.name == "postgresql":  # type: ignore[attr-defined]
+        connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))  # type: ignore[attr-defined]
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run_migrations()

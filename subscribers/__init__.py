@@ -1,0 +1,1 @@
+"""The audience: subscribers, double opt-in, consent log, suppression and bounces."""

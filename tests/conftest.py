@@ -1,0 +1,103 @@
+"""Shared fixtures: settings, a real database (SQLite, and PostgreSQL when configured),
+a fixed clock and a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from newsletter.config import Settings, settings_from_mapping
+from newsletter.db import Database, open_database
+from tests.httpserver import LocalHTTPServer
+
+POSTGRES_URL_ENV = "NEWSLETTER_TEST_POSTGRES_URL"
+SEEDS_FEED = Path(__file__).parent.parent / "newsletter" / "data" / "sample-feed.xml"
+
+
+def _backends() -> list[Any]:
+    backends: list[Any] = ["sqlite"]
+    if os.environ.get(POSTGRES_URL_ENV):
+        backends.append(pytest.param("postgresql", marks=pytest.mark.postgres))
+    return backends
+
+
+@pytest.fixture(params=_backends())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database for one test: a SQLite file, or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'newsletter.db'}"
+        return
+    base = os.environ[POSTGRES_URL_ENV]
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in base else "?"
+    yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
+    """Build validated Settings from TOML-shaped sections; the test database is preset."""
+
+    def build(env: dict[str, str] | None = None, **sections: dict[str, Any]) -> Settings:
+        data: dict[str, Any] = {"database": {"url": database_url}}
+        data.update(sections)
+        environment = {"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789abcdef"}
+        environment.update(env or {})
+        return settings_from_mapping(data, base_dir=tmp_path, env=environment)
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = open_database(settings.database_url)
+    yield database
+    database.dispose()
+
+
+class FixedClock:
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 11, 17, 8, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def http_server() -> Iterator[LocalHTTPServer]:
+    server = LocalHTTPServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sample_feed_bytes() -> bytes:
+    return SEEDS_FEED.read_bytes()

@@ -1,0 +1,150 @@
+"""Settings: defaults, validation, one-line errors naming the key, secrets from the env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import Settings, load_settings
+from newsletter.errors import ConfigError
+
+EXAMPLE = Path(__file__).parent.parent / "newsletter.example.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "newsletter.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text), env={})
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_example_file_is_valid_and_carries_the_networks_defaults() -> None:
+    settings = load_settings(EXAMPLE, env={})
+    assert settings.site.name == "Radicale vernieuwing jeugdzorg"
+    assert settings.site.contact_email == "rvjeugdzorg@loc.nl"
+    assert settings.site.contact_phone == "030 284 3200"
+    assert settings.site.timezone == "Europe/Amsterdam"
+    assert settings.sender.from_ == "Radicale vernieuwing jeugdzorg <rvjeugdzorg@loc.nl>"
+    assert {theme.name for theme in settings.themes.values()} >= {
+        "Opstarten beweging",
+        "Mensen en initiatieven",
+        "Doe je mee?",
+    }
+
+
+def test_example_file_spells_out_every_default() -> None:
+    # What the example shows for a key must be what you get when you leave it out.
+    example = load_settings(EXAMPLE, env={})
+    defaults = Settings()
+    for section in ("feed", "smtp", "database"):
+        if section == "feed":
+            assert example.feed.model_dump(exclude={"urls"}) == defaults.feed.model_dump(
+                exclude={"urls"}
+            )
+        else:
+            assert getattr(example, section) == getattr(defaults, section)
+    assert example.themes == defaults.themes
+
+
+def test_missing_file_names_the_path_and_how_to_fix_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config file not found: .*nope\.toml") as caught:
+        load_settings(tmp_path / "nope.toml", env={})
+    assert caught.value.exit_code == 2
+
+
+def test_config_path_comes_from_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, '[site]\nname = "Elders"\n')
+    settings = load_settings(None, env={"NEWSLETTER_CONFIG": str(path)})
+    assert settings.site.name == "Elders"
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    assert load_error(tmp_path, "[smtp]\nhots = 'x'\n").endswith("smtp.hots: unknown key")
+
+
+def test_unknown_section_is_named(tmp_path: Path) -> None:
+    assert "smpt: unknown key" in load_error(tmp_path, "[smpt]\nhost = 'x'\n")
+
+
+def test_wrong_type_is_named(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "[smtp]\nport = 'twenty-five'\n")
+    assert "smtp.port:" in message and "integer" in message
+
+
+def test_out_of_range_is_named(tmp_path: Path) -> None:
+    assert "smtp.port:" in load_error(tmp_path, "[smtp]\nport = 70000\n")
+
+
+def test_bad_url_is_named(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "[site]\nbase_url = 'ftp://example.org'\n")
+    assert message.endswith("site.base_url: not an http(s) URL: 'ftp://example.org'")
+
+
+def test_bad_feed_scheme_is_named(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "[feed]\nurls = ['gopher://example.org/feed']\n")
+    assert "feed.urls.0: unsupported scheme 'gopher'" in message
+
+
+def test_bad_security_value_is_named(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "[smtp]\nsecurity = 'ssl'\n")
+    assert "smtp.security:" in message and "'starttls'" in message
+
+
+def test_bad_timezone_and_sender_are_both_reported(tmp_path: Path) -> None:
+    message = load_error(
+        tmp_path, "[site]\ntimezone = 'Mars/Olympus'\n[sender]\nfrom = 'not an address'\n"
+    )
+    assert "site.timezone: unknown time zone 'Mars/Olympus'" in message
+    assert "sender.from: not an e-mail address" in message
+
+
+def test_sender_with_line_break_is_refused(tmp_path: Path) -> None:
+    message = load_error(tmp_path, '[sender]\nfrom = "A <a@b.nl>\\nBcc: x@y.nl"\n')
+    assert "sender.from: contains a line break" in message
+
+
+def test_unsupported_database_is_named(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "[database]\nurl = 'mysql://x@localhost/db'\n")
+    assert message.startswith(f"{tmp_path / 'newsletter.toml'}: database.url: use sqlite")
+
+
+def test_invalid_toml_gives_the_line(tmp_path: Path) -> None:
+    assert "invalid TOML" in load_error(tmp_path, "[site\nname = 1\n")
+
+
+def test_theme_slug_must_be_simple(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "[themes.'Doe mee!']\nname = 'Doe mee'\n")
+    assert "themes.Doe mee!" in message
+
+
+def test_secrets_come_from_the_environment_only(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    settings = load_settings(
+        path, env={"NEWSLETTER_SECRET_KEY": "s3cret", "NEWSLETTER_SMTP_PASSWORD": "pw"}
+    )
+    assert settings.require_secret_key() == "s3cret"
+    assert settings.smtp_password is not None
+    assert settings.smtp_password.get_secret_value() == "pw"
+    assert "s3cret" not in repr(settings)
+    assert "secret_key: unknown key" in load_error(tmp_path, "secret_key = 'in the file'\n")
+
+
+def test_missing_secret_key_is_a_clear_error(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ""), env={})
+    with pytest.raises(ConfigError, match="NEWSLETTER_SECRET_KEY is not set"):
+        settings.require_secret_key()
+
+
+def test_relative_paths_are_anchored_at_the_config_folder(tmp_path: Path) -> None:
+    path = write(tmp_path, "[feed]\nurls = ['feeds/site.xml']\n")
+    settings = load_settings(path, env={})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'newsletter.db'}"
+    assert settings.feed_sources == [str(tmp_path / "feeds" / "site.xml")]
