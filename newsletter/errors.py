@@ -7,11 +7,16 @@
     │   ├── FetchError           transport: unreachable, HTTP status, timeout, too large
     │   └── FeedParseError       the bytes are not a usable feed
     ├── EditionError             an edition does not exist or is in the wrong state
-    └── CompositionError         a template is missing or does not render
+    ├── CompositionError         a template is missing or does not render
+    └── DeliveryError            mail could not be handed to the SMTP server
+        ├── SmtpConnectError     no session: refused, TLS or login failed (check settings)
+        └── SmtpConnectionLost   an open session broke, timed out or got 421 (reconnect)
 
 Catch `NewsletterError` at an entry point (CLI command, web handler, scheduled job);
 catch a subclass only where the caller can do something specific about it, such as the
-fetch loop, which records a `FeedError` against its feed and goes on with the next one.
+fetch loop, which records a `FeedError` against its feed and goes on with the next one,
+and the sender, which reconnects after `SmtpConnectionLost`. A refused recipient is not
+an exception at all: the SMTP client returns the server's replies as data.
 Messages are one line and name what is wrong, so they can be shown as they are.
 """
 
@@ -52,3 +57,15 @@ class EditionError(NewsletterError):
 
 class CompositionError(NewsletterError):
     """A template is missing or fails to render."""
+
+
+class DeliveryError(NewsletterError):
+    """Mail could not be handed to the SMTP server."""
+
+
+class SmtpConnectError(DeliveryError):
+    """No SMTP session could be set up: connection refused, TLS, greeting or login failed."""
+
+
+class SmtpConnectionLost(DeliveryError):
+    """An open SMTP session broke: dropped, timed out or closed by the server (421)."""

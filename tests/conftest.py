@@ -82,8 +82,14 @@ class FixedClock:
         return self.now
 
     def advance(self, **delta: float) -> datetime:
+        """Move the clock forward and return the new time."""
         self.now += timedelta(**delta)
         return self.now
+
+    def later(self, **delta: float) -> FixedClock:
+        """Move the clock forward and return the clock itself, to pass it on."""
+        self.advance(**delta)
+        return self
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from newsletter.models import Base
 
@@ -28,9 +28,9 @@ def run_migrations() -> None:
         _migrate(connection)
 
 
-def _migrate(connection: object) -> None:
-    if connection.dialect.name == "postgresql":  # type: ignore[attr-defined]
-        connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))  # type: ignore[attr-defined]
+def _migrate(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

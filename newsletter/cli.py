@@ -1,0 +1,384 @@
+"""The `newsletter` command: parses arguments, calls the library, turns errors into exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import webbrowser
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from newsletter import __version__
+from newsletter.clock import Clock, utc_now
+from newsletter.config import Settings, load_settings
+from newsletter.db import Database, open_database, upgrade_schema
+from newsletter.editions import get_edition, list_editions
+from newsletter.errors import NewsletterError
+from newsletter.ingest import FeedReport
+from newsletter.models import Article, Edition
+from newsletter.pipeline import draft_edition, fetch_all, preview_edition
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _ReportingGroup(TyperGroup):
+    """Turns a NewsletterError anywhere below into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsletterError as exc:
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(exc.exit_code) from exc
+
+
+@dataclass
+class AppContext:
+    """Settings and database, opened on first use so that `--help` needs neither."""
+
+    config_path: Path | None
+    clock: Clock = utc_now
+    _settings: Settings | None = None
+    _database: Database | None = None
+    cleanups: list[Any] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            self._database = open_database(self.settings.database_url)
+            self.cleanups.append(self._database.dispose)
+        return self._database
+
+    def close(self) -> None:
+        for cleanup in reversed(self.cleanups):
+            cleanup()
+
+
+app = typer.Typer(
+    cls=_ReportingGroup,
+    help="The newsletter of Radicale vernieuwing jeugdzorg: fetch, draft, preview, send.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+edition_app = typer.Typer(cls=_ReportingGroup, help="Look at one edition.", no_args_is_help=True)
+db_app = typer.Typer(cls=_ReportingGroup, help="Database maintenance.", no_args_is_help=True)
+app.add_typer(edition_app, name="edition")
+app.add_typer(db_app, name="db")
+
+
+def _context(ctx: typer.Context) -> AppContext:
+    root = ctx.find_root()
+    if not isinstance(root.obj, AppContext):
+        root.obj = AppContext(config_path=None)
+    return root.obj
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"newsletter {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Settings file (default: $NEWSLETTER_CONFIG, else ./newsletter.toml).",
+            dir_okay=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    if not isinstance(ctx.obj, AppContext):
+        ctx.obj = AppContext(config_path=config)
+    else:
+        ctx.obj.config_path = config or ctx.obj.config_path
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _print_json(data: Any) -> None:
+    out.print(json.dumps(data, ensure_ascii=False, indent=2, default=str), markup=False)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _report_line(report: FeedReport) -> str:
+    if report.failed:
+        return f"failed    {report.source}: {report.error}"
+    if report.outcome == "unchanged":
+        return f"unchanged {report.source}"
+    return f"ok        {report.source}: {report.new} new, {report.updated} updated"
+
+
+# -- feeds and articles -------------------------------------------------------------
+
+
+@app.command()
+def fetch(ctx: typer.Context) -> None:
+    """Fetch every configured feed and store new and edited articles."""
+    app_context = _context(ctx)
+    reports = fetch_all(app_context.settings, app_context.database, clock=app_context.clock)
+    for report in reports:
+        for warning in report.warnings:
+            err.print(f"warning: {report.source}: {warning}", markup=False)
+        (err if report.failed else out).print(_report_line(report), markup=False)
+    failed = sum(report.failed for report in reports)
+    if failed:
+        err.print(f"{failed} of {len(reports)} feeds failed", markup=False)
+        raise typer.Exit(1)
+
+
+def _article_json(article: Article) -> dict[str, Any]:
+    return {
+        "id": article.id,
+        "feed": article.feed.url,
+        "guid": article.guid,
+        "title": article.title,
+        "link": article.link,
+        "author": article.author,
+        "categories": article.categories,
+        "published_at": _iso(article.published_at),
+        "updated_at": _iso(article.updated_at),
+        "first_seen_at": _iso(article.first_seen_at),
+        "image_url": article.image_url,
+    }
+
+
+@app.command()
+def articles(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
+) -> None:
+    """List stored articles, newest first."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    app_context = _context(ctx)
+    with app_context.database.session() as session:
+        rows = session.scalars(
+            select(Article)
+            .options(selectinload(Article.feed))
+            .order_by(Article.published_at.desc(), Article.first_seen_at.desc())
+            .limit(limit)
+        ).all()
+        data = [_article_json(article) for article in rows]
+    if as_json:
+        _print_json(data)
+        return
+    if not data:
+        out.print("no articles yet; run 'newsletter fetch'")
+        return
+    table = Table("id", "published", "title", "categories", box=None)
+    for item in data:
+        table.add_row(
+            str(item["id"]),
+            (item["published_at"] or "")[:10],
+            item["title"],
+            ", ".join(item["categories"]),
+        )
+    out.print(table)
+
+
+# -- editions -----------------------------------------------------------------------
+
+
+def _edition_json(edition: Edition, article_count: int | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "number": edition.id,
+        "state": edition.state,
+        "subject": edition.subject,
+        "created_at": _iso(edition.created_at),
+        "approved_at": _iso(edition.approved_at),
+        "sent_at": _iso(edition.sent_at),
+        "superseded_by": edition.superseded_by,
+    }
+    if article_count is not None:
+        data["articles"] = article_count
+    return data
+
+
+def _read_intro(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NewsletterError(f"intro file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise NewsletterError(f"intro file is not UTF-8 text: {path}") from None
+    except OSError as exc:
+        raise NewsletterError(f"cannot read intro file {path}: {exc.strerror}") from exc
+
+
+@app.command()
+def draft(
+    ctx: typer.Context,
+    intro: Annotated[
+        Path | None, typer.Option(help="Markdown file with the edition's introduction.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Draft even when fewer than min_new_articles are new.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a draft edition from the articles that are new since the last sent one."""
+    app_context = _context(ctx)
+    result = draft_edition(
+        app_context.settings,
+        app_context.database,
+        clock=app_context.clock,
+        intro_markdown=_read_intro(intro),
+        force=force,
+    )
+    if as_json:
+        _print_json({"created": result.number is not None, **asdict(result)})
+        return
+    if result.number is None:
+        out.print(
+            f"nothing new: {result.new_articles} new article(s), "
+            f"at least {result.min_new_articles} needed (use --force to draft anyway)"
+        )
+        return
+    out.print(f"created draft edition {result.number} with {result.new_articles} articles")
+    if result.left_out:
+        out.print(f"{result.left_out} older new article(s) left out (see feed.max_articles)")
+    for number in result.superseded:
+        out.print(f"edition {number} is superseded by this draft")
+
+
+@app.command()
+def editions(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List editions, newest first."""
+    with _context(ctx).database.session() as session:
+        data = [_edition_json(edition, count) for edition, count in list_editions(session)]
+    if as_json:
+        _print_json(data)
+        return
+    if not data:
+        out.print("no editions yet; run 'newsletter draft'")
+        return
+    table = Table("#", "state", "created", "articles", "subject", box=None)
+    for item in data:
+        table.add_row(
+            str(item["number"]),
+            item["state"],
+            item["created_at"][:16].replace("T", " "),
+            str(item["articles"]),
+            item["subject"],
+        )
+    out.print(table)
+
+
+@edition_app.command("show")
+def edition_show(
+    ctx: typer.Context,
+    number: Annotated[int, typer.Argument(help="Edition number.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one edition and its articles."""
+    with _context(ctx).database.session() as session:
+        edition = get_edition(session, number)
+        data = _edition_json(edition, len(edition.entries))
+        data["intro_markdown"] = edition.intro_markdown
+        data["articles"] = [
+            {
+                "position": entry.position,
+                "id": entry.article.id,
+                "title": entry.article.title,
+                "link": entry.article.link,
+                "published_at": _iso(entry.article.published_at),
+                "categories": entry.article.categories,
+            }
+            for entry in edition.entries
+        ]
+    if as_json:
+        _print_json(data)
+        return
+    out.print(f"edition {data['number']} ({data['state']}): {data['subject']}", markup=False)
+    out.print(f"created {data['created_at']}", markup=False)
+    if data["intro_markdown"]:
+        out.print(f"intro: {data['intro_markdown'].strip().splitlines()[0]}…", markup=False)
+    for item in data["articles"]:
+        date = (item["published_at"] or "")[:10]
+        out.print(f"  {item['position'] + 1}. {date}  {item['title']}", markup=False)
+
+
+@app.command()
+def preview(
+    ctx: typer.Context,
+    number: Annotated[
+        int | None, typer.Argument(help="Edition number (default: the newest).")
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder to write the files to.", file_okay=False)
+    ] = Path("preview"),
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the HTML.")] = False,
+) -> None:
+    """Write edition-N.html and edition-N.txt with sample recipient values."""
+    app_context = _context(ctx)
+    files = preview_edition(app_context.settings, app_context.database, number, out_dir)
+    out.print(f"HTML: {files.html}", markup=False)
+    out.print(f"text: {files.text}", markup=False)
+    if open_browser:
+        webbrowser.open(files.html.resolve().as_uri())
+
+
+# -- maintenance and demo -----------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Create or upgrade the database schema to the newest version."""
+    from newsletter.db import create_db_engine
+
+    engine = create_db_engine(_context(ctx).settings.database_url)
+    try:
+        upgrade_schema(engine)
+    finally:
+        engine.dispose()
+    out.print("database is up to date")
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Work here instead of a new temporary folder.", file_okay=False),
+    ] = None,
+) -> None:
+    """Run the whole job on built-in defaults: sample feed, SQLite, a local SMTP server."""
+    from newsletter.demo import run_demo
+
+    run_demo(directory, out=out)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app(standalone_mode=True))

@@ -1,0 +1,69 @@
+"""Previews: an edition composed with sample recipient values, written as HTML and text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from newsletter.compose import (
+    ArticleView,
+    EditionContent,
+    compose_edition,
+    sample_recipient,
+)
+from newsletter.config import Settings
+from newsletter.errors import CompositionError
+from newsletter.models import Edition
+
+
+def edition_content(edition: Edition) -> EditionContent:
+    """The composable view of a stored edition (its articles must be loaded)."""
+    return EditionContent(
+        number=edition.id,
+        subject=edition.subject,
+        intro_markdown=edition.intro_markdown,
+        created_at=edition.created_at,
+        articles=tuple(
+            ArticleView(
+                title=entry.article.title,
+                link=entry.article.link,
+                published_at=entry.article.published_at,
+                categories=tuple(entry.article.categories),
+                summary_html=entry.article.summary_html,
+                content_html=entry.article.content_html,
+                image_url=entry.article.image_url,
+                image_alt=entry.article.image_alt,
+            )
+            for entry in edition.entries
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class PreviewFiles:
+    html: Path
+    text: Path
+
+
+def write_preview(
+    content: EditionContent,
+    settings: Settings,
+    *,
+    environment: jinja2.Environment,
+    out_dir: Path,
+) -> PreviewFiles:
+    """Compose `content` for a sample recipient and write edition-N.html and edition-N.txt."""
+    mail = compose_edition(content, settings, environment=environment)
+    if mail is None:  # pragma: no cover - only a theme filter can empty an edition
+        raise CompositionError(f"edition {content.number} has nothing to show")
+    recipient = sample_recipient(settings)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = PreviewFiles(
+        html=out_dir / f"edition-{content.number}.html",
+        text=out_dir / f"edition-{content.number}.txt",
+    )
+    files.html.write_text(mail.html_for(recipient), encoding="utf-8")
+    files.text.write_text(mail.text_for(recipient), encoding="utf-8")
+    return files

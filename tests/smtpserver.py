@@ -1,0 +1,188 @@
+"""A real SMTP server (aiosmtpd) for tests, with faults a test can switch on.
+
+Faults are keyed by recipient address: a fixed reply at RCPT, a sequence of replies at
+DATA (e.g. 451 once, then accept), a dropped connection or a stall during DATA. Every
+accepted message is kept with its envelope and raw bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+    def message(self) -> EmailMessage:
+        parsed = message_from_bytes(self.data, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+@dataclass
+class Faults:
+    rcpt: dict[str, str] = field(default_factory=dict)  # address -> reply, e.g. "550 no"
+    data: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
+    drop_in_data: set[str] = field(default_factory=set)  # hang up when DATA names them
+    stall_in_data: dict[str, float] = field(default_factory=dict)  # seconds to sleep
+    mail_reply: deque[str] = field(default_factory=deque)  # replies to the next MAILs
+
+
+class _Handler:
+    def __init__(self, server: TestSmtpServer) -> None:
+        self.server = server
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.server.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        with self.server.lock:
+            self.server.commands.append(f"MAIL {address}")
+            if envelope.mail_from is not None:
+                self.server.mail_inside_mail += 1
+            if self.server.faults.mail_reply:
+                return self.server.faults.mail_reply.popleft()
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        with self.server.lock:
+            self.server.commands.append(f"RCPT {address}")
+            reply = self.server.faults.rcpt.get(address)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.server.lock:
+            self.server.commands.append("RSET")
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        faults = self.server.faults
+        for address in envelope.rcpt_tos:
+            if address in faults.drop_in_data:
+                faults.drop_in_data.discard(address)
+                assert server.transport is not None
+                server.transport.abort()
+                return "451 dropped"
+            if address in faults.stall_in_data:
+                await asyncio.sleep(faults.stall_in_data.pop(address))
+            with self.server.lock:
+                queued = faults.data.get(address)
+                reply = queued.popleft() if queued else None
+            if reply:
+                return reply
+        with self.server.lock:
+            self.server.received.append(
+                Received(
+                    str(envelope.mail_from),
+                    list(envelope.rcpt_tos),
+                    bytes(envelope.content),  # type: ignore[arg-type]
+                )
+            )
+        return "250 OK: queued"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class TestSmtpServer:
+    """aiosmtpd on 127.0.0.1, in its own thread; `received` holds what it accepted."""
+
+    __test__ = False  # not a test class, despite the name
+
+    def __init__(
+        self,
+        *,
+        pipelining: bool = True,
+        credentials: tuple[str, str] | None = None,
+        **smtp_options: Any,
+    ) -> None:
+        self.pipelining = pipelining
+        self.faults = Faults()
+        self.received: list[Received] = []
+        self.commands: list[str] = []
+        self.mail_inside_mail = 0
+        self.lock = threading.Lock()
+        self.port = free_port()
+        options = dict(smtp_options)
+        if credentials is not None:
+
+            def authenticate(
+                server: SMTP,
+                session: Session,
+                envelope: Envelope,
+                mechanism: str,
+                auth_data: Any,
+            ) -> AuthResult:
+                ok = (
+                    isinstance(auth_data, LoginPassword)
+                    and (
+                        auth_data.login.decode(),
+                        auth_data.password.decode(),
+                    )
+                    == credentials
+                )
+                return AuthResult(success=ok, handled=False)
+
+            options.update(authenticator=authenticate, auth_require_tls=False)
+        self._controller = Controller(
+            _Handler(self), hostname="127.0.0.1", port=self.port, **options
+        )
+
+    def start(self) -> TestSmtpServer:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def messages(self) -> list[EmailMessage]:
+        return [item.message() for item in self.received]
+
+    def delivered_to(self) -> list[str]:
+        return [address for item in self.received for address in item.recipients]

@@ -1,0 +1,194 @@
+"""The composed HTML in a real browser: what a reader on a phone or a desktop would check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from newsletter.compose import compose_edition, sample_recipient
+from newsletter.templating import template_environment
+from tests.test_compose import contrast_ratio, mail_settings, seed_edition
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+PHONE_WIDTH = 390
+DESKTOP_WIDTH = 1200
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"{CHROMIUM} is missing (install it with `make browser`; apt may still be busy)",
+    ),
+]
+
+# Every element with its own text, with its computed colour, the first non-transparent
+# background behind it, its font size and whether a reader can see it at all.
+TEXT_STYLES_SCRIPT = """
+() => {
+  const visible = (el) => {
+    for (let node = el; node; node = node.parentElement) {
+      const style = getComputedStyle(node);
+      if (style.display === 'none' || style.visibility === 'hidden' || style.opacity === '0') {
+        return false;
+      }
+    }
+    return true;
+  };
+  const backgroundOf = (el) => {
+    for (let node = el; node; node = node.parentElement) {
+      const colour = getComputedStyle(node).backgroundColor;
+      if (colour && colour !== 'transparent' && colour !== 'rgba(0, 0, 0, 0)') return colour;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  const results = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const ownText = Array.from(el.childNodes)
+      .filter((node) => node.nodeType === Node.TEXT_NODE)
+      .map((node) => node.textContent.trim())
+      .join('');
+    if (!ownText || !visible(el)) continue;
+    const style = getComputedStyle(el);
+    results.push({
+      tag: el.tagName.toLowerCase(),
+      className: el.className,
+      text: ownText.slice(0, 60),
+      color: style.color,
+      background: backgroundOf(el),
+      fontSize: parseFloat(style.fontSize),
+    });
+  }
+  return results;
+}
+"""
+
+
+def rgb_to_hex(css_colour: str) -> str:
+    channels = css_colour[css_colour.index("(") + 1 : css_colour.index(")")].split(",")
+    red, green, blue = (int(float(channel)) for channel in channels[:3])
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+@pytest.fixture(scope="module")
+def edition_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed edition (no images, so nothing may load) filled for the sample reader."""
+    folder = tmp_path_factory.mktemp("browser")
+    settings = mail_settings(folder)
+    mail = compose_edition(seed_edition(), settings, environment=template_environment(settings))
+    assert mail is not None
+    path = folder / "edition.html"
+    path.write_text(mail.html_for(sample_recipient(settings)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class OpenedPage:
+    def __init__(self, page: Any, requests: list[str]) -> None:
+        self.page = page
+        self.requests = requests
+
+
+@pytest.fixture(params=[PHONE_WIDTH, DESKTOP_WIDTH], ids=["phone", "desktop"])
+def opened(
+    request: pytest.FixtureRequest, browser: Any, edition_file: Path
+) -> Iterator[OpenedPage]:
+    context = browser.new_context(viewport={"width": request.param, "height": 800})
+    page = context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda sent: requests.append(sent.url))
+    page.goto(edition_file.as_uri())
+    page.wait_for_load_state("networkidle")
+    yield OpenedPage(page, requests)
+    context.close()
+
+
+def test_loading_the_mail_makes_no_request_at_all(opened: OpenedPage, edition_file: Path) -> None:
+    assert opened.requests == [edition_file.as_uri()]
+
+
+def test_no_sideways_scrolling_on_a_phone(browser: Any, edition_file: Path) -> None:
+    context = browser.new_context(viewport={"width": PHONE_WIDTH, "height": 800})
+    page = context.new_page()
+    page.goto(edition_file.as_uri())
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_WIDTH
+    context.close()
+
+
+def test_the_mail_is_at_most_600_pixels_wide_on_a_desktop(opened: OpenedPage) -> None:
+    widths = opened.page.evaluate(
+        "Array.from(document.querySelectorAll('h2'))"
+        ".map((h) => h.closest('table').getBoundingClientRect().width)"
+    )
+    assert widths
+    assert max(widths) <= 600
+
+
+def test_the_page_is_dutch_and_titled(opened: OpenedPage) -> None:
+    assert opened.page.evaluate("document.documentElement.lang") == "nl"
+    assert opened.page.title() == seed_edition().subject
+
+
+def test_reading_text_is_at_least_16_pixels(opened: OpenedPage) -> None:
+    styles = opened.page.evaluate(TEXT_STYLES_SCRIPT)
+    # Paragraphs without a class are reading text: the intro, excerpts and "Doe mee".
+    excerpts = [s for s in styles if s["tag"] == "p" and not s["className"]]
+    assert len(excerpts) >= 8
+    for style in excerpts:
+        assert style["fontSize"] >= 16, style
+    # Labels, dates and the footer may be smaller, but never tiny.
+    for style in styles:
+        assert style["fontSize"] >= 14, style
+
+
+def test_every_visible_text_meets_wcag_aa_contrast(opened: OpenedPage) -> None:
+    styles = opened.page.evaluate(TEXT_STYLES_SCRIPT)
+    assert styles
+    for style in styles:
+        ratio = contrast_ratio(rgb_to_hex(style["color"]), rgb_to_hex(style["background"]))
+        assert ratio >= 4.5, f"{style['text']!r}: {ratio:.2f}:1"
+
+
+def test_buttons_are_easy_to_tap(opened: OpenedPage) -> None:
+    boxes = opened.page.evaluate(
+        "Array.from(document.querySelectorAll('a.button')).map((a) => {"
+        " const box = a.getBoundingClientRect();"
+        " return [box.width, box.height, a.getAttribute('aria-label')]; })"
+    )
+    assert len(boxes) == 6  # five articles and the platform
+    for width, height, _ in boxes:
+        assert height >= 40
+        assert width >= 80
+    labels = [label for _, _, label in boxes if label]
+    assert labels[0] == "Lees verder: Wat als… ouders gewoon om hulp kunnen vragen?"
+
+
+def test_the_footer_links_are_there_and_lead_somewhere(opened: OpenedPage) -> None:
+    links = opened.page.evaluate(
+        "Object.fromEntries(Array.from(document.querySelectorAll('a'))"
+        ".map((a) => [a.textContent.trim(), a.href]))"
+    )
+    assert links["Afmelden"].endswith("/unsubscribe/voorbeeld-token")
+    assert links["Voorkeuren aanpassen"].endswith("/preferences/voorbeeld-token")
+    assert links["Bekijk in je browser"].endswith("/archive/12")
+    assert links["rvjeugdzorg@loc.nl"] == "mailto:rvjeugdzorg@loc.nl"
+    assert links["030 284 3200"] == "tel:+31302843200"
