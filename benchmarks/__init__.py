@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs them all; figures go in docs/benchmarks.md."""

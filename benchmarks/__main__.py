@@ -1,0 +1,7 @@
+"""Run every benchmark in turn: `python -m benchmarks` (what `make bench` does)."""
+
+from __future__ import annotations
+
+from benchmarks import compose
+
+compose.main()
