@@ -7,6 +7,7 @@ silently falls back to a default. Secrets are never read from the file.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 import zoneinfo
@@ -140,6 +141,32 @@ class DatabaseSettings(_Section):
         raise ValueError(f"use sqlite:///PATH or postgresql+psycopg://..., not {value!r}")
 
 
+class SubscriberSettings(_Section):
+    confirm_hours: int = Field(48, ge=1, le=24 * 30)
+    purge_unconfirmed_days: int = Field(7, ge=1, le=365)
+    max_confirmation_mails_per_day: int = Field(3, ge=1, le=20)
+    ip_policy: Literal["store", "hash", "none"] = "hash"
+
+
+class WebSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    signup_limit_per_ip: int = Field(10, ge=1, le=10_000)
+    signup_window_minutes: int = Field(60, ge=1, le=24 * 60)
+    # Addresses of reverse proxies whose X-Forwarded-For names the real client.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _are_addresses(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {value!r}") from None
+        return values
+
+
 class ThemeSettings(_Section):
     name: str = Field(min_length=1, max_length=80)
     categories: list[str] = Field(default_factory=list)
@@ -173,6 +200,8 @@ class Settings(_Section):
     sender: SenderSettings = Field(default_factory=SenderSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    subscribers: SubscriberSettings = Field(default_factory=SubscriberSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     themes: dict[Slug, ThemeSettings] = Field(default_factory=default_themes)
     templates: TemplateSettings = Field(default_factory=TemplateSettings)
 

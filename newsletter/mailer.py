@@ -1,0 +1,109 @@
+"""Single mails (confirmations, notices to one person) through the product's SMTP client.
+
+The bulk sender builds its messages its own, faster way; both hand their bytes to
+`newsletter.smtp.SmtpConnection`, so there is one SMTP layer with one set of rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, make_msgid, parseaddr
+
+from newsletter.config import Settings
+from newsletter.errors import DeliveryError
+from newsletter.smtp import SmtpConnection, SmtpOptions, TransactionResult, wire_form
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(value: str) -> str:
+    """`value` without control characters or line breaks: safe in any header."""
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """One mail to one person; `kind` names it in logs and the consent record."""
+
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+    kind: str = "notice"
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+
+def smtp_options(settings: Settings) -> SmtpOptions:
+    """The SMTP client's options from the [smtp] settings and the password in the env."""
+    smtp = settings.smtp
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    return SmtpOptions(
+        host=smtp.host,
+        port=smtp.port,
+        security=smtp.security,
+        username=smtp.username,
+        password=password,
+        timeout=smtp.timeout_seconds,
+    )
+
+
+def sender_address(settings: Settings) -> str:
+    """The bare address of [sender] from, used as the envelope sender."""
+    return parseaddr(settings.sender.from_)[1]
+
+
+def build_message(mail: OutgoingMail, *, settings: Settings, now: datetime) -> bytes:
+    """The mail as RFC 5322 bytes: text (and HTML) in UTF-8, headers that cannot be split.
+
+    The recipient goes in `To` as a bare address: names typed into a form are never put
+    in a mail to an address that has not confirmed it (spammers use sign-up forms to
+    carry their text to strangers).
+    """
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = settings.sender.from_
+    message["To"] = one_line(mail.to)
+    message["Subject"] = one_line(mail.subject)
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = make_msgid(domain=sender_address(settings).rpartition("@")[2])
+    if settings.sender.reply_to:
+        message["Reply-To"] = settings.sender.reply_to
+    message["Auto-Submitted"] = "auto-generated"
+    for name, value in mail.extra_headers.items():
+        message[one_line(name)] = one_line(value)
+    message.set_content(mail.text, charset="utf-8")
+    if mail.html is not None:
+        message.add_alternative(mail.html, subtype="html", charset="utf-8")
+    return message.as_bytes()
+
+
+Send = Callable[[OutgoingMail], Awaitable[None]]
+
+
+class SmtpMailer:
+    """Sends one mail per SMTP session; for confirmations and notices, not for bulk."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime]) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._options = smtp_options(settings)
+
+    async def send(self, mail: OutgoingMail) -> None:
+        """Deliver `mail` or raise DeliveryError saying why (refused, unreachable, ...)."""
+        payload = wire_form(build_message(mail, settings=self._settings, now=self._clock()))
+        async with await SmtpConnection.open(self._options) as connection:
+            result: TransactionResult = await connection.send(
+                sender_address(self._settings), [mail.to], payload
+            )
+        if mail.to not in result.delivered:
+            reply = result.reply_for(mail.to)
+            raise DeliveryError(f"the SMTP server refused the mail to {mail.to}: {reply}")
+
+    def send_now(self, mail: OutgoingMail) -> None:
+        """`send` for synchronous callers (the CLI)."""
+        asyncio.run(self.send(mail))

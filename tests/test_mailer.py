@@ -1,0 +1,85 @@
+"""Single mails through the SMTP client to a real aiosmtpd server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from email.utils import parsedate_to_datetime
+
+import pytest
+
+from newsletter.config import Settings
+from newsletter.errors import DeliveryError
+from newsletter.mailer import OutgoingMail, SmtpMailer
+from tests.conftest import FixedClock
+from tests.smtpserver import TestSmtpServer
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[TestSmtpServer]:
+    server = TestSmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailer(
+    make_settings: Callable[..., Settings], smtp_server: TestSmtpServer, clock: FixedClock
+) -> SmtpMailer:
+    settings = make_settings(
+        smtp={"host": "127.0.0.1", "port": smtp_server.port},
+        sender={"from": "Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>"},
+    )
+    return SmtpMailer(settings, clock=clock)
+
+
+def test_mail_arrives_with_its_headers_and_both_parts(
+    mailer: SmtpMailer, smtp_server: TestSmtpServer, clock: FixedClock
+) -> None:
+    mailer.send_now(
+        OutgoingMail(
+            to="ouder@example.org",
+            subject="Bevestig je aanmelding – cliëntenraad",
+            text="Klik op de link.\n",
+            html="<p>Klik op de link.</p>",
+        )
+    )
+    [received] = smtp_server.received
+    assert received.sender == "nieuwsbrief@rvjeugdzorg.nl"
+    assert received.recipients == ["ouder@example.org"]
+    message = received.message()
+    assert message["To"] == "ouder@example.org"
+    assert message["Subject"] == "Bevestig je aanmelding – cliëntenraad"
+    assert message["From"] == "Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert parsedate_to_datetime(message["Date"]) == clock()
+    assert message["Message-ID"].endswith("@rvjeugdzorg.nl>")
+    assert message.get_content_type() == "multipart/alternative"
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None and html is not None
+    assert text.get_content().splitlines() == ["Klik op de link."]
+    assert "<p>Klik op de link.</p>" in html.get_content()
+
+
+def test_line_breaks_in_header_values_cannot_add_headers(
+    mailer: SmtpMailer, smtp_server: TestSmtpServer
+) -> None:
+    mailer.send_now(
+        OutgoingMail(
+            to="ouder@example.org",
+            subject="Hallo\r\nBcc: slachtoffer@example.com",
+            text="x",
+        )
+    )
+    message = smtp_server.received[0].message()
+    assert message["Bcc"] is None
+    assert message["Subject"] == "Hallo Bcc: slachtoffer@example.com"
+    assert smtp_server.received[0].recipients == ["ouder@example.org"]
+
+
+def test_a_refused_recipient_is_a_delivery_error(
+    mailer: SmtpMailer, smtp_server: TestSmtpServer
+) -> None:
+    smtp_server.faults.rcpt["weg@example.org"] = "550 5.1.1 unknown user"
+    with pytest.raises(DeliveryError, match="refused the mail to weg@example.org: 550 5.1.1"):
+        mailer.send_now(OutgoingMail(to="weg@example.org", subject="x", text="x"))
