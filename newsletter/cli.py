@@ -2,90 +2,43 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import webbrowser
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
-from typer.core import TyperGroup
 
 from newsletter import __version__
-from newsletter.clock import Clock, utc_now
-from newsletter.config import Settings, load_settings
-from newsletter.db import Database, open_database, upgrade_schema
+from newsletter.cli_support import (
+    AppContext,
+    ReportingGroup,
+    app_context,
+    err,
+    iso,
+    out,
+    print_json,
+)
+from newsletter.db import upgrade_schema
 from newsletter.editions import get_edition, list_editions
 from newsletter.errors import NewsletterError
 from newsletter.ingest import FeedReport
 from newsletter.models import Article, Edition
 from newsletter.pipeline import draft_edition, fetch_all, preview_edition
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-class _ReportingGroup(TyperGroup):
-    """Turns a NewsletterError anywhere below into one line on stderr and its exit code."""
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except NewsletterError as exc:
-            err.print(f"error: {exc}", markup=False)
-            raise typer.Exit(exc.exit_code) from exc
-
-
-@dataclass
-class AppContext:
-    """Settings and database, opened on first use so that `--help` needs neither."""
-
-    config_path: Path | None
-    clock: Clock = utc_now
-    _settings: Settings | None = None
-    _database: Database | None = None
-    cleanups: list[Any] = field(default_factory=list)
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(self.config_path)
-        return self._settings
-
-    @property
-    def database(self) -> Database:
-        if self._database is None:
-            self._database = open_database(self.settings.database_url)
-            self.cleanups.append(self._database.dispose)
-        return self._database
-
-    def close(self) -> None:
-        for cleanup in reversed(self.cleanups):
-            cleanup()
-
-
 app = typer.Typer(
-    cls=_ReportingGroup,
+    cls=ReportingGroup,
     help="The newsletter of Radicale vernieuwing jeugdzorg: fetch, draft, preview, send.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-edition_app = typer.Typer(cls=_ReportingGroup, help="Look at one edition.", no_args_is_help=True)
-db_app = typer.Typer(cls=_ReportingGroup, help="Database maintenance.", no_args_is_help=True)
+edition_app = typer.Typer(cls=ReportingGroup, help="Look at one edition.", no_args_is_help=True)
+db_app = typer.Typer(cls=ReportingGroup, help="Database maintenance.", no_args_is_help=True)
 app.add_typer(edition_app, name="edition")
 app.add_typer(db_app, name="db")
-
-
-def _context(ctx: typer.Context) -> AppContext:
-    root = ctx.find_root()
-    if not isinstance(root.obj, AppContext):
-        root.obj = AppContext(config_path=None)
-    return root.obj
 
 
 def _version(value: bool) -> None:
@@ -117,14 +70,6 @@ def _root(
     ctx.call_on_close(ctx.obj.close)
 
 
-def _print_json(data: Any) -> None:
-    out.print(json.dumps(data, ensure_ascii=False, indent=2, default=str), markup=False)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def _report_line(report: FeedReport) -> str:
     if report.failed:
         return f"failed    {report.source}: {report.error}"
@@ -139,8 +84,8 @@ def _report_line(report: FeedReport) -> str:
 @app.command()
 def fetch(ctx: typer.Context) -> None:
     """Fetch every configured feed and store new and edited articles."""
-    app_context = _context(ctx)
-    reports = fetch_all(app_context.settings, app_context.database, clock=app_context.clock)
+    context = app_context(ctx)
+    reports = fetch_all(context.settings, context.database, clock=context.clock)
     for report in reports:
         for warning in report.warnings:
             err.print(f"warning: {report.source}: {warning}", markup=False)
@@ -160,9 +105,9 @@ def _article_json(article: Article) -> dict[str, Any]:
         "link": article.link,
         "author": article.author,
         "categories": article.categories,
-        "published_at": _iso(article.published_at),
-        "updated_at": _iso(article.updated_at),
-        "first_seen_at": _iso(article.first_seen_at),
+        "published_at": iso(article.published_at),
+        "updated_at": iso(article.updated_at),
+        "first_seen_at": iso(article.first_seen_at),
         "image_url": article.image_url,
     }
 
@@ -177,8 +122,8 @@ def articles(
     from sqlalchemy import select
     from sqlalchemy.orm import selectinload
 
-    app_context = _context(ctx)
-    with app_context.database.session() as session:
+    context = app_context(ctx)
+    with context.database.session() as session:
         rows = session.scalars(
             select(Article)
             .options(selectinload(Article.feed))
@@ -187,7 +132,7 @@ def articles(
         ).all()
         data = [_article_json(article) for article in rows]
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     if not data:
         out.print("no articles yet; run 'newsletter fetch'")
@@ -211,9 +156,9 @@ def _edition_json(edition: Edition, article_count: int | None = None) -> dict[st
         "number": edition.id,
         "state": edition.state,
         "subject": edition.subject,
-        "created_at": _iso(edition.created_at),
-        "approved_at": _iso(edition.approved_at),
-        "sent_at": _iso(edition.sent_at),
+        "created_at": iso(edition.created_at),
+        "approved_at": iso(edition.approved_at),
+        "sent_at": iso(edition.sent_at),
         "superseded_by": edition.superseded_by,
     }
     if article_count is not None:
@@ -246,16 +191,16 @@ def draft(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a draft edition from the articles that are new since the last sent one."""
-    app_context = _context(ctx)
+    context = app_context(ctx)
     result = draft_edition(
-        app_context.settings,
-        app_context.database,
-        clock=app_context.clock,
+        context.settings,
+        context.database,
+        clock=context.clock,
         intro_markdown=_read_intro(intro),
         force=force,
     )
     if as_json:
-        _print_json({"created": result.number is not None, **asdict(result)})
+        print_json({"created": result.number is not None, **asdict(result)})
         return
     if result.number is None:
         out.print(
@@ -276,10 +221,10 @@ def editions(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List editions, newest first."""
-    with _context(ctx).database.session() as session:
+    with app_context(ctx).database.session() as session:
         data = [_edition_json(edition, count) for edition, count in list_editions(session)]
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     if not data:
         out.print("no editions yet; run 'newsletter draft'")
@@ -303,7 +248,7 @@ def edition_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show one edition and its articles."""
-    with _context(ctx).database.session() as session:
+    with app_context(ctx).database.session() as session:
         edition = get_edition(session, number)
         data = _edition_json(edition, len(edition.entries))
         data["intro_markdown"] = edition.intro_markdown
@@ -313,13 +258,13 @@ def edition_show(
                 "id": entry.article.id,
                 "title": entry.article.title,
                 "link": entry.article.link,
-                "published_at": _iso(entry.article.published_at),
+                "published_at": iso(entry.article.published_at),
                 "categories": entry.article.categories,
             }
             for entry in edition.entries
         ]
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     out.print(f"edition {data['number']} ({data['state']}): {data['subject']}", markup=False)
     out.print(f"created {data['created_at']}", markup=False)
@@ -342,8 +287,8 @@ def preview(
     open_browser: Annotated[bool, typer.Option("--open", help="Open the HTML.")] = False,
 ) -> None:
     """Write edition-N.html and edition-N.txt with sample recipient values."""
-    app_context = _context(ctx)
-    files = preview_edition(app_context.settings, app_context.database, number, out_dir)
+    context = app_context(ctx)
+    files = preview_edition(context.settings, context.database, number, out_dir)
     out.print(f"HTML: {files.html}", markup=False)
     out.print(f"text: {files.text}", markup=False)
     if open_browser:
@@ -358,7 +303,7 @@ def db_upgrade(ctx: typer.Context) -> None:
     """Create or upgrade the database schema to the newest version."""
     from newsletter.db import create_db_engine
 
-    engine = create_db_engine(_context(ctx).settings.database_url)
+    engine = create_db_engine(app_context(ctx).settings.database_url)
     try:
         upgrade_schema(engine)
     finally:

@@ -8,6 +8,9 @@
     │   └── FeedParseError       the bytes are not a usable feed
     ├── EditionError             an edition does not exist or is in the wrong state
     ├── CompositionError         a template is missing or does not render
+    ├── SubscriberError          a request about a subscriber cannot be carried out
+    │   ├── InvalidInput         form, API or CLI input is malformed (per-field codes)
+    │   └── UnknownSubscriber    staff named an address that is not on the list
     └── DeliveryError            mail could not be handed to the SMTP server
         ├── SmtpConnectError     no session: refused, TLS or login failed (check settings)
         └── SmtpConnectionLost   an open session broke, timed out or got 421 (reconnect)
@@ -69,3 +72,24 @@ class SmtpConnectError(DeliveryError):
 
 class SmtpConnectionLost(DeliveryError):
     """An open SMTP session broke: dropped, timed out or closed by the server (421)."""
+
+
+class SubscriberError(NewsletterError):
+    """A request about a subscriber cannot be carried out."""
+
+
+class InvalidInput(SubscriberError):
+    """Input is malformed; `problems` maps each field to a short code such as "invalid".
+
+    Pages and the API turn the codes into Dutch text (templates) or JSON; the message
+    is an English line for the CLI and logs.
+    """
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = dict(problems)
+        described = ", ".join(f"{name}: {code}" for name, code in self.problems.items())
+        super().__init__(f"invalid input ({described})")
+
+
+class UnknownSubscriber(SubscriberError):
+    """Staff named an address that is not on the list."""

@@ -1,0 +1,75 @@
+"""What every `newsletter` subcommand shares: consoles, error reporting, lazy context."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from newsletter.clock import Clock, utc_now
+from newsletter.config import Settings, load_settings
+from newsletter.db import Database, open_database
+from newsletter.errors import NewsletterError
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class ReportingGroup(TyperGroup):
+    """Turns a NewsletterError anywhere below into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsletterError as exc:
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(exc.exit_code) from exc
+
+
+@dataclass
+class AppContext:
+    """Settings and database, opened on first use so that `--help` needs neither."""
+
+    config_path: Path | None
+    clock: Clock = utc_now
+    _settings: Settings | None = None
+    _database: Database | None = None
+    cleanups: list[Any] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            self._database = open_database(self.settings.database_url)
+            self.cleanups.append(self._database.dispose)
+        return self._database
+
+    def close(self) -> None:
+        for cleanup in reversed(self.cleanups):
+            cleanup()
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    root = ctx.find_root()
+    if not isinstance(root.obj, AppContext):
+        root.obj = AppContext(config_path=None)
+    return root.obj
+
+
+def print_json(data: Any) -> None:
+    out.print(json.dumps(data, ensure_ascii=False, indent=2, default=str), markup=False)
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
