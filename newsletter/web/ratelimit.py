@@ -1,0 +1,87 @@
+"""A per-client sliding-window limit on the sign-up endpoints, held in this process's memory.
+
+Each client key keeps the times of its recent counted requests; a request is allowed when
+fewer than `limit` of them fall inside the last `window`. Refused requests are not
+counted, so a client that waits for `Retry-After` always gets through.
+
+The state lives in memory, per process: several uvicorn workers or hosts each count on
+their own (the effective limit is `limit` times the number of processes), and a restart
+forgets everything. That is enough against one noisy client; it is not a quota.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from newsletter.clock import Clock
+
+# Beyond this many clients the least recently seen are forgotten, so a flood from many
+# addresses costs bounded memory (those forgotten simply start counting afresh).
+DEFAULT_MAX_CLIENTS = 100_000
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a request may go on, and if not, how many seconds until one may."""
+
+    allowed: bool
+    retry_after: int = 0
+
+
+class SlidingWindowLimiter:
+    """At most `limit` requests per client key in any `window`; thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        limit: int,
+        window: timedelta,
+        clock: Clock,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
+    ) -> None:
+        if limit < 1 or window <= timedelta(0) or max_clients < 1:
+            raise ValueError("limit, window and max_clients must be positive")
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._max_clients = max_clients
+        # Ordered by each client's latest counted request, oldest first.
+        self._hits: OrderedDict[str, deque[datetime]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def hit(self, key: str) -> Verdict:
+        """Count one request from `key` if it is allowed; say when to retry if not."""
+        now = self._clock()
+        horizon = now - self.window
+        with self._lock:
+            self._forget_idle_clients(horizon)
+            times = self._hits.get(key)
+            if times is None:
+                times = self._hits[key] = deque()
+            while times and times[0] <= horizon:
+                times.popleft()
+            if len(times) >= self.limit:
+                wait = (times[0] + self.window - now).total_seconds()
+                return Verdict(allowed=False, retry_after=max(1, math.ceil(wait)))
+            times.append(now)
+            self._hits.move_to_end(key)
+            while len(self._hits) > self._max_clients:
+                self._hits.popitem(last=False)
+            return Verdict(allowed=True)
+
+    def clients(self) -> int:
+        """How many clients are being counted (for tests and diagnostics)."""
+        with self._lock:
+            return len(self._hits)
+
+    def _forget_idle_clients(self, horizon: datetime) -> None:
+        # The oldest entries come first: stop at the first client still inside the window.
+        while self._hits:
+            key, times = next(iter(self._hits.items()))
+            if times and times[-1] > horizon:
+                break
+            del self._hits[key]
