@@ -126,6 +126,33 @@ class SmtpSettings(_Section):
     timeout_seconds: float = Field(30.0, gt=0, le=600)
 
 
+class DeliverySettings(_Section):
+    max_per_hour: int = Field(0, ge=0, description="0 means no hourly cap")
+    retry_for_hours: float = Field(24.0, gt=0, le=24 * 7)
+    first_retry_minutes: float = Field(5.0, gt=0, le=24 * 60)
+    # The envelope sender (Return-Path); bounces go there. Empty: the [sender] address.
+    return_path: Mailbox | None = None
+    # Return path as bounces+TOKEN@domain, so a bounce names its subscriber (VERP).
+    verp: bool = False
+    # List-Id's identifier, e.g. "nieuwsbrief.rvjeugdzorg.nl"; empty: derived from the
+    # sender's domain.
+    list_id: str = Field("", max_length=200, pattern=r"^[A-Za-z0-9.-]*$")
+
+
+class DkimSettings(_Section):
+    # Signing is on when key_file is set; most relays (Postfix with OpenDKIM, SES) sign
+    # for you, so leave it off there.
+    key_file: Path | None = None
+    selector: str = Field("", max_length=63, pattern=r"^[A-Za-z0-9._-]*$")
+    domain: str = Field("", max_length=253, pattern=r"^[A-Za-z0-9.-]*$")
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> DkimSettings:
+        if self.key_file is not None and not (self.selector and self.domain):
+            raise ValueError("key_file is set: selector and domain are required too")
+        return self
+
+
 class DatabaseSettings(_Section):
     url: str = "sqlite:///newsletter.db"
 
@@ -199,6 +226,8 @@ class Settings(_Section):
     feed: FeedSettings = Field(default_factory=FeedSettings)
     sender: SenderSettings = Field(default_factory=SenderSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    dkim: DkimSettings = Field(default_factory=DkimSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     subscribers: SubscriberSettings = Field(default_factory=SubscriberSettings)
     web: WebSettings = Field(default_factory=WebSettings)
