@@ -72,5 +72,6 @@ def next_attempt_at(
     deadline = first_attempt_at + give_up_after
     if now >= deadline:
         return None
-    pause = min(first_pause * (2 ** max(attempts - 1, 0)), MAX_RETRY_PAUSE)
+    doublings = min(max(attempts - 1, 0), 16)
+    pause = min(first_pause * (1 << doublings), MAX_RETRY_PAUSE)
     return min(now + pause, deadline)

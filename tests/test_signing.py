@@ -1,0 +1,122 @@
+"""DKIM: a signed newsletter verifies with dkimpy, and tampering breaks it."""
+
+from __future__ import annotations
+
+import subprocess
+from base64 import b64encode
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dkim
+import pytest
+
+from newsletter.compose import ArticleView, EditionContent, compose_edition
+from newsletter.config import Settings
+from newsletter.errors import ConfigError
+from newsletter.messages import MessageHeaders, MessageRecipient, MessageTemplate
+from newsletter.signing import DkimSigner
+from newsletter.templating import template_environment
+
+DATE = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def key_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
+    folder = tmp_path_factory.mktemp("dkim")
+    private = folder / "private.pem"
+    subprocess.run(
+        ["openssl", "genrsa", "-out", str(private), "2048"], check=True, capture_output=True
+    )
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(private), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return private.read_bytes(), public
+
+
+def wire(settings: Settings) -> bytes:
+    article = ArticleView(
+        title="Wat als ouders gewoon om hulp kunnen vragen?",
+        link="https://www.rvjeugdzorg.nl/nieuws/wat-als/",
+        published_at=DATE,
+        categories=("Doe je mee?",),
+        summary_html="<p>Ouders geven tijdens de actiedagen aan…</p>",
+        content_html="",
+        image_url=None,
+        image_alt=None,
+    )
+    content = EditionContent(
+        number=3,
+        subject="Nieuwsbrief – cliëntenraad",
+        intro_markdown="",
+        created_at=DATE,
+        articles=(article,),
+    )
+    mail = compose_edition(content, settings, environment=template_environment(settings))
+    assert mail is not None
+    headers = MessageHeaders(
+        from_="Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>",
+        subject=content.subject,
+        date=DATE,
+        reply_to=None,
+        list_id="Radicale vernieuwing jeugdzorg <nieuwsbrief.rvjeugdzorg.nl>",
+    )
+    return MessageTemplate.build(mail, headers).render(
+        MessageRecipient(
+            email="ouder@example.org",
+            name="Ouder Één",
+            unsubscribe_url="https://nieuwsbrief.rvjeugdzorg.nl/unsubscribe/a.b",
+            preferences_url="https://nieuwsbrief.rvjeugdzorg.nl/preferences/a.c",
+            message_id="<3.abc@rvjeugdzorg.nl>",
+            list_unsubscribe_mailto="mailto:rvjeugdzorg@loc.nl?subject=afmelden%20a.b",
+        )
+    )
+
+
+def unstuffed(signed_wire: bytes) -> bytes:
+    return signed_wire[: -len(b".\r\n")].replace(b"\r\n..", b"\r\n.")
+
+
+def dns_with(public_key: bytes) -> object:
+    record = b"v=DKIM1; k=rsa; p=" + b64encode(public_key)
+
+    def lookup(name: bytes, timeout: int = 5) -> bytes | None:
+        return record if name == b"nieuwsbrief._domainkey.rvjeugdzorg.nl." else None
+
+    return lookup
+
+
+def test_signed_newsletter_verifies(settings: Settings, key_pair: tuple[bytes, bytes]) -> None:
+    private, public = key_pair
+    signer = DkimSigner(selector="nieuwsbrief", domain="rvjeugdzorg.nl", private_key=private)
+    signed = signer.sign_wire(wire(settings))
+    message = unstuffed(signed)
+    assert dkim.verify(message, dnsfunc=dns_with(public))
+    signature = message.split(b"\r\n\r\n", 1)[0]
+    for header in (
+        b"from",
+        b"subject",
+        b"date",
+        b"message-id",
+        b"list-unsubscribe",
+        b"list-unsubscribe-post",
+    ):
+        assert header in signature.lower().split(b"h=", 1)[1].split(b";", 1)[0]
+
+
+def test_tampering_breaks_the_signature(settings: Settings, key_pair: tuple[bytes, bytes]) -> None:
+    private, public = key_pair
+    signer = DkimSigner(selector="nieuwsbrief", domain="rvjeugdzorg.nl", private_key=private)
+    message = unstuffed(signer.sign_wire(wire(settings)))
+    tampered = message.replace(b"/unsubscribe/a.b", b"/unsubscribe/x.y", 1)
+    assert tampered != message
+    assert not dkim.verify(tampered, dnsfunc=dns_with(public))
+
+
+def test_unreadable_key_file_is_a_config_error(make_settings: object, tmp_path: Path) -> None:
+    settings = make_settings(  # type: ignore[operator]
+        dkim={"key_file": str(tmp_path / "missing.pem"), "selector": "s", "domain": "d.nl"}
+    )
+    with pytest.raises(ConfigError, match=r"dkim\.key_file: cannot read"):
+        DkimSigner.from_settings(settings)
