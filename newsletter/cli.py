@@ -11,7 +11,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from newsletter import __version__
+from newsletter import __version__, cli_send
+from newsletter.cli_subscribers import subscribers_app
 from newsletter.cli_support import (
     AppContext,
     ReportingGroup,
@@ -39,6 +40,7 @@ edition_app = typer.Typer(cls=ReportingGroup, help="Look at one edition.", no_ar
 db_app = typer.Typer(cls=ReportingGroup, help="Database maintenance.", no_args_is_help=True)
 app.add_typer(edition_app, name="edition")
 app.add_typer(db_app, name="db")
+app.add_typer(subscribers_app, name="subscribers")
 
 
 def _version(value: bool) -> None:
@@ -312,6 +314,23 @@ def db_upgrade(ctx: typer.Context) -> None:
 
 
 @app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: web.host in the settings).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default: web.port in the settings).")
+    ] = None,
+) -> None:
+    """Serve the sign-up, confirmation, unsubscribe and preference pages and the JSON API."""
+    from newsletter.web.server import serve as serve_web
+
+    context = app_context(ctx)
+    serve_web(context.settings, context.database, host=host, port=port, clock=context.clock)
+
+
+@app.command()
 def demo(
     directory: Annotated[
         Path | None,
@@ -322,6 +341,11 @@ def demo(
     from newsletter.demo import run_demo
 
     run_demo(directory, out=out)
+
+
+# Delivery lives in its own module; registered here so `--help` lists it after preview.
+app.command("send")(cli_send.send)
+edition_app.command("status")(cli_send.edition_status)
 
 
 def main() -> None:

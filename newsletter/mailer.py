@@ -65,10 +65,15 @@ def build_message(mail: OutgoingMail, *, settings: Settings, now: datetime) -> b
     in a mail to an address that has not confirmed it (spammers use sign-up forms to
     carry their text to strangers).
     """
-    message = EmailMessage(policy=SMTP_POLICY)
+    subject = one_line(mail.subject)
+    # Python folds a long plain-ASCII subject oddly ("Subject:" then the text on the next
+    # line, which some clients show with a leading space); a line of up to 998 octets is
+    # allowed, so such a subject stays on one line. Non-ASCII ones fold as encoded words.
+    policy = SMTP_POLICY if not subject.isascii() else SMTP_POLICY.clone(max_line_length=998)
+    message = EmailMessage(policy=policy)
     message["From"] = settings.sender.from_
     message["To"] = one_line(mail.to)
-    message["Subject"] = one_line(mail.subject)
+    message["Subject"] = subject
     message["Date"] = format_datetime(now)
     message["Message-ID"] = make_msgid(domain=sender_address(settings).rpartition("@")[2])
     if settings.sender.reply_to:

@@ -149,6 +149,7 @@ class TestSmtpServer:
         self.mail_inside_mail = 0
         self.lock = threading.Lock()
         self.port = free_port()
+        self._running = False
         options = dict(smtp_options)
         if credentials is not None:
 
@@ -176,10 +177,13 @@ class TestSmtpServer:
 
     def start(self) -> TestSmtpServer:
         self._controller.start()
+        self._running = True
         return self
 
     def stop(self) -> None:
-        self._controller.stop()
+        if self._running:
+            self._running = False
+            self._controller.stop()
 
     def messages(self) -> list[EmailMessage]:
         return [item.message() for item in self.received]

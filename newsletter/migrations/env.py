@@ -5,7 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, text
 
+from newsletter import outbox as _outbox  # noqa: F401 (registers the table)
 from newsletter.models import Base
+from subscribers import models as _subscriber_models  # noqa: F401 (registers the tables)
 
 # A fixed key for PostgreSQL's advisory lock, so that two processes starting at once
 # (the web app and the scheduler) do not both try to create the same tables.

@@ -1,0 +1,246 @@
+"""Send throughput and memory: the real engine against Postfix's smtp-sink.
+
+In one run, on this machine's loopback, with the same sink and connection count:
+1. the engine sends the demo edition to N synthetic subscribers (SQLite, real outbox);
+2. Postfix's C tool `smtp-source -d` sends N messages of the same size;
+3. a plain smtplib loop sends pre-built messages over one connection (a smaller N).
+It prints the three rates and the ratios, and then the peak RSS of a separate process
+that sends to 100,000 subscribers (memory must stay flat in N).
+
+Needs Debian's postfix package for smtp-sink and smtp-source (`make bench` installs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import insert
+
+from newsletter.clock import utc_now
+from newsletter.config import Settings, settings_from_mapping
+from newsletter.db import open_database
+from newsletter.demo import SAMPLE_FEED, SAMPLE_INTRO
+from newsletter.pipeline import draft_edition, fetch_all
+from newsletter.sending import dry_run, send_edition
+from subscribers.models import Subscriber
+from subscribers.tokens import new_public_id
+
+SECRET = "benchmark-secret-key-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_sink(port: int) -> subprocess.Popen[bytes]:
+    sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    command = [sink, "-c", f"127.0.0.1:{port}", "1000"]
+    if os.geteuid() == 0:
+        command[1:1] = ["-u", "nobody"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("smtp-sink did not start")
+
+
+def make_settings(folder: Path, port: int, connections: int) -> Settings:
+    return settings_from_mapping(
+        {
+            "feed": {"urls": [str(SAMPLE_FEED)]},
+            "database": {"url": f"sqlite:///{folder / 'bench.db'}"},
+            "smtp": {"host": "127.0.0.1", "port": port, "max_connections": connections},
+            "sender": {"from": "Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>"},
+            "site": {"base_url": "https://nieuwsbrief.rvjeugdzorg.nl"},
+        },
+        base_dir=folder,
+        env={"NEWSLETTER_SECRET_KEY": SECRET},
+    )
+
+
+def prepare(settings: Settings, recipients: int) -> int:
+    database = open_database(settings.database_url)
+    fetch_all(settings, database, clock=utc_now)
+    result = draft_edition(
+        settings,
+        database,
+        clock=utc_now,
+        intro_markdown=SAMPLE_INTRO.read_text(encoding="utf-8"),
+        force=True,
+    )
+    assert result.number is not None
+    now = utc_now()
+    with database.session() as session:
+        for start in range(0, recipients, 5000):
+            session.execute(
+                insert(Subscriber),
+                [
+                    {
+                        "public_id": new_public_id(),
+                        "email": f"lezer{i}@example.org",
+                        "email_key": f"lezer{i}@example.org",
+                        "name": f"Lezer {i}",
+                        "status": "confirmed",
+                        "themes": [],
+                        "created_at": now,
+                        "updated_at": now,
+                        "confirmed_at": now,
+                    }
+                    for i in range(start, min(start + 5000, recipients))
+                ],
+            )
+    database.dispose()
+    return result.number
+
+
+def sample_message(settings: Settings, number: int, folder: Path) -> bytes:
+    """One real message of the edition (for the size and the smtplib loop)."""
+    database = open_database(settings.database_url)
+    out = folder / "one"
+    # A dry run of a one-subscriber copy would do; here: the first message of the edition.
+    dry_run(settings, database, number, out, clock=utc_now)
+    database.dispose()
+    first = sorted(out.glob("*.eml"))[0]
+    data = first.read_bytes()
+    shutil.rmtree(out)
+    return data
+
+
+def engine_rate(settings: Settings, number: int, recipients: int) -> float:
+    database = open_database(settings.database_url)
+    started = time.perf_counter()
+    summary = send_edition(settings, database, number, clock=utc_now)
+    elapsed = time.perf_counter() - started
+    database.dispose()
+    assert summary.counts.sent == recipients, summary
+    return recipients / elapsed
+
+
+def smtp_source_rate(port: int, messages: int, size: int, sessions: int) -> float:
+    source = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            source,
+            "-c",
+            "-d",
+            "-s",
+            str(sessions),
+            "-m",
+            str(messages),
+            "-l",
+            str(size),
+            "-f",
+            "nieuwsbrief@rvjeugdzorg.nl",
+            "-t",
+            "lezer@example.org",
+            f"127.0.0.1:{port}",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return messages / (time.perf_counter() - started)
+
+
+def smtplib_rate(port: int, message: bytes, messages: int) -> float:
+    started = time.perf_counter()
+    with smtplib.SMTP("127.0.0.1", port) as client:
+        for i in range(messages):
+            client.sendmail("nieuwsbrief@rvjeugdzorg.nl", [f"lezer{i}@example.org"], message)
+    return messages / (time.perf_counter() - started)
+
+
+def memory_run(recipients: int, connections: int) -> None:
+    """Child process: send to `recipients` and print the peak RSS in MB."""
+    port = free_port()
+    sink = start_sink(port)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            settings = make_settings(Path(folder), port, connections)
+            number = prepare(settings, recipients)
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            rate = engine_rate(settings, number, recipients)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{peak:.0f} {before:.0f} {rate:.0f}")
+    finally:
+        sink.kill()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=20_000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--memory-recipients", type=int, default=100_000)
+    parser.add_argument("--memory-run", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_run:
+        memory_run(args.memory_recipients, args.connections)
+        return
+    if not (shutil.which("smtp-sink") or Path("/usr/sbin/smtp-sink").exists()):
+        sys.exit("smtp-sink not found: install Debian's postfix package (make bench does)")
+
+    port = free_port()
+    sink = start_sink(port)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            settings = make_settings(Path(folder), port, args.connections)
+            number = prepare(settings, args.recipients)
+            message = sample_message(settings, number, Path(folder))
+            ours = engine_rate(settings, number, args.recipients)
+            theirs = smtp_source_rate(port, args.recipients, len(message), args.connections)
+            plain = smtplib_rate(port, message, min(args.recipients, 5000))
+    finally:
+        sink.kill()
+    print(
+        f"send benchmark: {args.recipients:,} recipients, {args.connections} connections, "
+        f"{len(message) / 1024:.1f} KiB per message"
+    )
+    print(f"  engine (SQLite outbox): {ours:8,.0f} msg/s")
+    print(
+        f"  smtp-source -d:         {theirs:8,.0f} msg/s   engine/smtp-source = {ours / theirs:.2f}"
+    )
+    print(
+        f"  plain smtplib loop:     {plain:8,.0f} msg/s   engine/smtplib     = {ours / plain:.2f}"
+    )
+
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.send",
+            "--memory-run",
+            "--memory-recipients",
+            str(args.memory_recipients),
+            "--connections",
+            str(args.connections),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    peak, before, rate = child.stdout.split()
+    print(
+        f"  memory: peak RSS {peak} MB sending to {args.memory_recipients:,} "
+        f"(before sending: {before} MB), at {int(rate):,} msg/s"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""`newsletter send` and `newsletter edition status`: delivering an edition, and its state."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from babel.numbers import format_decimal
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from sqlalchemy import select
+
+from newsletter.cli_support import app_context, err, iso, out, print_json
+from newsletter.delivery import RunTotals
+from newsletter.editions import get_edition
+from newsletter.errors import NewsletterError
+from newsletter.outbox import OutboxRow, state_counts
+from newsletter.sending import SendSummary, dry_run, recipient_count, send_edition, send_test
+from subscribers.models import Subscriber
+
+# sysexits' EX_TEMPFAIL: nothing failed for good, but some mail waits for a retry.
+EXIT_WAITING = 75
+
+
+def _number(value: int) -> str:
+    """1234 as "1.234": the staff read Dutch numbers."""
+    return format_decimal(value, locale="nl")
+
+
+def _summary_line(summary: SendSummary) -> str:
+    counts = summary.counts
+    return (
+        f"edition {summary.number}: {_number(counts.sent)} sent, "
+        f"{_number(counts.failed)} failed permanently, "
+        f"{_number(counts.retry + counts.pending + counts.sending)} waiting for retry, "
+        f"{_number(counts.skipped)} skipped"
+    )
+
+
+class _LogProgress:
+    """Plain progress lines for logs and cron mail: at most one every ten seconds."""
+
+    def __init__(self, total: int) -> None:
+        self._total = total
+        self._started = time.monotonic()
+        self._last = 0.0
+
+    def __call__(self, totals: RunTotals) -> None:
+        now = time.monotonic()
+        if now - self._last < 10:
+            return
+        self._last = now
+        done = totals.sent + totals.failed + totals.retry
+        rate = done / max(now - self._started, 1e-6)
+        err.print(
+            f"progress: {done}/{self._total} ({totals.sent} sent, {totals.failed} failed, "
+            f"{totals.retry} to retry), {rate:.0f}/s",
+            markup=False,
+        )
+
+
+def _run_with_progress(context: Any, number: int, total: int) -> SendSummary:
+    settings, database, clock = context.settings, context.database, context.clock
+    if not sys.stderr.isatty():
+        return send_edition(
+            settings, database, number, clock=clock, on_progress=_LogProgress(total)
+        )
+    columns = (
+        TextColumn("sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}/s"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("send", total=total, rate="0")
+        started = time.monotonic()
+
+        def update(totals: RunTotals) -> None:
+            done = totals.sent + totals.failed + totals.retry
+            rate = done / max(time.monotonic() - started, 1e-6)
+            progress.update(task, completed=done, rate=f"{rate:.0f}")
+
+        return send_edition(settings, database, number, clock=clock, on_progress=update)
+
+
+def send(
+    ctx: typer.Context,
+    number: Annotated[int, typer.Argument(help="Edition number.")],
+    more_addresses: Annotated[
+        list[str] | None, typer.Argument(help="More addresses for --test-to.", show_default=False)
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask; for scripts.")] = False,
+    test_to: Annotated[
+        list[str] | None,
+        typer.Option("--test-to", help="Send a marked test copy to these addresses only."),
+    ] = None,
+    dry_run_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--dry-run", help="Write every message as .eml here; send nothing.", file_okay=False
+        ),
+    ] = None,
+) -> None:
+    """Send edition N to every confirmed subscriber; rerun to resume after any stop."""
+    context = app_context(ctx)
+    if more_addresses and not test_to:
+        raise NewsletterError(f"unexpected arguments: {' '.join(more_addresses)}")
+    if test_to:
+        addresses = [*test_to, *(more_addresses or [])]
+        send_test(context.settings, context.database, number, addresses, clock=context.clock)
+        out.print(f"test copy of edition {number} sent to {', '.join(addresses)}", markup=False)
+        return
+    if dry_run_dir is not None:
+        written = dry_run(
+            context.settings, context.database, number, dry_run_dir, clock=context.clock
+        )
+        out.print(f"wrote {_number(written)} messages to {dry_run_dir}", markup=False)
+        return
+    total = recipient_count(context.database, number)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise NewsletterError("not on a terminal: pass --yes to send without asking")
+        if not typer.confirm(f"send edition {number} to {_number(total)} subscribers?"):
+            out.print("nothing sent")
+            raise typer.Exit(1)
+    summary = _run_with_progress(context, number, total)
+    out.print(_summary_line(summary), markup=False)
+    for failure in summary.run.failures[:20]:
+        err.print(f"failed: {failure}", markup=False)
+    if summary.counts.failed:
+        raise typer.Exit(1)
+    if not summary.finished:
+        raise typer.Exit(EXIT_WAITING)
+
+
+def edition_status(
+    ctx: typer.Context,
+    number: Annotated[int, typer.Argument(help="Edition number.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Counts per delivery state, and the failures with their last SMTP reply."""
+    context = app_context(ctx)
+    with context.database.session() as session:
+        edition = get_edition(session, number)
+        counts = state_counts(session, number)
+        rows = session.execute(
+            select(OutboxRow, Subscriber.email)
+            .outerjoin(Subscriber, Subscriber.id == OutboxRow.subscriber_id)
+            .where(OutboxRow.edition_id == number, OutboxRow.state.in_(("failed", "retry")))
+            .order_by(OutboxRow.id)
+        ).all()
+        problems = [
+            {
+                "email": email,
+                "state": row.state,
+                "attempts": row.attempts,
+                "last_reply": row.last_reply,
+                "next_attempt_at": iso(row.next_attempt_at),
+            }
+            for row, email in rows
+        ]
+        data: dict[str, Any] = {
+            "number": number,
+            "state": edition.state,
+            "sent_at": iso(edition.sent_at),
+            "counts": {
+                "pending": counts.pending,
+                "sending": counts.sending,
+                "sent": counts.sent,
+                "retry": counts.retry,
+                "failed": counts.failed,
+                "skipped": counts.skipped,
+                "total": counts.total,
+            },
+            "problems": problems,
+        }
+    if as_json:
+        print_json(data)
+        return
+    out.print(f"edition {number} is {data['state']}", markup=False)
+    for state, count in data["counts"].items():
+        out.print(f"  {state:<8} {_number(count)}", markup=False)
+    for problem in problems:
+        when = f", next try {problem['next_attempt_at']}" if problem["next_attempt_at"] else ""
+        out.print(
+            f"  {problem['state']:<7} {problem['email'] or '(erased)'}: "
+            f"{problem['last_reply']}{when}",
+            markup=False,
+        )

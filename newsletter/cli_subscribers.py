@@ -1,0 +1,301 @@
+"""`newsletter subscribers ...`: staff's commands on the list, thin over subscribers.audience."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from newsletter.cli_support import ReportingGroup, app_context, err, out, print_json
+from newsletter.errors import NewsletterError, UnknownSubscriber
+from newsletter.mailer import OutgoingMail, SmtpMailer
+from subscribers.audience import Audience, Requester
+from subscribers.models import STATUSES
+from subscribers.staff import EXPORT_FIELDS
+
+subscribers_app = typer.Typer(
+    cls=ReportingGroup,
+    help="The subscriber list: add, import, export, look up, remove and erase people.",
+    no_args_is_help=True,
+)
+
+CLI = Requester(source="cli")
+IMPORT = Requester(source="import")
+
+_STATUS_HELP = f"Only subscribers in this status ({', '.join(STATUSES)})."
+
+
+def _audience(ctx: typer.Context) -> Audience:
+    context = app_context(ctx)
+    return Audience(context.settings, context.database, clock=context.clock)
+
+
+def _deliver(ctx: typer.Context, audience: Audience, mails: list[OutgoingMail]) -> int:
+    """Send each mail now; print what happened; return how many failed."""
+    if not mails:
+        return 0
+    context = app_context(ctx)
+    mailer = SmtpMailer(context.settings, clock=context.clock)
+    failed = 0
+    errors: list[str] = []
+
+    def send(message: OutgoingMail) -> None:
+        try:
+            mailer.send_now(message)
+        except NewsletterError as exc:
+            errors.append(str(exc))
+            raise
+
+    for mail in mails:
+        errors.clear()
+        if audience.deliver(mail, send):
+            out.print(f"{mail.kind} mail sent to {mail.to}", markup=False)
+        else:
+            failed += 1
+            reason = errors[0] if errors else "not sent"
+            err.print(f"error: {mail.kind} mail to {mail.to} failed: {reason}", markup=False)
+    return failed
+
+
+def _split_themes(value: str | None) -> list[str]:
+    return [slug.strip() for slug in (value or "").split(",") if slug.strip()]
+
+
+def _status_of(audience: Audience, email: str) -> str | None:
+    try:
+        subscriber = audience.show(email)["subscriber"]
+    except UnknownSubscriber:
+        return None
+    return subscriber["status"] if subscriber else None
+
+
+def _check_status(status: str | None) -> None:
+    if status is not None and status not in STATUSES:
+        raise typer.BadParameter(f"use one of {', '.join(STATUSES)}", param_hint="--status")
+
+
+@subscribers_app.command("add")
+def add(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The address to add.")],
+    name: Annotated[str | None, typer.Option(help="The person's name (optional).")] = None,
+    themes: Annotated[
+        str | None, typer.Option(help="Theme slugs, comma-separated (default: all themes).")
+    ] = None,
+    confirmed: Annotated[
+        bool, typer.Option("--confirmed", help="Add as confirmed, without a confirmation mail.")
+    ] = False,
+    consent_note: Annotated[
+        str | None,
+        typer.Option(help="Why no opt-in is needed (required with --confirmed); it is logged."),
+    ] = None,
+) -> None:
+    """Add an address: pending with a confirmation mail, or --confirmed with a consent note."""
+    audience = _audience(ctx)
+    before = _status_of(audience, email)
+    mails = audience.add(
+        email,
+        name=name,
+        themes=_split_themes(themes),
+        requester=CLI,
+        confirmed=confirmed,
+        consent_note=consent_note,
+    )
+    if before == "confirmed":
+        out.print(f"{email}: already confirmed; nothing changed", markup=False)
+    elif confirmed:
+        out.print(f"{email}: confirmed (consent note logged)", markup=False)
+    elif not mails:
+        out.print(
+            f"{email}: pending; no mail sent, the address had its confirmation mails for today",
+            markup=False,
+        )
+    else:
+        out.print(f"{email}: pending until the address confirms", markup=False)
+    if _deliver(ctx, audience, mails):
+        raise typer.Exit(1)
+
+
+@subscribers_app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(help="CSV with a header row email,name,themes.", dir_okay=False)
+    ],
+    confirmed: Annotated[
+        bool, typer.Option("--confirmed", help="Add as confirmed, without confirmation mails.")
+    ] = False,
+    consent_note: Annotated[
+        str | None,
+        typer.Option(help="Why no opt-in is needed (required with --confirmed); it is logged."),
+    ] = None,
+) -> None:
+    """Add every row of a CSV file as `add` would; bad rows are reported by line number."""
+    audience = _audience(ctx)
+    try:
+        with file.open(encoding="utf-8-sig", newline="") as text:
+            report = audience.import_csv(
+                text, requester=IMPORT, confirmed=confirmed, consent_note=consent_note
+            )
+    except FileNotFoundError:
+        raise NewsletterError(f"file not found: {file}") from None
+    except UnicodeDecodeError as exc:
+        raise NewsletterError(f"{file} is not UTF-8 text: {exc.reason}") from exc
+    except OSError as exc:
+        raise NewsletterError(f"cannot read {file}: {exc.strerror}") from exc
+    for problem in report.problems:
+        err.print(f"line {problem.line}: {problem.reason}", markup=False)
+    failed_mails = _deliver(ctx, audience, report.mails)
+    out.print(
+        f"{report.rows} rows: {report.confirmed} confirmed, {report.pending} pending "
+        f"(confirmation mail), {report.unchanged} already confirmed, "
+        f"{len(report.problems)} not imported",
+        markup=False,
+    )
+    if report.problems or failed_mails:
+        raise typer.Exit(1)
+
+
+@subscribers_app.command("export")
+def export(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help=_STATUS_HELP)] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Write the list as CSV (email,name,status,themes,created_at,confirmed_at)."""
+    _check_status(status)
+    rows = _audience(ctx).export(status=status)
+    if out_file is None:
+        _write_csv(sys.stdout, rows)
+        return
+    try:
+        with out_file.open("w", encoding="utf-8", newline="") as target:
+            count = _write_csv(target, rows)
+    except OSError as exc:
+        raise NewsletterError(f"cannot write {out_file}: {exc.strerror}") from exc
+    out.print(f"{count} subscribers written to {out_file}", markup=False)
+
+
+def _write_csv(target: Any, rows: Any) -> int:
+    writer = csv.DictWriter(target, fieldnames=EXPORT_FIELDS)
+    writer.writeheader()
+    count = 0
+    for row in rows:
+        writer.writerow(row)
+        count += 1
+    return count
+
+
+@subscribers_app.command("list")
+def list_(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help=_STATUS_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List subscribers, oldest first."""
+    _check_status(status)
+    rows = _audience(ctx).list(status=status)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("no subscribers" + (f" with status {status}" if status else ""))
+        return
+    table = Table("email", "status", "name", "themes", "since", box=None)
+    for row in rows:
+        table.add_row(
+            row["email"],
+            row["status"],
+            row["name"] or "",
+            ", ".join(row["themes"]) or "(all)",
+            (row["confirmed_at"] or row["created_at"])[:10],
+        )
+    out.print(table)
+
+
+@subscribers_app.command("show")
+def show(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The address to look up.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Everything held on one person, consent log included (for an access request)."""
+    person = _audience(ctx).show(email)
+    if as_json:
+        print_json(person)
+        return
+    subscriber = person["subscriber"]
+    if subscriber is None:
+        out.print(f"{person['email']}: no subscriber row (erased or purged)", markup=False)
+    else:
+        for key, value in subscriber.items():
+            shown = ", ".join(value) if isinstance(value, list) else value
+            out.print(f"{key}: {'' if shown is None else shown}", markup=False)
+    out.print(f"address hash: {person['address_hash']}", markup=False)
+    suppression = person["suppression"]
+    if suppression:
+        out.print(
+            f"suppressed: {suppression['reason']} since {suppression['created_at']}",
+            markup=False,
+        )
+    for token in person["pending_confirmations"]:
+        out.print(
+            f"open confirmation: {token['purpose']} until {token['expires_at']}"
+            + (f" (to {token['new_email']})" if token["new_email"] else ""),
+            markup=False,
+        )
+    out.print("consent log:", markup=False)
+    for event in person["consent_log"]:
+        parts = [event["created_at"], event["event"], f"source={event['source']}"]
+        if event["ip"]:
+            parts.append(f"ip={event['ip']}")
+        if event["user_agent"]:
+            parts.append(f"user_agent={event['user_agent']!r}")
+        if event["details"]:
+            parts.append(f"details={event['details']}")
+        out.print("  " + " ".join(parts), markup=False)
+        if event["consent_text"]:
+            out.print(f"    consent text: {event['consent_text']}", markup=False)
+
+
+@subscribers_app.command("remove")
+def remove(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The address to unsubscribe.")],
+) -> None:
+    """Unsubscribe an address and suppress it; its data is kept."""
+    _audience(ctx).remove(email, CLI)
+    out.print(f"{email}: unsubscribed; it is not mailed again unless it opts in", markup=False)
+
+
+@subscribers_app.command("erase")
+def erase(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The address whose data to delete.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a person's data; keep a hashed suppression entry and an anonymous consent log."""
+    if not yes:
+        typer.confirm(
+            f"Erase everything held on {email}? This cannot be undone", abort=True, err=True
+        )
+    _audience(ctx).erase(email, CLI)
+    out.print(f"{email}: erased; only a hashed suppression entry remains", markup=False)
+
+
+@subscribers_app.command("purge")
+def purge(ctx: typer.Context) -> None:
+    """Delete sign-ups that were never confirmed in time, and expired confirmation tokens."""
+    audience = _audience(ctx)
+    subscribers = audience.purge_unconfirmed()
+    tokens = audience.purge_expired_tokens()
+    out.print(
+        f"purged {subscribers} unconfirmed subscriber(s) and {tokens} expired token(s)",
+        markup=False,
+    )

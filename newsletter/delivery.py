@@ -1,0 +1,205 @@
+"""The delivery engine: claimed outbox rows out over a few reused SMTP connections.
+
+One feeder claims rows in batches from the store; `connections` workers each keep one
+SMTP session open and send one message at a time, recording each outcome in the store
+before they start the next, so a crash can only repeat what was in flight.
+
+- 250 for DATA: sent.
+- 4xx for MAIL, RCPT or DATA: retry later (the store schedules it, until a deadline).
+- 5xx for RCPT or DATA: failed; the store marks the subscriber bounced and suppressed.
+- 421, a dropped connection or a timeout: reconnect and send the same message again,
+  up to RESENDS times; then it waits for a retry like a 4xx.
+- The server cannot be reached at all: the message goes back unsent and the worker
+  stops; when every worker stopped that way the run ends with that error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from newsletter.errors import SmtpConnectError, SmtpConnectionLost
+from newsletter.messages import MessageRecipient, MessageTemplate
+from newsletter.pacing import Pacer
+from newsletter.signing import DkimSigner
+from newsletter.smtp import Reply, SmtpConnection, SmtpOptions
+
+RESENDS = 3
+LEASE_RENEWAL_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message to one recipient, as the store hands it out."""
+
+    row_id: int
+    subscriber_id: int
+    envelope_from: str
+    recipient: MessageRecipient
+    template: MessageTemplate
+
+
+class DeliveryStore(Protocol):
+    """Where deliveries come from and where their outcomes go (see sending.OutboxStore)."""
+
+    def claim(self, limit: int) -> Sequence[Delivery]: ...
+    # Outcomes are awaited: a worker starts its next message only once its last outcome
+    # is committed, which is what bounds the duplicates after a crash.
+    async def sent(self, delivery: Delivery, reply: str) -> None: ...
+    async def retry(self, delivery: Delivery, reply: str) -> None: ...
+    async def failed(self, delivery: Delivery, reply: str) -> None: ...
+    def give_back(self, delivery: Delivery) -> None: ...
+    def renew(self) -> None: ...
+    def release(self) -> None: ...
+
+
+@dataclass
+class RunTotals:
+    """What one run of the engine did."""
+
+    sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    unreachable: str | None = None  # why the server could not be reached, if it could not
+    failures: list[str] = field(default_factory=list)
+
+
+class DeliveryEngine:
+    """Sends what `store` hands out until it hands out nothing more."""
+
+    def __init__(
+        self,
+        store: DeliveryStore,
+        *,
+        options: SmtpOptions,
+        connections: int,
+        pacer: Pacer,
+        signer: DkimSigner | None = None,
+        batch_size: int = 200,
+        on_progress: Callable[[RunTotals], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._options = options
+        self._connections = connections
+        self._pacer = pacer
+        self._signer = signer
+        self._batch_size = batch_size
+        self._on_progress = on_progress
+        self.totals = RunTotals()
+        self._stop = asyncio.Event()
+
+    async def run(self) -> RunTotals:
+        queue: asyncio.Queue[Delivery | None] = asyncio.Queue(maxsize=self._batch_size)
+        feeder = asyncio.create_task(self._feed(queue))
+        renewer = asyncio.create_task(self._renew_leases())
+        workers = [asyncio.create_task(self._work(queue)) for _ in range(self._connections)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            self._stop.set()
+            feeder.cancel()
+            renewer.cancel()
+            for task in (feeder, renewer):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            # Claimed but never attempted (a stop, or an unreachable server): give back.
+            while not queue.empty():
+                leftover = queue.get_nowait()
+                if leftover is not None:
+                    self._store.give_back(leftover)
+            self._store.release()
+        return self.totals
+
+    async def _feed(self, queue: asyncio.Queue[Delivery | None]) -> None:
+        try:
+            while not self._stop.is_set():
+                batch = self._store.claim(self._batch_size)
+                if not batch:
+                    break
+                for delivery in batch:
+                    if self._stop.is_set():
+                        self._store.give_back(delivery)
+                        continue
+                    await queue.put(delivery)
+        finally:
+            # One stop marker per worker; workers keep draining, so there is room.
+            for _ in range(self._connections):
+                await queue.put(None)
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_RENEWAL_SECONDS)
+            self._store.renew()
+
+    def _report(self) -> None:
+        if self._on_progress is not None:
+            self._on_progress(self.totals)
+
+    async def _work(self, queue: asyncio.Queue[Delivery | None]) -> None:
+        connection: SmtpConnection | None = None
+        try:
+            while (delivery := await queue.get()) is not None:
+                if self._stop.is_set():
+                    self._store.give_back(delivery)
+                    continue
+                connection = await self._deliver(delivery, connection)
+        finally:
+            if connection is not None:
+                await connection.close()
+
+    async def _deliver(
+        self, delivery: Delivery, connection: SmtpConnection | None
+    ) -> SmtpConnection | None:
+        """Send one message; returns the connection to use for the next one."""
+        try:
+            payload = delivery.template.render(delivery.recipient)
+        except ValueError as exc:
+            await self._record_failure(delivery, f"not sent: {exc}")
+            return connection
+        if self._signer is not None:
+            payload = self._signer.sign_wire(payload)
+        await self._pacer.wait()
+        lost: SmtpConnectionLost | None = None
+        for _attempt in range(RESENDS):
+            try:
+                if connection is None:
+                    connection = await SmtpConnection.open(self._options)
+                result = await connection.send(
+                    delivery.envelope_from, [delivery.recipient.email], payload
+                )
+            except SmtpConnectError as exc:
+                # Nobody to talk to: this message was not sent; stop this worker.
+                self._store.give_back(delivery)
+                self.totals.unreachable = str(exc)
+                self._stop.set()
+                return None
+            except SmtpConnectionLost as exc:
+                connection, lost = None, exc
+                continue
+            await self._record(delivery, result.reply_for(delivery.recipient.email))
+            return connection
+        await self._store.retry(delivery, f"connection lost: {lost}")
+        self.totals.retry += 1
+        self._report()
+        return None
+
+    async def _record(self, delivery: Delivery, reply: Reply) -> None:
+        if reply.code == 250:
+            await self._store.sent(delivery, str(reply))
+            self.totals.sent += 1
+        elif reply.temporary:
+            await self._store.retry(delivery, str(reply))
+            self.totals.retry += 1
+        else:
+            await self._record_failure(delivery, str(reply))
+            return
+        self._report()
+
+    async def _record_failure(self, delivery: Delivery, reply: str) -> None:
+        await self._store.failed(delivery, reply)
+        self.totals.failed += 1
+        self.totals.failures.append(f"{delivery.recipient.email}: {reply}")
+        self._report()

@@ -1,0 +1,143 @@
+"""Who gets an edition: the snapshot of recipients into the outbox, per theme variant.
+
+A subscriber's variant is the set of themes they chose ("*" for none: every article).
+The mail is composed once per variant; a variant with no article in this edition gets
+no mail, and its rows are skipped at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from newsletter.compose import ArticleView, select_articles
+from newsletter.config import Settings
+from newsletter.outbox import ALL_THEMES, OutboxRow
+from subscribers.addresses import keyed_hash
+from subscribers.models import Subscriber, Suppression
+
+SNAPSHOT_BATCH = 2000
+
+
+def variant_of(themes: Iterable[str], settings: Settings) -> str:
+    """A subscriber's variant key: chosen, still-configured themes in settings order."""
+    chosen = set(themes)
+    known = [slug for slug in settings.themes if slug in chosen]
+    return ",".join(known) if known else ALL_THEMES
+
+
+def variant_themes(variant: str) -> frozenset[str] | None:
+    """The theme filter composition takes for a variant (None: every article)."""
+    return None if variant == ALL_THEMES else frozenset(variant.split(","))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the snapshot needs of a confirmed subscriber."""
+
+    id: int
+    email_key: str
+    themes: tuple[str, ...]
+
+
+def confirmed_subscribers(session: Session) -> Iterator[Candidate]:
+    """Every confirmed subscriber, streamed in id order as plain rows (memory stays flat)."""
+    last_id = 0
+    while True:
+        batch = session.execute(
+            select(Subscriber.id, Subscriber.email_key, Subscriber.themes)
+            .where(Subscriber.status == "confirmed", Subscriber.id > last_id)
+            .order_by(Subscriber.id)
+            .limit(SNAPSHOT_BATCH)
+        ).all()
+        if not batch:
+            return
+        for row in batch:
+            yield Candidate(row.id, row.email_key, tuple(row.themes or ()))
+        last_id = batch[-1].id
+
+
+def _suppressed(session: Session, hashes: list[str]) -> set[str]:
+    query = select(Suppression.address_hash).where(Suppression.address_hash.in_(hashes))
+    return set(session.scalars(query))
+
+
+def snapshot_recipients(
+    session: Session,
+    *,
+    edition_id: int,
+    articles: tuple[ArticleView, ...],
+    settings: Settings,
+    now: datetime,
+) -> int:
+    """Add an outbox row for every confirmed, unsuppressed subscriber not in it yet.
+
+    Safe to run again (a resumed send): rows that exist are left as they are.
+    Returns the number of rows added.
+    """
+    secret = settings.require_secret_key()
+    existing = set(
+        session.scalars(select(OutboxRow.subscriber_id).where(OutboxRow.edition_id == edition_id))
+    )
+    has_articles: dict[str, bool] = {}
+    added = 0
+    pending_rows: list[dict[str, object]] = []
+    batch: list[Candidate] = []
+
+    def flush() -> None:
+        nonlocal added
+        hashes = {s.id: keyed_hash(s.email_key, secret) for s in batch}
+        suppressed = _suppressed(session, list(hashes.values()))
+        for subscriber in batch:
+            if subscriber.id in existing or hashes[subscriber.id] in suppressed:
+                continue
+            variant = variant_of(subscriber.themes, settings)
+            if variant not in has_articles:
+                chosen = variant_themes(variant)
+                has_articles[variant] = bool(select_articles(articles, settings, themes=chosen))
+            pending_rows.append(
+                {
+                    "edition_id": edition_id,
+                    "subscriber_id": subscriber.id,
+                    "variant": variant,
+                    "state": "pending" if has_articles[variant] else "skipped",
+                    "last_reply": None if has_articles[variant] else "no article in their themes",
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        if pending_rows:
+            session.execute(insert(OutboxRow), pending_rows)
+            added += len(pending_rows)
+            pending_rows.clear()
+        batch.clear()
+
+    for subscriber in confirmed_subscribers(session):
+        batch.append(subscriber)
+        if len(batch) >= SNAPSHOT_BATCH:
+            flush()
+    flush()
+    return added
+
+
+def variants_in_outbox(session: Session, edition_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(OutboxRow.variant)
+            .where(OutboxRow.edition_id == edition_id, OutboxRow.state != "skipped")
+            .distinct()
+        )
+    )
+
+
+def subscribers_by_id(session: Session, ids: Iterable[int]) -> Mapping[int, Subscriber]:
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    rows = session.scalars(select(Subscriber).where(Subscriber.id.in_(wanted)))
+    return {subscriber.id: subscriber for subscriber in rows}

@@ -1,0 +1,547 @@
+"""Sending an edition: snapshot the recipients, compose per variant, run the engine.
+
+`send_edition` may be run again at any moment, by anyone: it resumes where the outbox
+stands, and two runs at once share the rows instead of both mailing anyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from newsletter.clock import Clock
+from newsletter.compose import ComposedMail, EditionContent, compose_edition
+from newsletter.config import Settings
+from newsletter.db import Database
+from newsletter.delivery import Delivery, DeliveryEngine, RunTotals
+from newsletter.editions import USED_STATES, get_edition, move_edition
+from newsletter.errors import DeliveryError, EditionError
+from newsletter.identities import message_id, verp_address
+from newsletter.mailer import sender_address, smtp_options
+from newsletter.messages import MessageHeaders, MessageRecipient, MessageTemplate
+from newsletter.models import Edition, EditionArticle
+from newsletter.outbox import (
+    OutboxRow,
+    Outcome,
+    StateCounts,
+    claim_rows,
+    mark_skipped,
+    new_claim_token,
+    record_outcomes,
+    release_claim,
+    release_dead_claims,
+    renew_lease,
+    sent_times_since,
+    state_counts,
+)
+from newsletter.pacing import Pacer, next_attempt_at
+from newsletter.preview import edition_content
+from newsletter.recipients import (
+    confirmed_subscribers,
+    snapshot_recipients,
+    subscribers_by_id,
+    variant_of,
+    variant_themes,
+    variants_in_outbox,
+)
+from newsletter.signing import DkimSigner
+from newsletter.smtp import SmtpConnection
+from newsletter.templating import template_environment
+from subscribers.bounces import record_hard_bounce
+from subscribers.models import Subscriber
+from subscribers.tokens import link_token, preferences_url, unsubscribe_url
+
+SENDABLE_STATES = ("draft", "approved", "sending")
+
+
+@dataclass(frozen=True)
+class Addressing:
+    """The sender-side addresses of every message of a send."""
+
+    from_: str
+    return_path: str
+    domain: str
+    list_id: str
+    verp: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Addressing:
+        sender = sender_address(settings)
+        domain = sender.rpartition("@")[2]
+        return_path = settings.delivery.return_path or sender
+        list_id = settings.delivery.list_id or f"nieuwsbrief.{domain}"
+        return cls(
+            from_=settings.sender.from_,
+            return_path=parseaddr(return_path)[1],
+            domain=domain,
+            list_id=f"{settings.site.name} <{list_id}>",
+            verp=settings.delivery.verp,
+        )
+
+
+def _check_articles_unused(session: Session, edition: Edition) -> None:
+    """An article is never in two sent editions."""
+    ids = [entry.article_id for entry in edition.entries]
+    if not ids:
+        return
+    clash = session.scalar(
+        select(EditionArticle.edition_id)
+        .join(Edition, Edition.id == EditionArticle.edition_id)
+        .where(
+            EditionArticle.article_id.in_(ids),
+            Edition.id != edition.id,
+            Edition.state.in_(USED_STATES),
+        )
+        .limit(1)
+    )
+    if clash is not None:
+        raise EditionError(
+            f"edition {edition.id} shares articles with edition {clash}, which was sent; "
+            "draft a new edition"
+        )
+
+
+def recipient_count(database: Database, number: int) -> int:
+    """How many would get edition N now: open outbox rows, or confirmed subscribers."""
+    with database.session() as session:
+        edition = get_edition(session, number)
+        if edition.state == "sending":
+            return state_counts(session, number).open
+        if edition.state not in SENDABLE_STATES:
+            return 0
+        query = select(func.count()).select_from(Subscriber).where(Subscriber.status == "confirmed")
+        return int(session.scalar(query) or 0)
+
+
+def prepare_send(
+    settings: Settings, database: Database, number: int, *, now: datetime
+) -> EditionContent:
+    """Check the edition can go, snapshot its recipients, and mark it sending."""
+    with database.session() as session:
+        edition = get_edition(session, number)
+        if edition.state == "sent":
+            raise EditionError(f"edition {number} was sent already")
+        if edition.state not in SENDABLE_STATES:
+            raise EditionError(f"edition {number} is {edition.state}; it cannot be sent")
+        if edition.state != "sending":
+            _check_articles_unused(session, edition)
+        content = edition_content(edition)
+        snapshot_recipients(
+            session, edition_id=edition.id, articles=content.articles, settings=settings, now=now
+        )
+        if edition.state != "sending":
+            move_edition(edition, "sending", now=now)
+        release_dead_claims(session, edition.id, now=now)
+    return content
+
+
+def compose_variants(
+    content: EditionContent, settings: Settings, variants: Sequence[str]
+) -> dict[str, ComposedMail | None]:
+    """One composition per theme variant: never per recipient."""
+    environment = template_environment(settings)
+    return {
+        variant: compose_edition(
+            content, settings, environment=environment, themes=variant_themes(variant)
+        )
+        for variant in variants
+    }
+
+
+class OutcomeWriter:
+    """Group commit: the outcomes of all connections that finish together, in one transaction.
+
+    Each worker awaits its own outcome's commit before its next message (the crash bound
+    of outbox.py holds), but the commit itself is shared, and runs in a thread of its
+    own so the event loop keeps the other connections busy meanwhile.
+    """
+
+    def __init__(self, database: Database, *, holder: str, clock: Clock) -> None:
+        self._database = database
+        self._holder = holder
+        self._clock = clock
+        self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="outbox-writer")
+
+    async def record(self, outcome: Outcome) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((outcome, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await future
+
+    async def run(self, work: Callable[[], None]) -> None:
+        """Other database work in the writer's thread (in order with the outcomes)."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await loop.run_in_executor(self._executor, self._write, [o for o, _ in batch])
+            except Exception as exc:  # every waiting worker learns of it
+                for _, future in batch:
+                    future.set_exception(exc)
+            else:
+                for _, future in batch:
+                    future.set_result(None)
+
+    def _write(self, outcomes: list[Outcome]) -> None:
+        with self._database.engine.begin() as connection:
+            record_outcomes(connection, outcomes, holder=self._holder, now=self._clock())
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+def delivery_for(
+    settings: Settings,
+    addressing: Addressing,
+    *,
+    edition_id: int,
+    row_id: int,
+    person: Subscriber,
+    template: MessageTemplate,
+) -> Delivery:
+    """The message of edition `edition_id` for `person`, with their own links and ids."""
+    secret = settings.require_secret_key()
+    token = link_token(secret, "unsubscribe", person.public_id)
+    envelope_from = addressing.return_path
+    if addressing.verp:
+        envelope_from = verp_address(
+            secret,
+            return_path=addressing.return_path,
+            edition=edition_id,
+            public_id=person.public_id,
+        )
+    return Delivery(
+        row_id=row_id,
+        subscriber_id=person.id,
+        envelope_from=envelope_from,
+        template=template,
+        recipient=MessageRecipient(
+            email=person.email,
+            name=person.name,
+            unsubscribe_url=unsubscribe_url(settings, person.public_id),
+            preferences_url=preferences_url(settings, person.public_id),
+            message_id=message_id(
+                secret, edition=edition_id, public_id=person.public_id, domain=addressing.domain
+            ),
+            list_unsubscribe_mailto=f"mailto:{addressing.return_path}?subject=unsubscribe%20{token}",
+        ),
+    )
+
+
+class OutboxStore:
+    """The engine's view of one edition's outbox, under one claim token."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        *,
+        edition_id: int,
+        templates: dict[str, MessageTemplate],
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._database = database
+        self._edition_id = edition_id
+        self._templates = templates
+        self._clock = clock
+        self._secret = settings.require_secret_key()
+        self._addressing = Addressing.from_settings(settings)
+        self.claim_token = new_claim_token()
+        # When each claimed row was first tried, and how often: for the retry schedule.
+        self._history: dict[int, tuple[datetime | None, int]] = {}
+        self._writer = OutcomeWriter(database, holder=self.claim_token, clock=clock)
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def claim(self, limit: int) -> list[Delivery]:
+        with self._database.session() as session:
+            ids = claim_rows(
+                session, self._edition_id, claim=self.claim_token, now=self._clock(), limit=limit
+            )
+            if not ids:
+                return []
+            rows = session.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids))).all()
+            people = subscribers_by_id(
+                session, [row.subscriber_id for row in rows if row.subscriber_id is not None]
+            )
+            deliveries, gone = [], []
+            for row in rows:
+                person = people.get(row.subscriber_id) if row.subscriber_id else None
+                template = self._templates.get(row.variant)
+                if person is None or person.status != "confirmed" or template is None:
+                    gone.append(row.id)
+                    continue
+                self._history[row.id] = (row.first_attempt_at, row.attempts)
+                deliveries.append(
+                    delivery_for(
+                        self._settings,
+                        self._addressing,
+                        edition_id=self._edition_id,
+                        row_id=row.id,
+                        person=person,
+                        template=template,
+                    )
+                )
+            mark_skipped(
+                session, gone, claim=self.claim_token, now=self._clock(), reason="left the list"
+            )
+        return sorted(deliveries, key=lambda delivery: delivery.row_id)
+
+    async def sent(self, delivery: Delivery, reply: str) -> None:
+        await self._writer.record(Outcome(delivery.row_id, "sent", reply))
+
+    async def retry(self, delivery: Delivery, reply: str) -> None:
+        now = self._clock()
+        first, attempts = self._history.pop(delivery.row_id, (None, 0))
+        at = next_attempt_at(
+            attempts=attempts + 1,
+            first_attempt_at=first or now,
+            now=now,
+            first_pause=timedelta(minutes=self._settings.delivery.first_retry_minutes),
+            give_up_after=timedelta(hours=self._settings.delivery.retry_for_hours),
+        )
+        if at is None:
+            hours = self._settings.delivery.retry_for_hours
+            outcome = Outcome(delivery.row_id, "failed", f"gave up after {hours:g} h: {reply}")
+        else:
+            outcome = Outcome(delivery.row_id, "retry", reply, next_attempt_at=at)
+        await self._writer.record(outcome)
+
+    async def failed(self, delivery: Delivery, reply: str) -> None:
+        await self._writer.record(Outcome(delivery.row_id, "failed", reply))
+        if reply[:1] == "5":  # the server refused the address or the message for good
+
+            def bounce() -> None:
+                with self._database.session() as session:
+                    record_hard_bounce(
+                        session,
+                        delivery.subscriber_id,
+                        settings=self._settings,
+                        now=self._clock(),
+                        reply=reply,
+                        edition_id=self._edition_id,
+                    )
+
+            await self._writer.run(bounce)
+
+    def give_back(self, delivery: Delivery) -> None:
+        with self._database.session() as session:
+            session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == delivery.row_id, OutboxRow.claim == self.claim_token)
+                .where(OutboxRow.state == "sending")
+                .values(lease_until=self._clock() - timedelta(seconds=1))
+                .execution_options(synchronize_session=False)
+            )
+
+    def renew(self) -> None:
+        with self._database.session() as session:
+            renew_lease(session, claim=self.claim_token, now=self._clock())
+
+    def release(self) -> None:
+        with self._database.session() as session:
+            release_claim(session, claim=self.claim_token, now=self._clock())
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    """How an edition stands after a run: the outbox counts and what this run did."""
+
+    number: int
+    counts: StateCounts
+    run: RunTotals
+    finished: bool  # every row is sent, failed or skipped; the edition is `sent`
+
+
+def message_headers(
+    settings: Settings, content: EditionContent, *, now: datetime, test: bool = False
+) -> MessageHeaders:
+    addressing = Addressing.from_settings(settings)
+    return MessageHeaders(
+        from_=addressing.from_,
+        subject=content.subject,
+        date=now,
+        reply_to=settings.sender.reply_to,
+        list_id=addressing.list_id,
+        test=test,
+    )
+
+
+def _finish_if_done(database: Database, number: int, *, now: datetime) -> tuple[StateCounts, bool]:
+    with database.session() as session:
+        counts = state_counts(session, number)
+        edition = get_edition(session, number)
+        if counts.open == 0 and edition.state == "sending":
+            move_edition(edition, "sent", now=now)
+        return counts, edition.state == "sent"
+
+
+async def run_delivery(
+    settings: Settings,
+    database: Database,
+    number: int,
+    *,
+    clock: Clock,
+    on_progress: Callable[[RunTotals], None] | None = None,
+) -> SendSummary:
+    """Send edition N to everyone in its outbox who is due; resume whatever stands."""
+    with database.session() as session:
+        if get_edition(session, number).state == "sent":
+            # A rerun after the end (or after a crash right at it): nothing to do.
+            return SendSummary(
+                number=number, counts=state_counts(session, number), run=RunTotals(), finished=True
+            )
+    content = prepare_send(settings, database, number, now=clock())
+    with database.session() as session:
+        variants = variants_in_outbox(session, number)
+        sent_times = list(sent_times_since(session, clock() - timedelta(hours=1)))
+    composed = compose_variants(content, settings, variants)
+    headers = message_headers(settings, content, now=clock())
+    templates = {
+        variant: MessageTemplate.build(mail, headers)
+        for variant, mail in composed.items()
+        if mail is not None
+    }
+    store = OutboxStore(settings, database, edition_id=number, templates=templates, clock=clock)
+    loop = asyncio.get_running_loop()
+    now_monotonic, now_wall = loop.time(), clock()
+    pacer = Pacer(
+        per_second=settings.smtp.rate_per_second,
+        per_hour=settings.delivery.max_per_hour,
+        sent_in_last_hour=[now_monotonic - (now_wall - t).total_seconds() for t in sent_times],
+        monotonic=loop.time,
+    )
+    engine = DeliveryEngine(
+        store,
+        options=smtp_options(settings),
+        connections=settings.smtp.max_connections,
+        pacer=pacer,
+        signer=DkimSigner.from_settings(settings),
+        on_progress=on_progress,
+    )
+    try:
+        totals = await engine.run()
+    finally:
+        store.close()
+    counts, finished = _finish_if_done(database, number, now=clock())
+    if totals.unreachable and not finished:
+        raise DeliveryError(
+            f"{totals.unreachable}; {counts.open} message(s) wait, run 'newsletter send "
+            f"{number}' again to resume"
+        )
+    return SendSummary(number=number, counts=counts, run=totals, finished=finished)
+
+
+def send_edition(
+    settings: Settings,
+    database: Database,
+    number: int,
+    *,
+    clock: Clock,
+    on_progress: Callable[[RunTotals], None] | None = None,
+) -> SendSummary:
+    """`run_delivery` for synchronous callers."""
+    return asyncio.run(
+        run_delivery(settings, database, number, clock=clock, on_progress=on_progress)
+    )
+
+
+def _test_recipient(
+    settings: Settings, email: str, *, edition: int, index: int, now: datetime
+) -> MessageRecipient:
+    """Links that lead nowhere: a test copy must not let staff unsubscribe anyone."""
+    addressing = Addressing.from_settings(settings)
+    base = settings.site.base_url
+    return MessageRecipient(
+        email=email,
+        name=None,
+        unsubscribe_url=f"{base}/unsubscribe/test-copy",
+        preferences_url=f"{base}/preferences/test-copy",
+        message_id=f"<test.{edition}.{now.timestamp():.0f}.{index}@{addressing.domain}>",
+        list_unsubscribe_mailto=f"mailto:{addressing.return_path}?subject=unsubscribe%20test",
+    )
+
+
+async def _send_test_copies(
+    settings: Settings, content: EditionContent, addresses: Sequence[str], *, now: datetime
+) -> list[str]:
+    mail = compose_edition(content, settings, environment=template_environment(settings))
+    if mail is None:
+        raise EditionError(f"edition {content.number} has no articles to send")
+    template = MessageTemplate.build(mail, message_headers(settings, content, now=now, test=True))
+    signer = DkimSigner.from_settings(settings)
+    sender = Addressing.from_settings(settings).return_path
+    refused = []
+    async with await SmtpConnection.open(smtp_options(settings)) as connection:
+        for index, address in enumerate(addresses):
+            payload = template.render(
+                _test_recipient(settings, address, edition=content.number, index=index, now=now)
+            )
+            if signer is not None:
+                payload = signer.sign_wire(payload)
+            result = await connection.send(sender, [address], payload)
+            if address not in result.delivered:
+                refused.append(f"{address}: {result.reply_for(address)}")
+    return refused
+
+
+def send_test(
+    settings: Settings, database: Database, number: int, addresses: Sequence[str], *, clock: Clock
+) -> None:
+    """Edition N to staff addresses, marked as a test; no state changes anywhere."""
+    with database.session() as session:
+        content = edition_content(get_edition(session, number))
+    refused = asyncio.run(_send_test_copies(settings, content, addresses, now=clock()))
+    if refused:
+        raise DeliveryError("the SMTP server refused the test copy for " + "; ".join(refused))
+
+
+def dry_run(
+    settings: Settings, database: Database, number: int, out_dir: Path, *, clock: Clock
+) -> int:
+    """Every message edition N would send now, as .eml files in `out_dir`; no SMTP, no state."""
+    with database.session() as session:
+        edition = get_edition(session, number)
+        content = edition_content(edition)
+        candidates = list(confirmed_subscribers(session))
+        people = subscribers_by_id(session, [c.id for c in candidates])
+    variants = sorted({variant_of(c.themes, settings) for c in candidates})
+    composed = compose_variants(content, settings, variants)
+    headers = message_headers(settings, content, now=clock())
+    templates = {v: MessageTemplate.build(m, headers) for v, m in composed.items() if m}
+    addressing = Addressing.from_settings(settings)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for candidate in candidates:
+        template = templates.get(variant_of(candidate.themes, settings))
+        if template is None:
+            continue
+        delivery = delivery_for(
+            settings,
+            addressing,
+            edition_id=number,
+            row_id=0,
+            person=people[candidate.id],
+            template=template,
+        )
+        wire = template.render(delivery.recipient)
+        written += 1
+        name = f"{written:06d}-{people[candidate.id].public_id}.eml"
+        (out_dir / name).write_bytes(wire[: -len(b".\r\n")].replace(b"\r\n..", b"\r\n."))
+    return written

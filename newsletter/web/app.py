@@ -1,0 +1,124 @@
+"""The web app: `create_app` wires the audience service, pages, API and guards together.
+
+Layers, outermost first: security headers (and a plain page for a crash), the body cap,
+FastAPI's error handling, then the routes in `pages.py` and `api.py`. Everything the
+app uses is passed in: settings, database, clock and `send` (how one mail goes out).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import Scope
+
+from newsletter.clock import Clock
+from newsletter.config import Settings
+from newsletter.db import Database
+from newsletter.errors import NewsletterError
+from newsletter.templating import template_environment
+from newsletter.web.api import api_error, build_api_router
+from newsletter.web.clients import parse_networks
+from newsletter.web.context import Send, WebContext
+from newsletter.web.csrf import CsrfGuard
+from newsletter.web.pages import build_pages_router
+from newsletter.web.ratelimit import SlidingWindowLimiter
+from newsletter.web.rendering import PageRenderer
+from newsletter.web.security import BodyLimit, SecurityHeaders
+from subscribers.audience import Audience
+
+# No form or API request of ours comes near this; anything larger is refused unread.
+MAX_BODY_BYTES = 20 * 1024
+
+
+def _wants_json(scope: Scope) -> bool:
+    path: str = scope.get("path", "")
+    return path.startswith("/api/") or path == "/healthz"
+
+
+def create_app(settings: Settings, database: Database, *, clock: Clock, send: Send) -> FastAPI:
+    """The app for `settings`; `send` delivers one mail (after the response went out)."""
+    settings.require_secret_key()
+    environment = template_environment(settings)
+    csrf = CsrfGuard(secure=urlsplit(settings.site.base_url).scheme == "https")
+    pages = PageRenderer(settings, environment, csrf)
+    web = WebContext(
+        settings=settings,
+        audience=Audience(settings, database, clock=clock),
+        send=send,
+        pages=pages,
+        csrf=csrf,
+        signup_limiter=SlidingWindowLimiter(
+            limit=settings.web.signup_limit_per_ip,
+            window=timedelta(minutes=settings.web.signup_window_minutes),
+            clock=clock,
+        ),
+        trusted_proxies=parse_networks(settings.web.trusted_proxies),
+    )
+
+    # No generated docs: their pages load scripts and fonts from a CDN.
+    app = FastAPI(
+        title=f"Nieuwsbrief {settings.site.name}",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.include_router(build_pages_router(web))
+    app.include_router(build_api_router(web))
+
+    @app.get("/static/{name}")
+    def static_file(name: str) -> Response:
+        response = pages.static(name)
+        if response is None:
+            raise HTTPException(404)
+        return response
+
+    @app.get("/healthz")
+    def health() -> Response:
+        # Says only whether the database answers, never what or where it is.
+        try:
+            with database.session() as session:
+                session.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        headers = dict(exc.headers or {})
+        kinds = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        kind = kinds.get(exc.status_code, "bad_request")
+        status = exc.status_code if exc.status_code in kinds else 400
+        if _wants_json(request.scope):
+            return api_error(status, kind, str(exc.detail).lower(), headers)
+        return pages.problem(kind, status=status, headers=headers)
+
+    def validation_error(request: Request, exc: Exception) -> Response:
+        return api_error(422, "invalid", "the request does not have the expected shape")
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+    def too_large(scope: Scope) -> Response:
+        if _wants_json(scope):
+            return api_error(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+        return pages.problem("too_large", status=413)
+
+    def server_error(scope: Scope) -> Response:
+        if _wants_json(scope):
+            return api_error(500, "server_error", "something went wrong on our side")
+        try:
+            return pages.problem("server_error", status=500)
+        except NewsletterError:
+            return PlainTextResponse("Er ging iets mis aan onze kant.", status_code=500)
+
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES, too_large=too_large)
+    app.add_middleware(SecurityHeaders, server_error=server_error)
+    return app

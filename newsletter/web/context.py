@@ -1,0 +1,66 @@
+"""What every route needs, gathered once by `create_app` and passed to the routers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.background import BackgroundTasks
+from starlette.requests import Request
+
+from newsletter.config import Settings
+from newsletter.mailer import OutgoingMail
+from newsletter.web.clients import IPAddress, IPNetwork, client_address, limit_key
+from newsletter.web.csrf import CsrfGuard
+from newsletter.web.ratelimit import SlidingWindowLimiter, Verdict
+from newsletter.web.rendering import PageRenderer
+from subscribers.audience import Audience, Requester
+from subscribers.models import USER_AGENT_MAX_CHARS
+
+Send = Callable[[OutgoingMail], None]
+
+
+@dataclass(frozen=True)
+class WebContext:
+    settings: Settings
+    audience: Audience
+    send: Send
+    pages: PageRenderer
+    csrf: CsrfGuard
+    signup_limiter: SlidingWindowLimiter
+    trusted_proxies: tuple[IPNetwork, ...]
+
+    def _client(self, request: Request) -> tuple[IPAddress | None, str | None]:
+        peer = request.client.host if request.client else None
+        forwarded_for = request.headers.getlist("x-forwarded-for")
+        return client_address(peer, forwarded_for, self.trusted_proxies), peer
+
+    def client_ip(self, request: Request) -> str | None:
+        """The client's IP address as the consent log gets it (it applies `ip_policy`)."""
+        address, _ = self._client(request)
+        return str(address) if address is not None else None
+
+    def requester(self, request: Request, source: Literal["form", "api", "web"]) -> Requester:
+        agent = request.headers.get("user-agent")
+        return Requester(
+            source=source,
+            ip=self.client_ip(request),
+            user_agent=agent[:USER_AGENT_MAX_CHARS] if agent else None,
+        )
+
+    def count_signup(self, request: Request) -> Verdict:
+        """Count a request to a sign-up endpoint against its client's limit."""
+        address, peer = self._client(request)
+        return self.signup_limiter.hit(limit_key(address, peer))
+
+    def deliver_later(self, mails: Iterable[OutgoingMail]) -> BackgroundTasks:
+        """Tasks that send `mails` after the response went out, whatever they are.
+
+        Whether a request produced a confirmation, a notice or nothing at all must not
+        show in the answer, not even in how long it took.
+        """
+        tasks = BackgroundTasks()
+        for mail in mails:
+            tasks.add_task(self.audience.deliver, mail, self.send)
+        return tasks

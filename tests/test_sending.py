@@ -1,0 +1,255 @@
+"""Sending an edition to real subscribers through a real aiosmtpd server with faults."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from newsletter.config import Settings
+from newsletter.db import Database
+from newsletter.editions import get_edition
+from newsletter.errors import DeliveryError
+from newsletter.outbox import OutboxRow, state_counts
+from newsletter.pipeline import draft_edition, fetch_all
+from newsletter.sending import dry_run, recipient_count, send_edition, send_test
+from subscribers.audience import Audience, Requester
+from subscribers.models import ConsentEvent, Subscriber, Suppression
+from tests.conftest import SEEDS_FEED, FixedClock
+from tests.smtpserver import TestSmtpServer
+
+STAFF = Requester(source="cli")
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[TestSmtpServer]:
+    server = TestSmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], smtp_server: TestSmtpServer) -> Settings:
+    return make_settings(
+        feed={"urls": [str(SEEDS_FEED)]},
+        smtp={
+            "host": "127.0.0.1",
+            "port": smtp_server.port,
+            "max_connections": 3,
+            "timeout_seconds": 2,
+        },
+        sender={"from": "Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>"},
+        site={"base_url": "https://nieuwsbrief.rvjeugdzorg.nl"},
+    )
+
+
+def add_subscribers(
+    settings: Settings, db: Database, clock: FixedClock, count: int, themes: tuple[str, ...] = ()
+) -> list[str]:
+    audience = Audience(settings, db, clock=clock)
+    addresses = [f"lezer{i}@example.org" for i in range(count)]
+    for address in addresses:
+        audience.add(
+            address,
+            name=None,
+            themes=list(themes),
+            requester=STAFF,
+            confirmed=True,
+            consent_note="signed up on paper at the action day",
+        )
+    return addresses
+
+
+@pytest.fixture
+def edition(settings: Settings, db: Database, clock: FixedClock) -> int:
+    fetch_all(settings, db, clock=clock)
+    result = draft_edition(settings, db, clock=clock.later(minutes=1))
+    assert result.number is not None
+    return result.number
+
+
+def test_everyone_gets_exactly_one_copy(
+    settings: Settings, db: Database, clock: FixedClock, edition: int, smtp_server: TestSmtpServer
+) -> None:
+    addresses = add_subscribers(settings, db, clock, 25)
+    assert recipient_count(db, edition) == 25
+    summary = send_edition(settings, db, edition, clock=clock)
+    assert summary.finished and summary.counts.sent == 25 and summary.run.sent == 25
+    assert sorted(smtp_server.delivered_to()) == sorted(addresses)
+    with db.session() as session:
+        assert get_edition(session, edition).state == "sent"
+    # Message-IDs are unique per subscriber.
+    ids = [message["Message-ID"] for message in smtp_server.messages()]
+    assert len(set(ids)) == 25
+    # Sending again mails nobody and says how it went.
+    again = send_edition(settings, db, edition, clock=clock)
+    assert again.finished and again.run.sent == 0 and again.counts.sent == 25
+    assert len(smtp_server.received) == 25
+
+
+def test_the_message_carries_list_headers_and_personal_links(
+    settings: Settings, db: Database, clock: FixedClock, edition: int, smtp_server: TestSmtpServer
+) -> None:
+    add_subscribers(settings, db, clock, 1)
+    send_edition(settings, db, edition, clock=clock)
+    message = smtp_server.messages()[0]
+    unsubscribe = message["List-Unsubscribe"]
+    assert unsubscribe.startswith("<https://nieuwsbrief.rvjeugdzorg.nl/unsubscribe/")
+    assert "mailto:" in unsubscribe
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Id"] == "Radicale vernieuwing jeugdzorg <nieuwsbrief.rvjeugdzorg.nl>"
+    url = unsubscribe.split(">")[0].lstrip("<")
+    html = message.get_body(("html",))
+    text = message.get_body(("plain",))
+    assert html is not None and text is not None
+    assert url in html.get_content() and url in text.get_content()
+    assert "Eerste opbrengsten verkenning Radicale vernieuwing jeugdzorg" in html.get_content()
+
+
+def test_temporary_failures_wait_and_go_out_later(
+    settings: Settings, db: Database, clock: FixedClock, edition: int, smtp_server: TestSmtpServer
+) -> None:
+    addresses = add_subscribers(settings, db, clock, 6)
+    smtp_server.faults.data[addresses[2]].append("451 4.3.0 try again later")
+    first = send_edition(settings, db, edition, clock=clock)
+    assert (first.counts.sent, first.counts.retry, first.finished) == (5, 1, False)
+    with db.session() as session:
+        assert get_edition(session, edition).state == "sending"
+    # Not due yet: a rerun now sends nothing.
+    again = send_edition(settings, db, edition, clock=clock.later(minutes=1))
+    assert again.run.sent == 0 and again.counts.retry == 1
+    later = send_edition(settings, db, edition, clock=clock.later(minutes=10))
+    assert later.finished and later.counts.sent == 6
+    assert Counter(smtp_server.delivered_to()) == Counter(addresses)
+
+
+def test_temporary_failures_give_up_at_the_deadline(
+    settings: Settings, db: Database, clock: FixedClock, edition: int, smtp_server: TestSmtpServer
+) -> None:
+    [address] = add_subscribers(settings, db, clock, 1)
+    smtp_server.faults.rcpt[address] = "450 4.2.1 mailbox busy"
+    send_edition(settings, db, edition, clock=clock)
+    for _ in range(30):
+        summary = send_edition(settings, db, edition, clock=clock.later(hours=2))
+        if summary.finished:
+            break
+    assert summary.finished and summary.counts.failed == 1
+    with db.session() as session:
+        row = session.scalars(select(OutboxRow)).one()
+        assert row.last_reply is not None and "gave up after 24 h" in row.last_reply
+        # A temporary failure is no bounce: the subscriber stays on the list.
+        assert session.scalars(select(Subscriber.status)).one() == "confirmed"
+
+
+def test_permanent_failure_bounces_and_suppresses(
+    settings: Settings, db: Database, clock: FixedClock, edition: int, smtp_server: TestSmtpServer
+) -> None:
+    addresses = add_subscribers(settings, db, clock, 3)
+    smtp_server.faults.rcpt[addresses[1]] = f"550 5.1.1 <{addresses[1]}>: no such user"
+    summary = send_edition(settings, db, edition, clock=clock)
+    assert summary.finished
+    assert (summary.counts.sent, summary.counts.failed) == (2, 1)
+    assert summary.run.failures == [f"{addresses[1]}: 550 5.1.1 <{addresses[1]}>: no such user"]
+    with db.session() as session:
+        statuses = dict(session.execute(select(Subscriber.email, Subscriber.status)).all())
+        assert statuses[addresses[1]] == "bounced"
+        assert session.scalars(select(Suppression.reason)).all() == ["bounced"]
+        [event] = session.scalars(select(ConsentEvent).where(ConsentEvent.event == "bounced"))
+        assert event.details is not None
+        assert event.details["reply"] == "550 5.1.1 <(address)>: no such user"
+
+
+def test_dropped_connection_and_421_resend_without_loss(
+    settings: Settings, db: Database, clock: FixedClock, edition: int, smtp_server: TestSmtpServer
+) -> None:
+    addresses = add_subscribers(settings, db, clock, 8)
+    smtp_server.faults.drop_in_data.add(addresses[3])
+    smtp_server.faults.mail_reply.append("421 4.3.2 too busy, come back")
+    summary = send_edition(settings, db, edition, clock=clock)
+    assert summary.finished and summary.counts.sent == 8
+    assert sorted(set(smtp_server.delivered_to())) == sorted(addresses)
+    assert smtp_server.mail_inside_mail == 0
+
+
+def test_a_stalling_server_times_out_and_the_message_waits(
+    settings: Settings, db: Database, clock: FixedClock, edition: int, smtp_server: TestSmtpServer
+) -> None:
+    addresses = add_subscribers(settings, db, clock, 2)
+    # Stalls three times in a row: every resend of this message times out.
+    smtp_server.faults.stall_in_data[addresses[0]] = 2.5
+    summary = send_edition(settings, db, edition, clock=clock)
+    assert summary.counts.sent + summary.counts.retry == 2
+    assert addresses[1] in smtp_server.delivered_to()
+
+
+def test_unreachable_server_leaves_everything_waiting(
+    settings: Settings, db: Database, clock: FixedClock, edition: int, smtp_server: TestSmtpServer
+) -> None:
+    add_subscribers(settings, db, clock, 4)
+    smtp_server.stop()
+    with pytest.raises(DeliveryError, match="cannot connect to SMTP server"):
+        send_edition(settings, db, edition, clock=clock)
+    with db.session() as session:
+        counts = state_counts(session, edition)
+    assert counts.open == 4 and counts.sent == 0 and counts.failed == 0
+
+
+def test_someone_who_leaves_during_the_send_is_skipped(
+    settings: Settings, db: Database, clock: FixedClock, edition: int, smtp_server: TestSmtpServer
+) -> None:
+    addresses = add_subscribers(settings, db, clock, 3)
+    # The snapshot is taken, then the server refuses everyone for a while...
+    for address in addresses:
+        smtp_server.faults.rcpt[address] = "451 4.7.1 greylisted"
+    send_edition(settings, db, edition, clock=clock)
+    # ...and one of them unsubscribes before the retry.
+    Audience(settings, db, clock=clock).remove(addresses[0], STAFF)
+    smtp_server.faults.rcpt.clear()
+    summary = send_edition(settings, db, edition, clock=clock.later(minutes=10))
+    assert summary.finished
+    assert (summary.counts.sent, summary.counts.skipped) == (2, 1)
+    assert addresses[0] not in smtp_server.delivered_to()
+
+
+def test_theme_choices_get_only_their_articles_and_none_get_no_mail(
+    settings: Settings, db: Database, clock: FixedClock, edition: int, smtp_server: TestSmtpServer
+) -> None:
+    add_subscribers(settings, db, clock, 2, themes=("mensen-en-initiatieven",))
+    Audience(settings, db, clock=clock).add(
+        "alles@example.org",
+        name=None,
+        themes=[],
+        requester=STAFF,
+        confirmed=True,
+        consent_note="paper form",
+    )
+    summary = send_edition(settings, db, edition, clock=clock)
+    assert summary.finished and summary.counts.sent == 3
+    by_address = {m["To"]: m.get_body(("plain",)).get_content() for m in smtp_server.messages()}  # type: ignore[union-attr]
+    themed = by_address["lezer0@example.org"]
+    assert "Nieuw onderzoek jeugdbescherming vraagt om actie" in themed
+    assert "Eerste opbrengsten verkenning" not in themed
+    assert "Eerste opbrengsten verkenning" in by_address["alles@example.org"]
+
+
+def test_test_copies_and_dry_runs_touch_no_state(
+    settings: Settings,
+    db: Database,
+    clock: FixedClock,
+    edition: int,
+    smtp_server: TestSmtpServer,
+    tmp_path: Path,
+) -> None:
+    add_subscribers(settings, db, clock, 3)
+    send_test(settings, db, edition, ["redactie@rvjeugdzorg.nl"], clock=clock)
+    [copy] = smtp_server.messages()
+    assert copy["Subject"].startswith("[TEST] ")
+    assert copy["To"] == "redactie@rvjeugdzorg.nl"
+    written = dry_run(settings, db, edition, tmp_path / "eml", clock=clock)
+    assert written == 3 and len(list((tmp_path / "eml").glob("*.eml"))) == 3
+    with db.session() as session:
+        assert get_edition(session, edition).state == "draft"
+        assert session.scalars(select(OutboxRow)).all() == []
