@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test check lint typecheck bench screenshots browser clean
+.PHONY: install demo test check lint typecheck bench smtp-tools screenshots browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,13 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-bench: $(STAMP)
+bench: $(STAMP) smtp-tools
 	$(BIN)/python -m benchmarks
+
+# Postfix's smtp-sink and smtp-source, the yardstick of the send benchmark.
+smtp-tools:
+	@command -v smtp-sink >/dev/null 2>&1 || test -x /usr/sbin/smtp-sink || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix; }
 
 # Debian's chromium for the browser tests and screenshots (root on Debian only).
 browser:

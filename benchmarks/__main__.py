@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import compose
+from benchmarks import compose, send
 
 compose.main()
+send.main([])

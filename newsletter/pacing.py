@@ -37,6 +37,8 @@ class Pacer:
         self._lock = asyncio.Lock()
 
     async def wait(self) -> None:
+        if not self._interval and not self._per_hour:
+            return  # no limits: nothing to wait for
         async with self._lock:
             now = self._monotonic()
             if self._per_hour:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.clock import Clock
@@ -171,6 +171,7 @@ class OutcomeWriter:
         self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="outbox-writer")
+        self._connection: Connection | None = None
 
     async def record(self, outcome: Outcome) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -197,10 +198,24 @@ class OutcomeWriter:
                     future.set_result(None)
 
     def _write(self, outcomes: list[Outcome]) -> None:
-        with self._database.engine.begin() as connection:
-            record_outcomes(connection, outcomes, holder=self._holder, now=self._clock())
+        # One connection, kept for the whole send and used only by the writer's thread:
+        # checking one out of the pool per commit costs more than the commit itself.
+        if self._connection is None:
+            self._connection = self._database.engine.connect()
+        try:
+            record_outcomes(self._connection, outcomes, holder=self._holder, now=self._clock())
+            self._connection.commit()
+        except Exception:
+            self._connection.rollback()
+            raise
 
     def close(self) -> None:
+        def close_connection() -> None:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+        self._executor.submit(close_connection).result()
         self._executor.shutdown(wait=True)
 
 
