@@ -156,6 +156,12 @@ def compose_variants(
     }
 
 
+def _anonymous(reply: str, delivery: Delivery) -> str:
+    """A server reply without the recipient's address (replies often quote it): the
+    outbox keeps why a message failed, not who it was for; the row says that already."""
+    return reply.replace(delivery.recipient.email, "(address)")
+
+
 class OutcomeWriter:
     """Group commit: the outcomes of all connections that finish together, in one transaction.
 
@@ -319,9 +325,11 @@ class OutboxStore:
         return sorted(deliveries, key=lambda delivery: delivery.row_id)
 
     async def sent(self, delivery: Delivery, reply: str) -> None:
-        await self._writer.record(Outcome(delivery.row_id, "sent", reply))
+        self._history.pop(delivery.row_id, None)
+        await self._writer.record(Outcome(delivery.row_id, "sent", _anonymous(reply, delivery)))
 
     async def retry(self, delivery: Delivery, reply: str) -> None:
+        reply = _anonymous(reply, delivery)
         now = self._clock()
         first, attempts = self._history.pop(delivery.row_id, (None, 0))
         at = next_attempt_at(
@@ -339,7 +347,8 @@ class OutboxStore:
         await self._writer.record(outcome)
 
     async def failed(self, delivery: Delivery, reply: str) -> None:
-        await self._writer.record(Outcome(delivery.row_id, "failed", reply))
+        self._history.pop(delivery.row_id, None)
+        await self._writer.record(Outcome(delivery.row_id, "failed", _anonymous(reply, delivery)))
         if reply[:1] == "5":  # the server refused the address or the message for good
 
             def bounce() -> None:
@@ -356,6 +365,7 @@ class OutboxStore:
             await self._writer.run(bounce)
 
     def give_back(self, delivery: Delivery) -> None:
+        self._history.pop(delivery.row_id, None)
         with self._database.session() as session:
             session.execute(
                 update(OutboxRow)

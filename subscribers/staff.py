@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.errors import SubscriberError, UnknownSubscriber
 from newsletter.mailer import OutgoingMail
+from newsletter.outbox import OutboxRow
 from subscribers.addresses import Address, address_key
 from subscribers.consent import SYSTEM, Requester
 from subscribers.models import (
@@ -235,6 +236,24 @@ def describe_person(session: Session, op: Operation, address: Address) -> dict[s
         }
         for event, text in rows
     ]
+    person["deliveries"] = (
+        [
+            {
+                "edition": row.edition_id,
+                "state": row.state,
+                "attempts": row.attempts,
+                "sent_at": _iso(row.sent_at),
+                "last_reply": row.last_reply,
+            }
+            for row in session.scalars(
+                select(OutboxRow)
+                .where(OutboxRow.subscriber_id == subscriber.id)
+                .order_by(OutboxRow.edition_id)
+            )
+        ]
+        if subscriber is not None
+        else []
+    )
     return person
 
 

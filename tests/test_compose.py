@@ -507,8 +507,8 @@ def test_a_theme_filter_keeps_only_its_articles(
     assert "Wat als… ouders gewoon om hulp kunnen vragen?" in html_document
     assert "Nieuw onderzoek jeugdbescherming vraagt om actie, doe mee!" in html_document
     assert "Eerste opbrengsten verkenning" not in html_document
-    assert "Je krijgt alleen berichten over Kampvuurgesprekken." in html_document
-    assert "Je krijgt alleen berichten over Kampvuurgesprekken." in mail.text_for(recipient)
+    assert "Je krijgt alleen berichten over ‘Kampvuurgesprekken’." in html_document
+    assert "Je krijgt alleen berichten over ‘Kampvuurgesprekken’." in mail.text_for(recipient)
     assert mail.html.slots.count("preferences_url") == 2  # here and in the footer
 
 
@@ -516,7 +516,7 @@ def test_several_themes_are_a_union(settings: Settings, environment: jinja2.Envi
     themes = frozenset({"doe-je-mee", "kampvuurgesprekken"})
     mail = compose(settings, environment, themes=themes)
     text = mail.text_for(sample_recipient(settings))
-    assert "Je krijgt alleen berichten over Kampvuurgesprekken en Doe je mee?." in text
+    assert "Je krijgt alleen berichten over ‘Kampvuurgesprekken’ en ‘Doe je mee?’." in text
     chosen = select_articles(
         seed_articles(), settings, themes=frozenset({"doe-je-mee", "kampvuurgesprekken"})
     )

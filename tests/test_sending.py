@@ -253,3 +253,16 @@ def test_test_copies_and_dry_runs_touch_no_state(
     with db.session() as session:
         assert get_edition(session, edition).state == "draft"
         assert session.scalars(select(OutboxRow)).all() == []
+
+
+def test_the_outbox_keeps_why_not_who_and_show_lists_deliveries(
+    settings: Settings, db: Database, clock: FixedClock, edition: int, smtp_server: TestSmtpServer
+) -> None:
+    addresses = add_subscribers(settings, db, clock, 2)
+    smtp_server.faults.rcpt[addresses[0]] = f"550 5.1.1 <{addresses[0]}>: unknown"
+    send_edition(settings, db, edition, clock=clock)
+    with db.session() as session:
+        replies = session.scalars(select(OutboxRow.last_reply)).all()
+    assert all(addresses[0] not in (reply or "") for reply in replies)
+    shown = Audience(settings, db, clock=clock).show(addresses[1])
+    assert [(d["edition"], d["state"]) for d in shown["deliveries"]] == [(edition, "sent")]
