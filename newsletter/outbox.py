@@ -20,7 +20,7 @@ import socket
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     CheckConstraint,
@@ -28,11 +28,9 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     String,
-    Table,
     Text,
     UniqueConstraint,
     and_,
-    bindparam,
     func,
     or_,
     select,
@@ -41,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
-from newsletter.models import Base, UtcDateTime
+from newsletter.models import Base
 
 OUTBOX_STATES = ("pending", "sending", "sent", "retry", "failed", "skipped")
 FINAL_STATES = ("sent", "failed", "skipped")
@@ -288,50 +286,52 @@ class Outcome:
     next_attempt_at: datetime | None = None
 
 
-_table: Table = OutboxRow.__table__  # type: ignore[assignment]
-# One statement for every outcome, compiled once and run as executemany: the hot path of
-# a send writes through this and nothing else.
-_RECORD_OUTCOME = (
-    update(_table)
-    .where(
-        _table.c.id == bindparam("row_id"),
-        _table.c.claim == bindparam("holder"),
-        _table.c.state == "sending",
-    )
-    .values(
-        state=bindparam("new_state"),
-        last_reply=bindparam("reply"),
-        sent_at=bindparam("sent_at", type_=UtcDateTime()),
-        next_attempt_at=bindparam("next_at", type_=UtcDateTime()),
-        claim=None,
-        attempts=_table.c.attempts + 1,
-        first_attempt_at=func.coalesce(
-            _table.c.first_attempt_at, bindparam("first_at", type_=UtcDateTime())
-        ),
-        updated_at=bindparam("now", type_=UtcDateTime()),
-    )
+_OUTCOME_SQL = (
+    "UPDATE outbox SET state = {p}, last_reply = {p}, sent_at = {p}, next_attempt_at = {p}, "
+    "claim = NULL, attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, {p}), "
+    "updated_at = {p} WHERE id = {p} AND claim = {p} AND state = 'sending'"
 )
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    # The text SQLAlchemy stores for a DateTime on SQLite (UTC, as UtcDateTime keeps it),
+    # so that comparisons in SQL see one format.
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _as_is(value: datetime | None) -> datetime | None:
+    return value
 
 
 def record_outcomes(
     connection: Connection, outcomes: Sequence[Outcome], *, holder: str, now: datetime
 ) -> None:
-    """Write the outcomes of rows `holder` claimed (rows it lost are left alone)."""
+    """Write the outcomes of rows `holder` claimed (rows it lost are left alone).
+
+    The hot path of a send: one driver-level executemany of a statement written once,
+    without the ORM or a compile per call.
+    """
     if not outcomes:
         return
-    connection.execute(
-        _RECORD_OUTCOME,
+    sqlite = connection.dialect.name == "sqlite"
+    sql = _OUTCOME_SQL.format(p="?" if sqlite else "%s")
+    time = _sqlite_time if sqlite else _as_is
+    stamp = time(now)
+    connection.exec_driver_sql(
+        sql,
         [
-            {
-                "row_id": outcome.row_id,
-                "holder": holder,
-                "new_state": outcome.state,
-                "reply": outcome.reply,
-                "sent_at": now if outcome.state == "sent" else None,
-                "next_at": outcome.next_attempt_at,
-                "first_at": now,
-                "now": now,
-            }
+            (
+                outcome.state,
+                outcome.reply,
+                stamp if outcome.state == "sent" else None,
+                time(outcome.next_attempt_at),
+                stamp,
+                stamp,
+                outcome.row_id,
+                holder,
+            )
             for outcome in outcomes
         ],
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -57,7 +56,7 @@ from newsletter.smtp import SmtpConnection
 from newsletter.templating import template_environment
 from subscribers.bounces import record_hard_bounce
 from subscribers.models import Subscriber
-from subscribers.tokens import link_token, preferences_url, unsubscribe_url
+from subscribers.tokens import link_token
 
 SENDABLE_STATES = ("draft", "approved", "sending")
 
@@ -166,8 +165,9 @@ class OutcomeWriter:
     """Group commit: the outcomes of all connections that finish together, in one transaction.
 
     Each worker awaits its own outcome's commit before its next message (the crash bound
-    of outbox.py holds), but the commit itself is shared, and runs in a thread of its
-    own so the event loop keeps the other connections busy meanwhile.
+    of outbox.py holds), but outcomes recorded in the same turn of the event loop share
+    one commit. The write runs on the loop itself: a commit on SQLite costs less than
+    handing it to a thread and back.
     """
 
     def __init__(self, database: Database, *, holder: str, clock: Clock) -> None:
@@ -175,37 +175,37 @@ class OutcomeWriter:
         self._holder = holder
         self._clock = clock
         self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="outbox-writer")
+        self._scheduled = False
         self._connection: Connection | None = None
 
     async def record(self, outcome: Outcome) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._pending.append((outcome, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
         await future
 
     async def run(self, work: Callable[[], None]) -> None:
-        """Other database work in the writer's thread (in order with the outcomes)."""
-        await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        """Other database work, in order with the outcomes."""
+        work()
 
-    async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                await loop.run_in_executor(self._executor, self._write, [o for o, _ in batch])
-            except Exception as exc:  # every waiting worker learns of it
-                for _, future in batch:
-                    future.set_exception(exc)
-            else:
-                for _, future in batch:
-                    future.set_result(None)
+    def _flush(self) -> None:
+        self._scheduled = False
+        batch, self._pending = self._pending, []
+        try:
+            self._write([outcome for outcome, _ in batch])
+        except Exception as exc:  # every waiting worker learns of it
+            for _, future in batch:
+                future.set_exception(exc)
+        else:
+            for _, future in batch:
+                future.set_result(None)
 
     def _write(self, outcomes: list[Outcome]) -> None:
-        # One connection, kept for the whole send and used only by the writer's thread:
-        # checking one out of the pool per commit costs more than the commit itself.
+        # One connection for the whole send: checking one out of the pool per commit
+        # costs more than the commit itself.
         if self._connection is None:
             self._connection = self._database.engine.connect()
         try:
@@ -216,13 +216,19 @@ class OutcomeWriter:
             raise
 
     def close(self) -> None:
-        def close_connection() -> None:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
-        self._executor.submit(close_connection).result()
-        self._executor.shutdown(wait=True)
+
+@dataclass(frozen=True)
+class Person:
+    """What a message needs to know of its subscriber."""
+
+    id: int
+    public_id: str
+    email: str
+    name: str | None
 
 
 def delivery_for(
@@ -231,19 +237,18 @@ def delivery_for(
     *,
     edition_id: int,
     row_id: int,
-    person: Subscriber,
+    person: Person,
     template: MessageTemplate,
 ) -> Delivery:
     """The message of edition `edition_id` for `person`, with their own links and ids."""
     secret = settings.require_secret_key()
-    token = link_token(secret, "unsubscribe", person.public_id)
+    base = settings.site.base_url
+    public_id = person.public_id
+    unsubscribe_token = link_token(secret, "unsubscribe", public_id)
     envelope_from = addressing.return_path
     if addressing.verp:
         envelope_from = verp_address(
-            secret,
-            return_path=addressing.return_path,
-            edition=edition_id,
-            public_id=person.public_id,
+            secret, return_path=addressing.return_path, edition=edition_id, public_id=public_id
         )
     return Delivery(
         row_id=row_id,
@@ -253,12 +258,14 @@ def delivery_for(
         recipient=MessageRecipient(
             email=person.email,
             name=person.name,
-            unsubscribe_url=unsubscribe_url(settings, person.public_id),
-            preferences_url=preferences_url(settings, person.public_id),
+            unsubscribe_url=f"{base}/unsubscribe/{unsubscribe_token}",
+            preferences_url=f"{base}/preferences/{link_token(secret, 'preferences', public_id)}",
             message_id=message_id(
-                secret, edition=edition_id, public_id=person.public_id, domain=addressing.domain
+                secret, edition=edition_id, public_id=public_id, domain=addressing.domain
             ),
-            list_unsubscribe_mailto=f"mailto:{addressing.return_path}?subject=unsubscribe%20{token}",
+            list_unsubscribe_mailto=(
+                f"mailto:{addressing.return_path}?subject=unsubscribe%20{unsubscribe_token}"
+            ),
         ),
     )
 
@@ -297,32 +304,54 @@ class OutboxStore:
             )
             if not ids:
                 return []
-            rows = session.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids))).all()
-            people = subscribers_by_id(
-                session, [row.subscriber_id for row in rows if row.subscriber_id is not None]
-            )
+            # Plain rows, not ORM objects: this runs for every recipient of a send.
+            rows = session.execute(
+                select(
+                    OutboxRow.id,
+                    OutboxRow.variant,
+                    OutboxRow.first_attempt_at,
+                    OutboxRow.attempts,
+                    Subscriber.id,
+                    Subscriber.public_id,
+                    Subscriber.email,
+                    Subscriber.name,
+                    Subscriber.status,
+                )
+                .outerjoin(Subscriber, Subscriber.id == OutboxRow.subscriber_id)
+                .where(OutboxRow.id.in_(ids))
+                .order_by(OutboxRow.id)
+            ).all()
             deliveries, gone = [], []
-            for row in rows:
-                person = people.get(row.subscriber_id) if row.subscriber_id else None
-                template = self._templates.get(row.variant)
-                if person is None or person.status != "confirmed" or template is None:
-                    gone.append(row.id)
+            for (
+                row_id,
+                variant,
+                first_at,
+                attempts,
+                person_id,
+                public_id,
+                email,
+                name,
+                status,
+            ) in rows:
+                template = self._templates.get(variant)
+                if person_id is None or status != "confirmed" or template is None:
+                    gone.append(row_id)
                     continue
-                self._history[row.id] = (row.first_attempt_at, row.attempts)
+                self._history[row_id] = (first_at, attempts)
                 deliveries.append(
                     delivery_for(
                         self._settings,
                         self._addressing,
                         edition_id=self._edition_id,
-                        row_id=row.id,
-                        person=person,
+                        row_id=row_id,
+                        person=Person(person_id, public_id, email, name),
                         template=template,
                     )
                 )
             mark_skipped(
                 session, gone, claim=self.claim_token, now=self._clock(), reason="left the list"
             )
-        return sorted(deliveries, key=lambda delivery: delivery.row_id)
+        return deliveries
 
     async def sent(self, delivery: Delivery, reply: str) -> None:
         self._history.pop(delivery.row_id, None)
@@ -557,12 +586,13 @@ def dry_run(
         template = templates.get(variant_of(candidate.themes, settings))
         if template is None:
             continue
+        person = people[candidate.id]
         delivery = delivery_for(
             settings,
             addressing,
             edition_id=number,
             row_id=0,
-            person=people[candidate.id],
+            person=Person(person.id, person.public_id, person.email, person.name),
             template=template,
         )
         wire = template.render(delivery.recipient)

@@ -81,6 +81,10 @@ def test_everyone_gets_exactly_one_copy(
     assert sorted(smtp_server.delivered_to()) == sorted(addresses)
     with db.session() as session:
         assert get_edition(session, edition).state == "sent"
+        rows = session.scalars(select(OutboxRow)).all()
+        assert {(row.state, row.sent_at, row.attempts, row.claim) for row in rows} == {
+            ("sent", clock(), 1, None)
+        }
     # Message-IDs are unique per subscriber.
     ids = [message["Message-ID"] for message in smtp_server.messages()]
     assert len(set(ids)) == 25
