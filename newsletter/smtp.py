@@ -248,17 +248,26 @@ class SmtpConnection:
         return reply
 
     async def _read_reply_lines(self, waiting_for: str) -> tuple[Reply, list[str]]:
+        [(reply, lines)] = await self._read_replies(1, waiting_for)
+        return reply, lines
+
+    async def _read_replies(self, count: int, waiting_for: str) -> list[tuple[Reply, list[str]]]:
+        """The next `count` replies, under one timeout (a pipelined group's replies)."""
+        try:
+            # asyncio.timeout, not wait_for: no task per read on the hot path.
+            async with asyncio.timeout(self.options.timeout):
+                return [await self._receive_reply(waiting_for) for _ in range(count)]
+        except TimeoutError:
+            self._abort()
+            raise SmtpConnectionLost(
+                f"timed out after {self.options.timeout:g} s waiting for {waiting_for}"
+            ) from None
+
+    async def _receive_reply(self, waiting_for: str) -> tuple[Reply, list[str]]:
         lines: list[str] = []
         while True:
             try:
-                # asyncio.timeout, not wait_for: no task per line on the hot path.
-                async with asyncio.timeout(self.options.timeout):
-                    raw = await self._reader.readline()
-            except TimeoutError:
-                self._abort()
-                raise SmtpConnectionLost(
-                    f"timed out after {self.options.timeout:g} s waiting for {waiting_for}"
-                ) from None
+                raw = await self._reader.readline()
             except (OSError, ValueError) as exc:  # ValueError: a line over the limit
                 self._abort()
                 raise SmtpConnectionLost(f"connection failed waiting for {waiting_for}") from exc
@@ -319,9 +328,10 @@ class SmtpConnection:
         envelope = [mail_line] + [f"RCPT TO:<{_check_address(r)}>" for r in recipients]
         if self.pipelining:
             await self._write("".join(f"{line}\r\n" for line in [*envelope, "DATA"]).encode())
-            mail = await self._read_reply("the reply to MAIL")
-            replies = {r: await self._read_reply("the reply to RCPT") for r in recipients}
-            data_go = await self._read_reply("the reply to DATA")
+            group = await self._read_replies(len(recipients) + 2, "the replies to MAIL, RCPT, DATA")
+            mail = group[0][0]
+            replies = {r: reply for r, (reply, _) in zip(recipients, group[1:-1], strict=True)}
+            data_go = group[-1][0]
             if not mail.ok or not any(reply.ok for reply in replies.values()):
                 # DATA was sent regardless; if the server nonetheless said 354, end the
                 # empty message so it is discarded, then reset.
