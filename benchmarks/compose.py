@@ -14,8 +14,9 @@ from pathlib import Path
 
 from newsletter.clock import utc_now
 from newsletter.compose import RecipientValues, compose_edition
+from newsletter.config import settings_from_mapping
 from newsletter.db import open_database
-from newsletter.demo import SAMPLE_INTRO, demo_settings
+from newsletter.demo import SAMPLE_FEED, SAMPLE_INTRO
 from newsletter.editions import get_edition
 from newsletter.pipeline import draft_edition, fetch_all
 from newsletter.preview import edition_content
@@ -27,7 +28,14 @@ COMPOSITIONS = 20
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
-        settings = demo_settings(Path(folder), "bench-secret")
+        settings = settings_from_mapping(
+            {
+                "feed": {"urls": [str(SAMPLE_FEED)]},
+                "database": {"url": f"sqlite:///{Path(folder) / 'bench.db'}"},
+            },
+            base_dir=Path(folder),
+            env={"NEWSLETTER_SECRET_KEY": "bench-secret"},
+        )
         database = open_database(settings.database_url)
         fetch_all(settings, database, clock=utc_now)
         result = draft_edition(

@@ -37,12 +37,16 @@ def _number(value: int) -> str:
 
 def _summary_line(summary: SendSummary) -> str:
     counts = summary.counts
-    return (
+    line = (
         f"edition {summary.number}: {_number(counts.sent)} sent, "
         f"{_number(counts.failed)} failed permanently, "
-        f"{_number(counts.retry + counts.pending + counts.sending)} waiting for retry, "
+        f"{_number(counts.retry + counts.pending)} waiting for retry, "
         f"{_number(counts.skipped)} skipped"
     )
+    if counts.sending:
+        # Rows another run (a second terminal, a worker) holds right now.
+        line += f", {_number(counts.sending)} being sent by another run"
+    return line
 
 
 class _LogProgress:
