@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from newsletter import __version__, cli_send
+from newsletter import __version__, cli_schedule, cli_send
 from newsletter.cli_subscribers import subscribers_app
 from newsletter.cli_support import (
     AppContext,
@@ -346,6 +346,10 @@ def demo(
 # Delivery lives in its own module; registered here so `--help` lists it after preview.
 app.command("send")(cli_send.send)
 edition_app.command("status")(cli_send.edition_status)
+# The job, its record and the scheduler (cli_schedule.py).
+app.command("run")(cli_schedule.run)
+app.command("runs")(cli_schedule.runs)
+app.command("schedule")(cli_schedule.schedule)
 
 
 def main() -> None:

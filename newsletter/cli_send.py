@@ -22,6 +22,7 @@ from newsletter.cli_support import app_context, err, iso, out, print_json
 from newsletter.delivery import RunTotals
 from newsletter.editions import get_edition
 from newsletter.errors import NewsletterError
+from newsletter.locking import job_lock
 from newsletter.outbox import OutboxRow, state_counts
 from newsletter.sending import SendSummary, dry_run, recipient_count, send_edition, send_test
 from subscribers.models import Subscriber
@@ -136,7 +137,9 @@ def send(
         if not typer.confirm(f"send edition {number} to {_number(total)} subscribers?"):
             out.print("nothing sent")
             raise typer.Exit(1)
-    summary = _run_with_progress(context, number, total)
+    # The job lock: a scheduled run and a person never work on an edition at once.
+    with job_lock(context.database, clock=context.clock):
+        summary = _run_with_progress(context, number, total)
     out.print(_summary_line(summary), markup=False)
     for failure in summary.run.failures[:20]:
         err.print(f"failed: {failure}", markup=False)

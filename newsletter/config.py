@@ -71,6 +71,33 @@ def _check_mailbox(value: str) -> str:
     return formataddr((name, addr)) if name else addr
 
 
+def _check_address(value: str) -> str:
+    """A bare e-mail address, without a display name: `addr@example.org`."""
+    if any(ch in value for ch in _ADDRESS_CHARS_FORBIDDEN):
+        raise ValueError("contains a line break")
+    name, addr = parseaddr(value)
+    if (
+        name
+        or addr != value.strip()
+        or "@" not in addr
+        or addr.startswith("@")
+        or addr.endswith("@")
+    ):
+        raise ValueError(f"not a bare e-mail address: {value!r}")
+    return addr
+
+
+def _check_crontab(value: str) -> str:
+    """Five crontab fields (minute hour day month weekday), as APScheduler reads them."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"not a crontab expression {value!r}: {exc}") from None
+    return " ".join(value.split())
+
+
 def _check_timezone(value: str) -> str:
     try:
         zoneinfo.ZoneInfo(value)
@@ -82,6 +109,8 @@ def _check_timezone(value: str) -> str:
 HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
 FeedSource = Annotated[str, AfterValidator(_check_feed_source)]
 Mailbox = Annotated[str, AfterValidator(_check_mailbox)]
+EmailAddress = Annotated[str, AfterValidator(_check_address)]
+Crontab = Annotated[str, AfterValidator(_check_crontab)]
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
 
@@ -194,6 +223,17 @@ class WebSettings(_Section):
         return values
 
 
+class ScheduleSettings(_Section):
+    # When the job runs (`scheduler.py`, `newsletter schedule`), in [site] timezone.
+    cron: Crontab = "0 9 * * tue"
+    # Send a new draft at once; otherwise staff get a test copy and a link to review it.
+    auto_send: bool = False
+    # Who gets the test copies, review links and failure reports.
+    staff: list[EmailAddress] = Field(default_factory=list)
+    # A run missed while the scheduler was down is made up at start within this time.
+    misfire_grace_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+
+
 class ThemeSettings(_Section):
     name: str = Field(min_length=1, max_length=80)
     categories: list[str] = Field(default_factory=list)
@@ -231,6 +271,7 @@ class Settings(_Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     subscribers: SubscriberSettings = Field(default_factory=SubscriberSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     themes: dict[Slug, ThemeSettings] = Field(default_factory=default_themes)
     templates: TemplateSettings = Field(default_factory=TemplateSettings)
 

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from newsletter.cli import app
+from newsletter.clock import utc_now
 from tests.conftest import SEEDS_FEED
 from tests.smtpserver import TestSmtpServer
 
@@ -129,3 +130,22 @@ def test_sending_an_unknown_edition_is_one_line(config: Path) -> None:
     result = run(config, "send", "42", "--yes")
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: no edition 42"
+
+
+def test_send_waits_for_no_one_while_a_run_holds_the_lock(
+    config: Path, edition: str, smtp_server: TestSmtpServer
+) -> None:
+    from newsletter.config import load_settings
+    from newsletter.db import open_database
+    from newsletter.locking import job_lock
+
+    settings = load_settings(config, env={"NEWSLETTER_SECRET_KEY": "x"})
+    database = open_database(settings.database_url)
+    try:
+        with job_lock(database, clock=utc_now):
+            result = run(config, "send", edition, "--yes")
+    finally:
+        database.dispose()
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "try again when it is done" in result.stderr
+    assert smtp_server.received == []

@@ -44,7 +44,16 @@ def test_example_file_spells_out_every_default() -> None:
     # What the example shows for a key must be what you get when you leave it out.
     example = load_settings(EXAMPLE, env={})
     defaults = Settings()
-    for section in ("feed", "smtp", "delivery", "dkim", "database", "subscribers", "web"):
+    for section in (
+        "feed",
+        "smtp",
+        "delivery",
+        "dkim",
+        "database",
+        "subscribers",
+        "web",
+        "schedule",
+    ):
         if section == "feed":
             assert example.feed.model_dump(exclude={"urls"}) == defaults.feed.model_dump(
                 exclude={"urls"}

@@ -5,7 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, text
 
+from newsletter import locking as _locking  # noqa: F401 (registers the table)
 from newsletter import outbox as _outbox  # noqa: F401 (registers the table)
+from newsletter import runs as _runs  # noqa: F401 (registers the table)
+from newsletter import scheduling as _scheduling  # noqa: F401 (registers the table)
 from newsletter.models import Base
 from subscribers import models as _subscriber_models  # noqa: F401 (registers the tables)
 

@@ -1,0 +1,82 @@
+"""`newsletter run`, `newsletter runs` and `newsletter schedule`: the job, its record, its clock."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from newsletter.cli_support import app_context, out, print_json
+from newsletter.config import find_config_path
+from newsletter.jobs import RunCounts, run_job, summary_line
+from newsletter.runs import list_runs, run_json
+
+
+def run(
+    ctx: typer.Context,
+    send: Annotated[
+        bool | None,
+        typer.Option(
+            "--send/--no-send",
+            help="Send a new draft at once, or only show it to staff "
+            "(default: \\[schedule] auto_send).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run the whole job once: retry, fetch, draft, send or show staff, purge."""
+    context = app_context(ctx)
+    context.settings.require_secret_key()  # sending and purging need it: say so up front
+    report = run_job(
+        context.settings, context.database, clock=context.clock, trigger="cli", send=send
+    )
+    out.print(report.summary, markup=False)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+def runs(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 20,
+) -> None:
+    """List the job's runs, newest first, with what each did."""
+    with app_context(ctx).database.session() as session:
+        data = [run_json(item) for item in list_runs(session, limit=limit)]
+    if as_json:
+        print_json(data)
+        return
+    if not data:
+        out.print("no runs yet; run 'newsletter run' or start the scheduler")
+        return
+    # Plain lines, not a table: what happened stays on one line, for grep and logs.
+    out.print(f"{'#':>4}  {'started (UTC)':<16}  {'trigger':<8}  {'outcome':<11}  what happened")
+    for item in data:
+        if item["counts"]:
+            counts = RunCounts.from_json(item["counts"])
+            line = summary_line(item["id"], item["outcome"], counts, item["error"])
+        else:  # skipped, interrupted or still running: nothing was counted
+            line = f"run {item['id']}: {item['error'] or item['outcome']}"
+        started = item["started_at"][:16].replace("T", " ")
+        out.print(
+            f"{item['id']:>4}  {started:<16}  {item['trigger']:<8}  {item['outcome']:<11}  "
+            + line.partition(": ")[2],
+            markup=False,
+        )
+
+
+def schedule(
+    ctx: typer.Context,
+    run_now: Annotated[
+        bool, typer.Option("--run-now", help="Also run the job once right at start.")
+    ] = False,
+) -> None:
+    """Run the job on \\[schedule] cron until stopped (SIGTERM or Ctrl-C)."""
+    from newsletter.scheduling import configure_logging, run_scheduler
+
+    context = app_context(ctx)
+    settings = context.settings
+    configure_logging()
+    config_path = find_config_path(context.config_path, os.environ)
+    run_scheduler(settings, config_path=config_path, run_now=run_now)
