@@ -24,6 +24,7 @@ from newsletter.config import Settings
 from newsletter.errors import CompositionError
 from newsletter.sanitize import clean_html, excerpt
 from newsletter.templating import render_template, template_module
+from newsletter.text import bare, one_line
 from newsletter.themes import article_themes, theme_names
 
 HTML_TEMPLATE = "email/newsletter.mjml.j2"
@@ -37,9 +38,6 @@ NAME_MAX_CHARS = 100
 # RFC 5322: no line of a message may exceed 998 octets (plus CRLF).
 MAX_LINE_OCTETS = 998
 
-# Characters that must never reach a mail from a reader's own values: controls (CR, LF,
-# NUL, ...) and the Unicode line and paragraph separators.
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _EXTERNAL_RESOURCE_TAGS = ("link", "script", "iframe", "object", "embed", "base", "frame")
 
 
@@ -117,18 +115,18 @@ class ComposedMail:
         """The slot values for the HTML part, escaped for text and attribute values."""
         return {
             "name": html.escape(_display_name(recipient.name, self.name_fallback), quote=True),
-            "email": html.escape(_one_line(recipient.email), quote=True),
-            "unsubscribe_url": html.escape(_bare_url(recipient.unsubscribe_url), quote=True),
-            "preferences_url": html.escape(_bare_url(recipient.preferences_url), quote=True),
+            "email": html.escape(one_line(recipient.email), quote=True),
+            "unsubscribe_url": html.escape(bare(recipient.unsubscribe_url), quote=True),
+            "preferences_url": html.escape(bare(recipient.preferences_url), quote=True),
         }
 
     def text_values(self, recipient: RecipientValues) -> dict[str, str]:
         """The slot values for the text part: single lines without control characters."""
         return {
             "name": _display_name(recipient.name, self.name_fallback),
-            "email": _one_line(recipient.email),
-            "unsubscribe_url": _bare_url(recipient.unsubscribe_url),
-            "preferences_url": _bare_url(recipient.preferences_url),
+            "email": one_line(recipient.email),
+            "unsubscribe_url": bare(recipient.unsubscribe_url),
+            "preferences_url": bare(recipient.preferences_url),
         }
 
     def html_for(self, recipient: RecipientValues) -> str:
@@ -202,13 +200,13 @@ def compose_edition(
         "(" + "|".join(re.escape(marker) for marker in markers.values()) + ")"
     )
     slot_of_marker = {marker: slot for slot, marker in markers.items()}
-    name_fallback = _one_line(
+    name_fallback = one_line(
         str(getattr(template_module(environment, STRINGS_TEMPLATE), "name_fallback", ""))
     )
     if not name_fallback:
         raise CompositionError(f"template {STRINGS_TEMPLATE}: name_fallback is not set")
     return ComposedMail(
-        subject=_one_line(content.subject),
+        subject=one_line(content.subject),
         html=_split_at_slots(html_document, marker_pattern, slot_of_marker, nonce, HTML_TEMPLATE),
         text=_split_at_slots(text_document, marker_pattern, slot_of_marker, nonce, TEXT_TEMPLATE),
         article_count=len(articles),
@@ -276,7 +274,7 @@ def _template_context(
         "contact_address": parseaddr(site.contact_email)[1],
         "contact_phone_uri": _tel_uri(site.contact_phone),
         "edition": _EditionHeading(
-            number=content.number, subject=_one_line(content.subject), date=content.created_at
+            number=content.number, subject=one_line(content.subject), date=content.created_at
         ),
         "intro_html": Markup(introduction),  # noqa: S704 - clean_html made it safe
         "intro_markdown": content.intro_markdown.strip(),
@@ -291,7 +289,7 @@ def _article_card(article: ArticleView, settings: Settings) -> _ArticleCard:
     words = settings.feed.excerpt_words
     image_url = _first_party(_http_url(article.image_url), article, settings)
     return _ArticleCard(
-        title=_one_line(article.title),
+        title=one_line(article.title),
         link=_http_url(article.link),
         date=article.published_at,
         themes=theme_names(article_themes(article.categories, settings.themes), settings.themes),
@@ -299,7 +297,7 @@ def _article_card(article: ArticleView, settings: Settings) -> _ArticleCard:
         or excerpt(article.content_html, words=words),
         image_url=image_url,
         # Without a description the image is decoration: the title beside it says it all.
-        image_alt=_one_line(article.image_alt or "") if image_url else "",
+        image_alt=one_line(article.image_alt or "") if image_url else "",
     )
 
 
@@ -430,26 +428,16 @@ def _split_at_slots(
     return Personalizable(parts=parts, slots=slots)
 
 
-def _one_line(value: str) -> str:
-    """`value` without control characters or line breaks, its whitespace collapsed."""
-    return " ".join(_CONTROL_CHARACTERS.sub(" ", value).split())
-
-
 def _display_name(name: str | None, fallback: str) -> str:
-    cleaned = _one_line(name or "")[:NAME_MAX_CHARS].strip()
+    cleaned = one_line(name or "")[:NAME_MAX_CHARS].strip()
     return cleaned or fallback
-
-
-def _bare_url(url: str) -> str:
-    """A URL with every control character and space taken out."""
-    return "".join(_CONTROL_CHARACTERS.sub("", url).split())
 
 
 def _http_url(url: str | None) -> str | None:
     """`url` when it is an absolute http(s) URL, else None (the mail then omits it)."""
     if not url:
         return None
-    candidate = _bare_url(url)
+    candidate = bare(url)
     try:
         parts = urlsplit(candidate)
     except ValueError:

@@ -41,13 +41,14 @@ from newsletter.db import Database
 from newsletter.editions import OPEN_STATES, get_edition, new_article_candidates
 from newsletter.errors import NewsletterError, StorageError
 from newsletter.locking import LockTaken, try_lock
-from newsletter.mailer import OutgoingMail, SmtpMailer, one_line
+from newsletter.mailer import OutgoingMail, SmtpMailer
 from newsletter.models import Edition
 from newsletter.outbox import OutboxRow
 from newsletter.pipeline import draft_edition, fetch_all
 from newsletter.runs import close_interrupted_runs, finish_run, record_skipped, start_run
 from newsletter.sending import send_edition, send_test
 from newsletter.templating import render_template, template_environment
+from newsletter.text import one_line
 from subscribers.audience import Audience
 
 logger = logging.getLogger(__name__)

@@ -20,10 +20,7 @@ preferred there because it needs no lease.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +36,7 @@ from newsletter.clock import Clock
 from newsletter.db import Database
 from newsletter.errors import NewsletterError, StorageError
 from newsletter.models import Base
+from newsletter.processes import process_is_gone, process_token
 
 logger = logging.getLogger(__name__)
 
@@ -60,26 +58,6 @@ class Lock(Base):
     holder: Mapped[str] = mapped_column(String(200))
     acquired_at: Mapped[datetime]
     expires_at: Mapped[datetime]
-
-
-def lock_holder() -> str:
-    """Who takes a lock: host and process (to spot a dead holder at once), and a nonce."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-
-
-def holder_is_gone(holder: str) -> bool:
-    """True when `holder` ran on this host and its process no longer exists."""
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname()[:60] or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError):
-        return False
-    return False
 
 
 @dataclass(frozen=True)
@@ -212,7 +190,7 @@ def _take_row(
         if current is None:
             return None
         other, since = current
-        if not holder_is_gone(other):
+        if not process_is_gone(other):
             return LockTaken(name, other, since)
         result = session.execute(
             update(Lock)
@@ -293,7 +271,7 @@ def try_lock(
     holder: str | None = None,
 ) -> HeldLock | LockTaken:
     """Take lock `name` without waiting: the held lock, or who holds it."""
-    holder = holder or lock_holder()
+    holder = holder or process_token()
     try:
         if database.engine.dialect.name == "postgresql":
             return acquire_advisory_lock(database, name, holder=holder)

@@ -7,7 +7,6 @@ The bulk sender builds its messages its own, faster way; both hand their bytes t
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,13 +17,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from newsletter.config import Settings
 from newsletter.errors import DeliveryError
 from newsletter.smtp import SmtpConnection, SmtpOptions, TransactionResult, wire_form
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def one_line(value: str) -> str:
-    """`value` without control characters or line breaks: safe in any header."""
-    return " ".join(_CONTROL.sub(" ", value).split())
+from newsletter.text import one_line
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from email.utils import format_datetime, formataddr
 
 from newsletter.compose import ComposedMail, RecipientValues
 from newsletter.errors import CompositionError
+from newsletter.text import bare, one_line
 
 MAX_LINE_OCTETS = 998
 # The longest per-recipient values `render` accepts, in octets once encoded; build()
@@ -36,12 +37,6 @@ MAX_VALUE_OCTETS = {
     "email": 400,
     "name": 400,
 }
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def _one_line(value: str) -> str:
-    return " ".join(_CONTROL.sub(" ", value).split())
 
 
 @dataclass(frozen=True)
@@ -70,7 +65,7 @@ class MessageHeaders:
 
 def _encoded_subject(subject: str) -> str:
     """Subject as a header value: ASCII as is, else RFC 2047 encoded-words (folded)."""
-    cleaned = _one_line(subject)
+    cleaned = one_line(subject)
     if cleaned.isascii():
         return cleaned
     return Header(cleaned, "utf-8", header_name="Subject").encode(linesep="\r\n")
@@ -78,18 +73,13 @@ def _encoded_subject(subject: str) -> str:
 
 def _display_address(name: str | None, email: str) -> str:
     """`To` for one recipient; a non-ASCII name becomes RFC 2047 words, folded by CRLF."""
-    cleaned = _one_line(name or "")[:100]
+    cleaned = one_line(name or "")[:100]
     if not cleaned:
         return email
     if cleaned.isascii():
         return formataddr((cleaned, email))
     words = Header(cleaned, "utf-8", header_name="To").encode(linesep="\r\n")
     return f"{words} <{email}>"
-
-
-def _bare(value: str) -> str:
-    """A URL without control characters or spaces."""
-    return "".join(_CONTROL.sub("", value).split())
 
 
 def _dot_stuff(data: bytes) -> bytes:
@@ -211,10 +201,10 @@ class MessageTemplate:
         )
         values = {f"text_{k}": v for k, v in self.mail.text_values(reader).items()}
         values.update((f"html_{k}", v) for k, v in self.mail.html_values(reader).items())
-        values["to"] = _display_address(recipient.name, _one_line(recipient.email))
-        values["message_id"] = _one_line(recipient.message_id)
+        values["to"] = _display_address(recipient.name, one_line(recipient.email))
+        values["message_id"] = one_line(recipient.message_id)
         values["unsubscribe_url"] = values["text_unsubscribe_url"]
-        values["list_unsubscribe_mailto"] = _bare(recipient.list_unsubscribe_mailto)
+        values["list_unsubscribe_mailto"] = bare(recipient.list_unsubscribe_mailto)
         encoded = {slot: value.encode("utf-8") for slot, value in values.items()}
         for slot, value in encoded.items():
             limit = MAX_VALUE_OCTETS[slot.removeprefix("html_").removeprefix("text_")]

@@ -15,9 +15,6 @@ of a dead sender come back when their lease runs out (at once when it ran on thi
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,6 +37,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from newsletter.models import Base
+from newsletter.processes import process_is_gone
 
 OUTBOX_STATES = ("pending", "sending", "sent", "retry", "failed", "skipped")
 FINAL_STATES = ("sent", "failed", "skipped")
@@ -81,25 +79,6 @@ class OutboxRow(Base):
     updated_at: Mapped[datetime]
 
 
-def new_claim_token() -> str:
-    """Who is sending: host and process (to spot dead senders at once), and a nonce."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-
-
-def _claim_is_dead(claim: str) -> bool:
-    host, _, rest = claim.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname()[:40] or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 def release_dead_claims(session: Session, edition_id: int, *, now: datetime) -> int:
     """Hand back rows claimed by senders on this host that no longer run."""
     claims = session.scalars(
@@ -107,7 +86,7 @@ def release_dead_claims(session: Session, edition_id: int, *, now: datetime) -> 
         .where(OutboxRow.edition_id == edition_id, OutboxRow.state == "sending")
         .distinct()
     ).all()
-    dead = [claim for claim in claims if claim and _claim_is_dead(claim)]
+    dead = [claim for claim in claims if claim and process_is_gone(claim)]
     if not dead:
         return 0
     result = session.execute(

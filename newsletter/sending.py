@@ -33,7 +33,6 @@ from newsletter.outbox import (
     StateCounts,
     claim_rows,
     mark_skipped,
-    new_claim_token,
     record_outcomes,
     release_claim,
     release_dead_claims,
@@ -43,6 +42,7 @@ from newsletter.outbox import (
 )
 from newsletter.pacing import Pacer, next_attempt_at
 from newsletter.preview import edition_content
+from newsletter.processes import process_token
 from newsletter.recipients import (
     confirmed_subscribers,
     snapshot_recipients,
@@ -289,7 +289,7 @@ class OutboxStore:
         self._clock = clock
         self._secret = settings.require_secret_key()
         self._addressing = Addressing.from_settings(settings)
-        self.claim_token = new_claim_token()
+        self.claim_token = process_token()
         # When each claimed row was first tried, and how often: for the retry schedule.
         self._history: dict[int, tuple[datetime | None, int]] = {}
         self._writer = OutcomeWriter(database, holder=self.claim_token, clock=clock)

@@ -7,8 +7,9 @@ from email.utils import parseaddr
 from typing import Any
 
 from newsletter.config import Settings
-from newsletter.mailer import OutgoingMail, one_line
+from newsletter.mailer import OutgoingMail
 from newsletter.templating import render_template, template_environment
+from newsletter.text import one_line
 
 # OutgoingMail.kind of each mail; the consent log records `<kind>_mail_sent` / `_failed`.
 MAIL_KINDS = ("confirmation", "notice", "address_change")

@@ -21,11 +21,10 @@ from newsletter.locking import (
     RowLock,
     acquire_advisory_lock,
     acquire_row_lock,
-    holder_is_gone,
     job_lock,
-    lock_holder,
     try_lock,
 )
+from newsletter.processes import process_is_gone, process_token
 from tests.conftest import POSTGRES_URL_ENV, FixedClock
 
 
@@ -99,11 +98,11 @@ def test_a_holder_that_died_on_this_host_is_taken_over_at_once(
     db: Database, clock: FixedClock
 ) -> None:
     dead = a_dead_holder()
-    assert holder_is_gone(dead)
-    assert not holder_is_gone(lock_holder())
-    assert not holder_is_gone("elsewhere:1:aaaa")
+    assert process_is_gone(dead)
+    assert not process_is_gone(process_token())
+    assert not process_is_gone("elsewhere:1:aaaa")
     held_row(db, dead, clock)  # never released: its process is gone
-    mine = held_row(db, lock_holder(), clock)
+    mine = held_row(db, process_token(), clock)
     mine.release()
 
 
