@@ -24,7 +24,9 @@ from newsletter.config import Settings
 from newsletter.db import Database
 from newsletter.errors import NewsletterError
 from newsletter.templating import template_environment
+from newsletter.web.admin import build_admin_router
 from newsletter.web.api import api_error, build_api_router
+from newsletter.web.archive import build_archive_router
 from newsletter.web.clients import parse_networks
 from newsletter.web.context import Send, WebContext
 from newsletter.web.csrf import CsrfGuard
@@ -51,6 +53,8 @@ def create_app(settings: Settings, database: Database, *, clock: Clock, send: Se
     pages = PageRenderer(settings, environment, csrf)
     web = WebContext(
         settings=settings,
+        database=database,
+        clock=clock,
         audience=Audience(settings, database, clock=clock),
         send=send,
         pages=pages,
@@ -72,6 +76,8 @@ def create_app(settings: Settings, database: Database, *, clock: Clock, send: Se
     )
     app.include_router(build_pages_router(web))
     app.include_router(build_api_router(web))
+    app.include_router(build_archive_router(web))
+    app.include_router(build_admin_router(web))
 
     @app.get("/static/{name}")
     def static_file(name: str) -> Response:

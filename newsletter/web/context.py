@@ -9,7 +9,9 @@ from typing import Literal
 from starlette.background import BackgroundTasks
 from starlette.requests import Request
 
+from newsletter.clock import Clock
 from newsletter.config import Settings
+from newsletter.db import Database
 from newsletter.mailer import OutgoingMail
 from newsletter.web.clients import IPAddress, IPNetwork, client_address, limit_key
 from newsletter.web.csrf import CsrfGuard
@@ -24,6 +26,8 @@ Send = Callable[[OutgoingMail], None]
 @dataclass(frozen=True)
 class WebContext:
     settings: Settings
+    database: Database
+    clock: Clock
     audience: Audience
     send: Send
     pages: PageRenderer

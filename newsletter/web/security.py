@@ -34,6 +34,31 @@ SECURITY_HEADERS: Mapping[str, str] = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
+# A response may set these itself, and then keeps its own: the mail's HTML (the archive's
+# web version, the staff's preview in a frame) needs inline styles and first-party
+# images, and the preview must be framed by the review page of the same origin.
+OVERRIDABLE_HEADERS = frozenset({"content-security-policy", "x-frame-options"})
+
+
+def mail_document_policy(image_sources: str, *, framed_by_self: bool) -> dict[str, str]:
+    """Headers for serving a composed mail as a page: no scripts, no forms, no fetches;
+    its inline styles, and images only from `image_sources` (a CSP source list)."""
+    policy = "; ".join(
+        [
+            "default-src 'none'",
+            "style-src 'unsafe-inline'",
+            f"img-src {image_sources}".rstrip(),
+            "form-action 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'self'" if framed_by_self else "frame-ancestors 'none'",
+        ]
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "X-Frame-Options": "SAMEORIGIN" if framed_by_self else "DENY",
+    }
+
+
 # Pages hold tokens (in the URL or the form) and personal details: never keep a copy.
 # Responses that set their own Cache-Control (the static files) keep theirs.
 DEFAULT_CACHE_CONTROL = "no-store"
@@ -60,6 +85,8 @@ class SecurityHeaders:
                 started = True
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
+                    if name.lower() in OVERRIDABLE_HEADERS and name in headers:
+                        continue
                     headers[name] = value
                 if "cache-control" not in headers:
                     headers["Cache-Control"] = DEFAULT_CACHE_CONTROL
