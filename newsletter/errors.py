@@ -11,6 +11,7 @@
     ├── SubscriberError          a request about a subscriber cannot be carried out
     │   ├── InvalidInput         form, API or CLI input is malformed (per-field codes)
     │   └── UnknownSubscriber    staff named an address that is not on the list
+    ├── AccountError             a staff account cannot be created or changed as asked
     └── DeliveryError            mail could not be handed to the SMTP server
         ├── SmtpConnectError     no session: refused, TLS or login failed (check settings)
         └── SmtpConnectionLost   an open session broke, timed out or got 421 (reconnect)
@@ -72,6 +73,10 @@ class SmtpConnectError(DeliveryError):
 
 class SmtpConnectionLost(DeliveryError):
     """An open SMTP session broke: dropped, timed out or closed by the server (421)."""
+
+
+class AccountError(NewsletterError):
+    """A staff account cannot be created or changed: bad name or password, taken, unknown."""
 
 
 class SubscriberError(NewsletterError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, text
 
+from newsletter import accounts as _accounts  # noqa: F401 (registers the tables)
 from newsletter import locking as _locking  # noqa: F401 (registers the table)
 from newsletter import outbox as _outbox  # noqa: F401 (registers the table)
 from newsletter import runs as _runs  # noqa: F401 (registers the table)
