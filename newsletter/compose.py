@@ -161,6 +161,16 @@ def web_version_url(settings: Settings, number: int) -> str:
     return f"{settings.site.base_url}/archive/{number}"
 
 
+def archive_url(settings: Settings) -> str:
+    """The public list of every edition that went out."""
+    return f"{settings.site.base_url}/archive"
+
+
+def signup_url(settings: Settings) -> str:
+    """The sign-up form."""
+    return f"{settings.site.base_url}/subscribe"
+
+
 def sample_recipient(settings: Settings) -> RecipientValues:
     """Made-up reader values for previews; the links lead nowhere real."""
     base_url = settings.site.base_url
@@ -192,7 +202,7 @@ def compose_edition(
     # inlining leave them alone, and so does quoted-printable (though its soft line
     # breaks could cut one: split encoded bytes only where lines are not re-wrapped).
     nonce = secrets.token_hex(8)
-    markers = {slot: f"slot-{nonce}-{slot.replace('_', '-')}" for slot in SLOT_NAMES}
+    markers = _slot_markers(nonce)
     html_document, text_document = _render_documents(
         content, articles, settings, environment=environment, themes=themes, recipient=markers
     )
@@ -213,6 +223,34 @@ def compose_edition(
         themes=themes,
         name_fallback=name_fallback,
     )
+
+
+def compose_web_version(
+    content: EditionContent, settings: Settings, *, environment: jinja2.Environment
+) -> str:
+    """Edition `content` as one public page: every article, and nothing of any reader.
+
+    The mail's HTML template renders with `web_version` set, under which the greeting
+    addresses every reader ("Beste lezer,") and the footer invites to sign up instead
+    of showing a reader's address and links. The slot markers are passed as usual, so
+    a template that still shows a reader's value (a staff override written before the
+    web version existed, say) is refused rather than published.
+    Raises CompositionError when a template is missing, broken or unsafe.
+    """
+    nonce = secrets.token_hex(8)
+    markers = _slot_markers(nonce)
+    context = _template_context(
+        content, content.articles, settings, themes=None, recipient=markers, web_version=True
+    )
+    html_document = _render_html(environment, context)
+    shown = [slot for slot, marker in markers.items() if marker in html_document]
+    if shown or nonce in html_document.lower():
+        what = f"recipient.{shown[0]}" if shown else "a reader's value"
+        raise CompositionError(
+            f"template {HTML_TEMPLATE}: the web version may not show {what}; "
+            "leave recipient.* out when web_version is set"
+        )
+    return html_document
 
 
 def select_articles(
@@ -251,11 +289,21 @@ def _render_documents(
     the slots gives what rendering them directly would.
     """
     context = _template_context(content, articles, settings, themes=themes, recipient=recipient)
+    html_document = _render_html(environment, context)
+    text_document = _tidy_text(render_template(environment, TEXT_TEMPLATE, context))
+    return html_document, text_document
+
+
+def _slot_markers(nonce: str) -> dict[str, str]:
+    return {slot: f"slot-{nonce}-{slot.replace('_', '-')}" for slot in SLOT_NAMES}
+
+
+def _render_html(environment: jinja2.Environment, context: Mapping[str, Any]) -> str:
+    """The finished HTML document: Jinja, MJML, inlined CSS, and nothing from elsewhere."""
     mjml_source = render_template(environment, HTML_TEMPLATE, context)
     html_document = _break_lines(_inline_css(_mjml_to_html(mjml_source)))
     _refuse_external_resources(html_document)
-    text_document = _tidy_text(render_template(environment, TEXT_TEMPLATE, context))
-    return html_document, text_document
+    return html_document
 
 
 def _template_context(
@@ -265,6 +313,7 @@ def _template_context(
     *,
     themes: frozenset[str] | None,
     recipient: Mapping[str, str],
+    web_version: bool = False,
 ) -> dict[str, Any]:
     site = settings.site
     chosen = () if themes is None else [slug for slug in settings.themes if slug in themes]
@@ -282,6 +331,11 @@ def _template_context(
         "chosen_themes": theme_names(chosen, settings.themes),
         "recipient": dict(recipient),
         "web_version_url": web_version_url(settings, content.number),
+        # The public page of the archive rather than one reader's mail: see
+        # compose_web_version.
+        "web_version": web_version,
+        "archive_url": archive_url(settings),
+        "signup_url": signup_url(settings),
     }
 
 

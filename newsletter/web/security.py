@@ -7,7 +7,7 @@ any route sees it, and answers 413 past that.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
@@ -40,14 +40,17 @@ SECURITY_HEADERS: Mapping[str, str] = {
 OVERRIDABLE_HEADERS = frozenset({"content-security-policy", "x-frame-options"})
 
 
-def mail_document_policy(image_sources: str, *, framed_by_self: bool) -> dict[str, str]:
+def mail_document_policy(
+    image_origins: Sequence[str], *, framed_by_self: bool
+) -> dict[str, str]:
     """Headers for serving a composed mail as a page: no scripts, no forms, no fetches;
-    its inline styles, and images only from `image_sources` (a CSP source list)."""
+    its inline styles, and images only from `image_origins` (archive.image_origins)."""
+    image_sources = " ".join(image_origins) or "'none'"
     policy = "; ".join(
         [
             "default-src 'none'",
             "style-src 'unsafe-inline'",
-            f"img-src {image_sources}".rstrip(),
+            f"img-src {image_sources}",
             "form-action 'none'",
             "base-uri 'none'",
             "frame-ancestors 'self'" if framed_by_self else "frame-ancestors 'none'",
