@@ -6,11 +6,17 @@ previews an edition, signs three sample people up over HTTP exactly as a browser
 program would (form or JSON API, the confirmation link from their mail, the button),
 sends them the edition through the real delivery engine, and stops everything again.
 Every mail that went out is left in the folder as an .eml file.
+
+`newsletter demo --schedule` takes the scheduler's path instead of drafting and sending
+directly: after the sign-ups it starts the real scheduler (scheduling.py) on the demo's
+database with one run due a few seconds later, and that run fetches, drafts and sends
+(`auto_send`) exactly as the weekly run does in production. Then it stops the scheduler.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import shlex
@@ -22,12 +28,21 @@ import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import httpx
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+)
+from apscheduler.schedulers.background import BackgroundScheduler
 from rich.console import Console
 
 from newsletter import __version__
@@ -35,8 +50,11 @@ from newsletter.clock import utc_now
 from newsletter.config import SECRET_KEY_ENV, Settings, settings_from_mapping
 from newsletter.db import Database, open_database
 from newsletter.errors import DeliveryError, FeedError, NewsletterError, SubscriberError
+from newsletter.jobs import RunCounts, summary_line
 from newsletter.mailsink import MailSink, SunkMail, first_recipient_label
 from newsletter.pipeline import draft_edition, fetch_all, preview_edition
+from newsletter.runs import list_runs, run_json
+from newsletter.scheduling import JOB_ID, RUN_NOW_ID, build_scheduler
 from newsletter.sending import SendSummary, send_edition
 from newsletter.web.csrf import FIELD_NAME as CSRF_FIELD
 from newsletter.web.forms import HONEYPOT_FIELD
@@ -54,6 +72,10 @@ DEMO_FILES = ("newsletter.toml", "newsletter.db", "preview", "mailbox")
 # The consent log keeps the user agent: say honestly that it was the demo.
 USER_AGENT = f"rvj-newsletter-demo/{__version__}"
 CONFIRM_LINK = re.compile(r"https?://\S+/confirm/[A-Za-z0-9_-]+")
+# `--schedule`: the run is due this long after the scheduler started, and may take this
+# long (fetch, draft, compose and send, on a slow machine) before the demo gives up.
+RUN_DELAY_SECONDS = 3
+RUN_TIMEOUT_SECONDS = 120.0
 
 DEMO_CONFIG = """\
 # Written by `newsletter demo`. Rerun any command on this demo with
@@ -77,6 +99,11 @@ min_new_articles = 1
 
 [database]
 url = "sqlite:///newsletter.db"
+{schedule}"""
+# Only with `--schedule`: its run sends the new edition, as the demo's direct send does.
+SCHEDULE_CONFIG = """
+[schedule]
+auto_send = true
 """
 
 
@@ -108,7 +135,9 @@ SAMPLE_PEOPLE = (
 )
 
 
-def demo_settings(directory: Path, secret_key: str, *, web_port: int, smtp_port: int) -> Settings:
+def demo_settings(
+    directory: Path, secret_key: str, *, web_port: int, smtp_port: int, schedule: bool = False
+) -> Settings:
     """Write the demo's settings file into `directory` and load it as any command would."""
     config = directory / "newsletter.toml"
     text = DEMO_CONFIG.format(
@@ -117,6 +146,7 @@ def demo_settings(directory: Path, secret_key: str, *, web_port: int, smtp_port:
         web_port=web_port,
         smtp_port=smtp_port,
         feed=SAMPLE_FEED.as_posix(),
+        schedule=SCHEDULE_CONFIG if schedule else "",
     )
     try:
         config.write_text(text, encoding="utf-8")
@@ -128,8 +158,12 @@ def demo_settings(directory: Path, secret_key: str, *, web_port: int, smtp_port:
     )
 
 
-def run_demo(directory: Path | None, *, out: Console) -> Path:
-    """Run the whole product once on sample data; return the folder that holds it all."""
+def run_demo(directory: Path | None, *, out: Console, schedule: bool = False) -> Path:
+    """Run the whole product once on sample data; return the folder that holds it all.
+
+    `schedule`: instead of drafting and sending directly, let the real scheduler run the
+    job once, a few seconds after it started.
+    """
     workdir = _demo_folder(directory)
     secret_key = secrets.token_urlsafe(32)
     out.print(f"demo folder: {workdir}", markup=False)
@@ -138,27 +172,25 @@ def run_demo(directory: Path | None, *, out: Console) -> Path:
         MailSink(workdir / "mailbox", host=HOST, label=_mail_label) as sink,
     ):
         web_port = int(web_listener.getsockname()[1])
-        settings = demo_settings(workdir, secret_key, web_port=web_port, smtp_port=sink.port)
+        settings = demo_settings(
+            workdir, secret_key, web_port=web_port, smtp_port=sink.port, schedule=schedule
+        )
         out.print(f"mail sink: smtp://{HOST}:{sink.port}", markup=False)
         database = open_database(settings.database_url)
         try:
-            number = _draft_sample_edition(settings, database, workdir, out)
-            with _running_web_app(settings, database, web_listener) as base_url:
-                out.print(f"web app: {base_url}", markup=False)
-                _sign_up_sample_people(base_url, sink)
-            _check_confirmed(settings, database)
-            out.print("signed up through the web app, confirmed from the link in their mail:")
-            for person in SAMPLE_PEOPLE:
-                out.print(f"  {_describe(person, settings)}", markup=False)
-            summary = send_edition(settings, database, number, clock=utc_now)
+            if schedule:
+                _sign_up_through_web_app(settings, database, web_listener, sink, out)
+                _run_on_schedule(settings, database, workdir, secret_key, out)
+                _check_editions_arrived(sink, out)
+            else:
+                number = _draft_sample_edition(settings, database, workdir, out)
+                _sign_up_through_web_app(settings, database, web_listener, sink, out)
+                _send_directly(settings, database, number, out)
         finally:
             database.dispose()
-        _check_sent(summary)
-        out.print("sent the edition through the delivery engine:")
-        out.print(f"  {_summary_line(summary)}", markup=False)
     out.print("stopped the web app and the mail sink")
     _print_mailbox(sink, out)
-    _print_next_steps(workdir, secret_key, out)
+    _print_next_steps(workdir, secret_key, out, schedule=schedule)
     return workdir
 
 
@@ -206,6 +238,23 @@ def _draft_sample_edition(
 
 
 # -- the web app, in a thread of this process -------------------------------------------
+
+
+def _sign_up_through_web_app(
+    settings: Settings,
+    database: Database,
+    listener: socket.socket,
+    sink: MailSink,
+    out: Console,
+) -> None:
+    """Start the web app, sign every sample person up through it, and stop it again."""
+    with _running_web_app(settings, database, listener) as base_url:
+        out.print(f"web app: {base_url}", markup=False)
+        _sign_up_sample_people(base_url, sink)
+    _check_confirmed(settings, database)
+    out.print("signed up through the web app, confirmed from the link in their mail:")
+    for person in SAMPLE_PEOPLE:
+        out.print(f"  {_describe(person, settings)}", markup=False)
 
 
 @contextmanager
@@ -372,7 +421,157 @@ def _check_confirmed(settings: Settings, database: Database) -> None:
         raise SubscriberError(f"not confirmed after signing up: {', '.join(missing)}")
 
 
+# -- the scheduler's path (`--schedule`) -----------------------------------------------
+
+
+def _run_on_schedule(
+    settings: Settings, database: Database, workdir: Path, secret_key: str, out: Console
+) -> None:
+    """Start the real scheduler with one run due shortly, wait for that run, stop it.
+
+    The scheduler is the one `newsletter schedule` runs (its cron job stored in the
+    demo's database), in a background thread instead of blocking this one; the extra run
+    is its `run_at` job, and the job function is the real one, which reads the settings
+    file and the environment afresh.
+    """
+    zone = ZoneInfo(settings.site.timezone)
+    due = datetime.now(zone).replace(microsecond=0) + timedelta(seconds=RUN_DELAY_SECONDS)
+    ran: list[JobExecutionEvent] = []
+    ended = threading.Event()
+
+    def note_the_run(event: JobExecutionEvent) -> None:
+        if event.job_id == RUN_NOW_ID:
+            ran.append(event)
+            ended.set()
+
+    with _secret_key_in_environment(secret_key), _scheduler_problems() as problems:
+        scheduler = build_scheduler(
+            settings,
+            engine=database.engine,
+            config_path=workdir / "newsletter.toml",
+            scheduler_class=BackgroundScheduler,
+            run_at=due,
+        )
+        scheduler.add_listener(
+            note_the_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED
+        )
+        scheduler.start()
+        try:
+            _print_schedule(scheduler, settings, out)
+            if not ended.wait(RUN_DELAY_SECONDS + RUN_TIMEOUT_SECONDS):
+                raise NewsletterError(
+                    f"the scheduled run did not finish within {RUN_TIMEOUT_SECONDS:g} s"
+                )
+            line = _scheduled_run_summary(database, ran[0], problems)
+            out.print("the scheduled run finished:")
+            out.print(f"  {line}", markup=False)
+        finally:
+            # Wait for the job's thread only when it is done: a stuck run must not hang.
+            scheduler.shutdown(wait=ended.is_set())
+    out.print("stopped the scheduler")
+
+
+def _scheduled_run_summary(
+    database: Database, event: JobExecutionEvent, problems: list[str]
+) -> str:
+    """The run's summary line, as `newsletter runs` shows it; raises unless it sent."""
+    with database.session() as session:
+        recorded = [run_json(run) for run in list_runs(session, limit=1)]
+    if event.code != EVENT_JOB_EXECUTED or not recorded or recorded[0]["trigger"] != "schedule":
+        reason = "; ".join(problems) or "nothing was recorded"
+        raise NewsletterError(f"the scheduled run did not run: {reason}")
+    run = recorded[0]
+    line = summary_line(run["id"], run["outcome"], RunCounts.from_json(run["counts"]), run["error"])
+    if run["outcome"] != "ok":
+        raise NewsletterError(f"the scheduled run did not send the edition: {line}")
+    return line
+
+
+def _print_schedule(scheduler: Any, settings: Settings, out: Console) -> None:
+    """When the scheduler will run the job, as it says itself."""
+    zone = settings.site.timezone
+    out.print(f"scheduler started, as `newsletter schedule` runs it (times in {zone}):")
+    once, weekly = scheduler.get_job(RUN_NOW_ID), scheduler.get_job(JOB_ID)
+    if once is not None and once.next_run_time is not None:
+        out.print(
+            f"  next run at {_local_time(once.next_run_time)}: once, for the demo", markup=False
+        )
+    if weekly is not None and weekly.next_run_time is not None:
+        out.print(
+            f'  then on [schedule] cron "{settings.schedule.cron}": '
+            f"{_local_time(weekly.next_run_time)}",
+            markup=False,
+        )
+
+
+def _local_time(when: datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+@contextmanager
+def _secret_key_in_environment(secret_key: str) -> Iterator[None]:
+    """The demo's key in this process's environment while the scheduler runs.
+
+    The scheduled job reads its settings file and secrets afresh for every run, from the
+    environment as in production; the key is taken out again afterwards.
+    """
+    before = os.environ.get(SECRET_KEY_ENV)
+    os.environ[SECRET_KEY_ENV] = secret_key
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(SECRET_KEY_ENV, None)
+        else:
+            os.environ[SECRET_KEY_ENV] = before
+
+
+class _KeptMessages(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _scheduler_problems() -> Iterator[list[str]]:
+    """What the scheduler logs as going wrong, kept for the demo's one-line error.
+
+    With a handler of its own, Python does not print these lines on stderr by itself.
+    """
+    handler = _KeptMessages()
+    scheduler_log = logging.getLogger("newsletter.scheduling")
+    scheduler_log.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        scheduler_log.removeHandler(handler)
+
+
+def _check_editions_arrived(sink: MailSink, out: Console) -> None:
+    """Every sample subscriber's edition is in the mail sink."""
+    editions = [mail for mail in sink.mails() if mail.message()["List-Unsubscribe"]]
+    arrived = {address for mail in editions for address in mail.recipients}
+    missing = [person.email for person in SAMPLE_PEOPLE if person.email not in arrived]
+    if missing:
+        raise DeliveryError(f"the edition did not reach {', '.join(missing)}")
+    out.print(
+        f"{len(editions)} mails with the edition arrived in the mail sink, "
+        f"one for each of the {len(SAMPLE_PEOPLE)} subscribers"
+    )
+
+
 # -- sending and what arrived -----------------------------------------------------------
+
+
+def _send_directly(settings: Settings, database: Database, number: int, out: Console) -> None:
+    """Send edition `number` through the delivery engine, as `newsletter send` does."""
+    summary = send_edition(settings, database, number, clock=utc_now)
+    _check_sent(summary)
+    out.print("sent the edition through the delivery engine:")
+    out.print(f"  {_summary_line(summary)}", markup=False)
 
 
 def _summary_line(summary: SendSummary) -> str:
@@ -411,10 +610,14 @@ def _print_mailbox(sink: MailSink, out: Console) -> None:
         out.print(f"  {mail.path.name}", markup=False)
 
 
-def _print_next_steps(workdir: Path, secret_key: str, out: Console) -> None:
+def _print_next_steps(
+    workdir: Path, secret_key: str, out: Console, *, schedule: bool = False
+) -> None:
     config = shlex.quote(str(workdir / "newsletter.toml"))
     out.print("look around (the key signs the links in this demo's mails):")
     out.print(f"  export {SECRET_KEY_ENV}={secret_key}", markup=False)
+    if schedule:
+        out.print(f"  newsletter --config {config} runs", markup=False)
     out.print(
         f"  newsletter --config {config} subscribers show {SAMPLE_PEOPLE[0].email}", markup=False
     )

@@ -38,6 +38,7 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import Column, Engine, Float, LargeBinary, Table, Unicode, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -141,15 +142,17 @@ def build_scheduler(
     scheduler_class: type[Any] = BlockingScheduler,
     job_function: str = JOB_FUNCTION,
     run_now: bool = False,
+    run_at: datetime | None = None,
 ) -> Any:
     """A scheduler (not started) with the job on its cron, kept in the database.
 
     The caller owns `engine` and disposes of it once the scheduler has stopped (APScheduler
     touches its job store once more after shutting it down).
 
-    `run_now` also runs the job once right at start, from memory only; tests and the
-    demo use it. `job_function` ("module:function", called with `config_path=`) lets
-    tests put a probe in place of the job.
+    `run_now` also runs the job once right at start, and `run_at` once at that (aware)
+    time, from memory only (job RUN_NOW_ID); tests and the demo use them.
+    `job_function` ("module:function", called with `config_path=`) lets tests put a
+    probe in place of the job.
     """
     timezone = ZoneInfo(settings.site.timezone)
     grace = settings.schedule.misfire_grace_minutes * 60
@@ -174,12 +177,12 @@ def build_scheduler(
         misfire_grace_time=grace,
         **({"next_run_time": kept} if kept is not None else {}),
     )
-    if run_now:
+    if run_now or run_at is not None:
         scheduler.add_job(
             job_function,
-            "date",
+            DateTrigger(run_at, timezone=timezone),
             id=RUN_NOW_ID,
-            name="newsletter run (at start)",
+            name="newsletter run (at start)" if run_at is None else "newsletter run (once)",
             jobstore="local",
             kwargs={"config_path": str(config_path)},
             replace_existing=True,

@@ -1,13 +1,15 @@
 """`newsletter demo`, run as a new user runs it, checked for what they would look at.
 
 One run (a subprocess, module-wide) is inspected from every side: its output, the
-preview, the .eml files in its mailbox, its database and its ports. The mail sink the
-demo ships (newsletter/mailsink.py) gets tests of its own at the end.
+preview, the .eml files in its mailbox, its database and its ports. So is one run of
+`newsletter demo --schedule`, where the real scheduler does the fetch, draft and send.
+The mail sink the demo ships (newsletter/mailsink.py) gets tests of its own at the end.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import re
 import smtplib
 import socket
@@ -17,14 +19,20 @@ import sys
 import threading
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import parseaddr
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
+from newsletter import demo as demo_module
+from newsletter.cli import app
+from newsletter.config import SECRET_KEY_ENV
 from newsletter.demo import run_demo
 from newsletter.errors import DeliveryError
 from newsletter.mailsink import MailSink
@@ -77,9 +85,9 @@ def recipient(message: EmailMessage) -> str:
     return parseaddr(str(message["To"]))[1]
 
 
-def run_command(folder: Path) -> DemoRun:
+def run_command(folder: Path, *options: str) -> DemoRun:
     result = subprocess.run(
-        [sys.executable, "-m", "newsletter", "demo", "--dir", str(folder)],
+        [sys.executable, "-m", "newsletter", "demo", "--dir", str(folder), *options],
         capture_output=True,
         text=True,
         timeout=120,
@@ -211,6 +219,86 @@ def test_the_demo_leaves_no_thread_running_in_its_process(tmp_path: Path) -> Non
     before = set(threading.enumerate())
     run_demo(tmp_path / "demo", out=Console(file=io.StringIO()))
     assert set(threading.enumerate()) == before
+
+
+# -- newsletter demo --schedule ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scheduled_demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    return run_command(tmp_path_factory.mktemp("demo") / "scheduled", "--schedule")
+
+
+def test_the_scheduled_demo_says_when_the_run_is_due_and_what_it_did(
+    scheduled_demo: DemoRun,
+) -> None:
+    assert scheduled_demo.returncode == 0, scheduled_demo.stderr
+    assert scheduled_demo.stderr == ""
+    lines = scheduled_demo.stdout.splitlines()
+    assert (
+        "scheduler started, as `newsletter schedule` runs it (times in Europe/Amsterdam):" in lines
+    )
+    assert re.search(
+        r'^  then on \[schedule\] cron "0 9 \* \* tue": \d{4}-\d\d-\d\d 09:00:00 CES?T$',
+        scheduled_demo.stdout,
+        re.MULTILINE,
+    )
+    assert "  run 1: fetched 1 feed (5 new), drafted edition 1, sent 3" in lines
+    assert "stopped the scheduler" in lines
+    mailbox = scheduled_demo.folder.resolve() / "mailbox"
+    assert f"mailbox: {mailbox} (6 messages)" in lines
+    assert "  0004-newsletter-anouk.eml" in lines
+
+
+def test_the_scheduler_ran_the_job_when_it_said_it_would(scheduled_demo: DemoRun) -> None:
+    found = re.search(
+        r"^  next run at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) CES?T: once, for the demo$",
+        scheduled_demo.stdout,
+        re.MULTILINE,
+    )
+    assert found, scheduled_demo.stdout
+    due = datetime.fromisoformat(found.group(1)).replace(tzinfo=ZoneInfo("Europe/Amsterdam"))
+    with closing(sqlite3.connect(scheduled_demo.folder / "newsletter.db")) as db:
+        runs = db.execute("SELECT trigger, outcome, started_at FROM runs").fetchall()
+        editions = db.execute("SELECT id, state FROM editions").fetchall()
+        stored_jobs = db.execute("SELECT id FROM scheduler_jobs").fetchall()
+    [(trigger, outcome, started_at)] = runs
+    assert (trigger, outcome) == ("schedule", "ok")
+    started = datetime.fromisoformat(started_at).replace(tzinfo=ZoneInfo("UTC"))
+    assert due <= started < due + timedelta(seconds=5)
+    assert editions == [(1, "sent")]  # drafted and sent by the run itself (auto_send)
+    assert stored_jobs == [("newsletter-run",)]  # the weekly job, kept in the database
+
+
+def test_the_scheduled_run_sent_each_subscriber_the_edition(scheduled_demo: DemoRun) -> None:
+    editions = [m for m in scheduled_demo.mails().values() if m["List-Unsubscribe"]]
+    assert sorted(recipient(message) for message in editions) == sorted(SAMPLE_ADDRESSES)
+    assert (
+        "3 mails with the edition arrived in the mail sink, one for each of the 3 subscribers"
+        in scheduled_demo.stdout
+    )
+    for label in ("mail sink", "web app"):
+        with pytest.raises(ConnectionRefusedError), socket.socket() as probe:
+            probe.settimeout(2)
+            probe.connect(("127.0.0.1", scheduled_demo.port(label)))
+
+
+def test_a_failing_scheduled_run_ends_the_demo_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(demo_module, "SAMPLE_FEED", tmp_path / "no-such-feed.xml")
+    monkeypatch.setattr(demo_module, "RUN_DELAY_SECONDS", 1)
+    monkeypatch.delenv(SECRET_KEY_ENV, raising=False)
+    threads = set(threading.enumerate())
+    result = CliRunner().invoke(app, ["demo", "--schedule", "--dir", str(tmp_path / "demo")])
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: the scheduled run did not send the edition: run 1: ")
+    assert "fetch: " in line and "no-such-feed.xml" in line
+    # The scheduler, its job's thread, the web app and the sink are gone, and so is the
+    # key the demo lent the job through the environment.
+    assert set(threading.enumerate()) == threads
+    assert SECRET_KEY_ENV not in os.environ
 
 
 # -- the mail sink -------------------------------------------------------------------
