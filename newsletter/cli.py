@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from newsletter import __version__, cli_schedule, cli_send
+from newsletter.cli_staff import staff_app
 from newsletter.cli_subscribers import subscribers_app
 from newsletter.cli_support import (
     AppContext,
@@ -41,6 +42,7 @@ db_app = typer.Typer(cls=ReportingGroup, help="Database maintenance.", no_args_i
 app.add_typer(edition_app, name="edition")
 app.add_typer(db_app, name="db")
 app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(staff_app, name="staff")
 
 
 def _version(value: bool) -> None:
@@ -336,11 +338,19 @@ def demo(
         Path | None,
         typer.Option("--dir", help="Work here instead of a new temporary folder.", file_okay=False),
     ] = None,
+    schedule: Annotated[
+        bool,
+        typer.Option(
+            "--schedule",
+            help="Let the real scheduler run the job (fetch, draft, send) once, "
+            "a few seconds after it started, instead of drafting and sending directly.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole job on built-in defaults: sample feed, SQLite, a local SMTP server."""
     from newsletter.demo import run_demo
 
-    run_demo(directory, out=out)
+    run_demo(directory, out=out, schedule=schedule)
 
 
 # Delivery lives in its own module; registered here so `--help` lists it after preview.

@@ -211,6 +211,11 @@ class WebSettings(_Section):
     signup_window_minutes: int = Field(60, ge=1, le=24 * 60)
     # Addresses of reverse proxies whose X-Forwarded-For names the real client.
     trusted_proxies: list[str] = Field(default_factory=list)
+    # Staff login (/admin): attempts per client and per name, and how long a session lasts.
+    login_limit: int = Field(10, ge=1, le=1000)
+    login_window_minutes: int = Field(15, ge=1, le=24 * 60)
+    staff_idle_minutes: int = Field(60, ge=5, le=7 * 24 * 60)
+    staff_session_hours: int = Field(12, ge=1, le=30 * 24)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -21,3 +21,11 @@ def format_date(value: datetime, *, timezone: str, locale: str = "nl") -> str:
         raise ValueError(f"naive datetime {value.isoformat()}; dates must be timezone-aware")
     local = value.astimezone(ZoneInfo(timezone))
     return str(babel_format_date(local.date(), format=DATE_PATTERN, locale=locale))
+
+
+def format_moment(value: datetime, *, timezone: str, locale: str = "nl") -> str:
+    """A date with its time of day in `timezone`, e.g. "13 mei 2021, 09:00"."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()}; dates must be timezone-aware")
+    local = value.astimezone(ZoneInfo(timezone))
+    return f"{format_date(local, timezone=timezone, locale=locale)}, {local:%H:%M}"

@@ -55,15 +55,23 @@ def write_preview(
     out_dir: Path,
 ) -> PreviewFiles:
     """Compose `content` for a sample recipient and write edition-N.html and edition-N.txt."""
-    mail = compose_edition(content, settings, environment=environment)
-    if mail is None:  # pragma: no cover - only a theme filter can empty an edition
-        raise CompositionError(f"edition {content.number} has nothing to show")
-    recipient = sample_recipient(settings)
+    html_document, text_document = render_preview(content, settings, environment=environment)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = PreviewFiles(
         html=out_dir / f"edition-{content.number}.html",
         text=out_dir / f"edition-{content.number}.txt",
     )
-    files.html.write_text(mail.html_for(recipient), encoding="utf-8")
-    files.text.write_text(mail.text_for(recipient), encoding="utf-8")
+    files.html.write_text(html_document, encoding="utf-8")
+    files.text.write_text(text_document, encoding="utf-8")
     return files
+
+
+def render_preview(
+    content: EditionContent, settings: Settings, *, environment: jinja2.Environment
+) -> tuple[str, str]:
+    """The HTML and text a reader of every theme gets, with sample recipient values."""
+    mail = compose_edition(content, settings, environment=environment)
+    if mail is None:  # pragma: no cover - only a theme filter can empty an edition
+        raise CompositionError(f"edition {content.number} has nothing to show")
+    recipient = sample_recipient(settings)
+    return mail.html_for(recipient), mail.text_for(recipient)

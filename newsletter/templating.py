@@ -15,7 +15,7 @@ import jinja2
 
 import newsletter
 from newsletter.config import Settings
-from newsletter.dates import format_date
+from newsletter.dates import format_date, format_moment
 from newsletter.errors import CompositionError, ConfigError
 
 # Plain-text mail: short lines read well everywhere and leave room for quoting ("> ").
@@ -130,7 +130,11 @@ def template_environment(settings: Settings) -> jinja2.Environment:
     def dutch_date(value: datetime) -> str:
         return format_date(value, timezone=timezone, locale=language)
 
+    def dutch_moment(value: datetime) -> str:
+        return format_moment(value, timezone=timezone, locale=language)
+
     environment.filters["dutch_date"] = dutch_date
+    environment.filters["dutch_moment"] = dutch_moment
     environment.filters["wrap"] = wrap_text
     return environment
 

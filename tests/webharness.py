@@ -186,14 +186,16 @@ class RunningSite:
 
 
 @contextmanager
-def running_site(make_settings: Callable[..., Settings]) -> Iterator[RunningSite]:
+def running_site(
+    make_settings: Callable[..., Settings], **sections: dict[str, Any]
+) -> Iterator[RunningSite]:
     """The real server (`build_server`: uvicorn, in a thread) on a free port on 127.0.0.1,
-    with aiosmtpd behind it and the real clock."""
+    with aiosmtpd behind it and the real clock; `sections` adjust settings."""
     smtp = TestSmtpServer().start()
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     settings = make_settings(
-        site={"base_url": base_url}, smtp={"host": "127.0.0.1", "port": smtp.port}
+        site={"base_url": base_url}, smtp={"host": "127.0.0.1", "port": smtp.port}, **sections
     )
     database = open_database(settings.database_url)
     server = build_server(settings, database, host="127.0.0.1", port=port)

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import Scope
 
 from newsletter.clock import Clock
@@ -25,6 +25,8 @@ from newsletter.db import Database
 from newsletter.errors import NewsletterError
 from newsletter.templating import template_environment
 from newsletter.web.admin import build_admin_router
+from newsletter.web.admin.context import login_url
+from newsletter.web.admin.sessions import LoginRequired
 from newsletter.web.api import api_error, build_api_router
 from newsletter.web.archive import build_archive_router
 from newsletter.web.clients import parse_networks
@@ -109,7 +111,16 @@ def create_app(settings: Settings, database: Database, *, clock: Clock, send: Se
     def validation_error(request: Request, exc: Exception) -> Response:
         return api_error(422, "invalid", "the request does not have the expected shape")
 
+    def login_required(request: Request, exc: Exception) -> Response:
+        # A page (GET) leads to the login and back; an action without a session is
+        # refused, never carried out after a login it did not have.
+        if request.method in ("GET", "HEAD"):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(login_url(target), status_code=303)
+        return pages.problem("login_required", status=401)
+
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(RequestValidationError, validation_error)
 
     def too_large(scope: Scope) -> Response:

@@ -53,10 +53,14 @@ class WebContext:
             user_agent=agent[:USER_AGENT_MAX_CHARS] if agent else None,
         )
 
+    def client_key(self, request: Request) -> str:
+        """The key rate limits count this request's client under."""
+        address, peer = self._client(request)
+        return limit_key(address, peer)
+
     def count_signup(self, request: Request) -> Verdict:
         """Count a request to a sign-up endpoint against its client's limit."""
-        address, peer = self._client(request)
-        return self.signup_limiter.hit(limit_key(address, peer))
+        return self.signup_limiter.hit(self.client_key(request))
 
     def deliver_later(self, mails: Iterable[OutgoingMail]) -> BackgroundTasks:
         """Tasks that send `mails` after the response went out, whatever they are.

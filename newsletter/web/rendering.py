@@ -48,6 +48,7 @@ class StaticFile:
 # name in templates/web/ -> media type; nothing else is served from /static/.
 STATIC_FILES = {
     "site.css": "text/css; charset=utf-8",
+    "admin.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
 
@@ -76,6 +77,7 @@ class PageRenderer:
             "contact_phone_uri": tel_uri(settings.site.contact_phone),
             "themes": [(slug, theme.name) for slug, theme in settings.themes.items()],
             "stylesheet_url": self.static_files["site.css"].url,
+            "admin_stylesheet_url": self.static_files["admin.css"].url,
             "icon_url": self.static_files["favicon.svg"].url,
             "csrf_field": FIELD_NAME,
             "honeypot_field": HONEYPOT_FIELD,

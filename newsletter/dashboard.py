@@ -1,0 +1,86 @@
+"""What the staff dashboard shows: the next run, the last runs, the list, the editions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from newsletter.config import Settings
+from newsletter.editions import list_editions
+from newsletter.outbox import StateCounts, state_counts
+from newsletter.runs import Run, list_runs
+from newsletter.scheduling import cron_trigger, next_scheduled_run
+from subscribers.models import STATUSES, Subscriber
+
+
+@dataclass(frozen=True)
+class NextRun:
+    """When the job runs next; `from_scheduler` is False when no scheduler recorded one
+    (it is not running, or never ran here) and the time is what the cron line says."""
+
+    at: datetime | None
+    from_scheduler: bool
+    cron: str
+    auto_send: bool
+
+
+@dataclass(frozen=True)
+class EditionLine:
+    number: int
+    state: str
+    subject: str
+    articles: int
+    created_at: datetime
+    sent_at: datetime | None
+    deliveries: StateCounts
+
+
+@dataclass(frozen=True)
+class Overview:
+    next_run: NextRun
+    runs: list[Run]
+    subscribers: dict[str, int]
+    editions: list[EditionLine]
+
+
+def next_run(session: Session, settings: Settings, *, now: datetime) -> NextRun:
+    stored = next_scheduled_run(session)
+    if stored is not None and stored >= now:
+        return NextRun(stored, True, settings.schedule.cron, settings.schedule.auto_send)
+    planned = cron_trigger(settings).get_next_fire_time(None, now)
+    return NextRun(planned, False, settings.schedule.cron, settings.schedule.auto_send)
+
+
+def subscriber_counts(session: Session) -> dict[str, int]:
+    """How many addresses are in each status, every status listed (zero included)."""
+    counts = dict.fromkeys(STATUSES, 0)
+    rows = session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status))
+    for status, count in rows:
+        counts[status] = int(count)
+    return counts
+
+
+def overview(
+    session: Session, settings: Settings, *, now: datetime, runs: int = 10, editions: int = 20
+) -> Overview:
+    lines = [
+        EditionLine(
+            number=edition.id,
+            state=edition.state,
+            subject=edition.subject,
+            articles=count,
+            created_at=edition.created_at,
+            sent_at=edition.sent_at,
+            deliveries=state_counts(session, edition.id),
+        )
+        for edition, count in list_editions(session)[:editions]
+    ]
+    return Overview(
+        next_run=next_run(session, settings, now=now),
+        runs=list_runs(session, limit=runs),
+        subscribers=subscriber_counts(session),
+        editions=lines,
+    )

@@ -1,0 +1,238 @@
+"""The staff's view of the list: search, one person with their consent log, export.
+
+A person is named in URLs by their public id only, never by address or row id: URLs
+end up in server logs and browser histories. The pages only read; the export is the
+same CSV as `newsletter subscribers export`, written out as it is read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from newsletter.dashboard import subscriber_counts
+from newsletter.errors import SubscriberError
+from newsletter.web.admin.context import AdminContext
+from subscribers.models import EMAIL_MAX_CHARS, STATUSES
+from subscribers.staff import EXPORT_FIELDS, SubscriberLine, email_of, search_subscribers
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+SEARCH_MAX_CHARS = EMAIL_MAX_CHARS
+# Rows per piece of the streamed export: small pieces, few round trips.
+EXPORT_CHUNK_ROWS = 500
+# A page number as a link writes it; the cap keeps the offset far from any integer limit.
+_PAGE_NUMBER = re.compile(r"[1-9][0-9]{0,5}")
+# What secrets.token_urlsafe produces; anything else is no subscriber's id.
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass(frozen=True)
+class Search:
+    """What staff asked for: part of an address or name, a status, a page."""
+
+    text: str = ""
+    status: str | None = None
+    page: int = 1
+
+    def url(self, page: int = 1) -> str:
+        query = {"q": self.text, "status": self.status or "", "page": page if page > 1 else ""}
+        encoded = urlencode({key: value for key, value in query.items() if value})
+        return "/admin/subscribers" + (f"?{encoded}" if encoded else "")
+
+
+@dataclass(frozen=True)
+class Results:
+    """One page of search results; `number` counts from 1."""
+
+    lines: list[SubscriberLine]
+    total: int
+    number: int
+    page_count: int
+
+    @property
+    def first(self) -> int:
+        return (self.number - 1) * PAGE_SIZE + 1 if self.lines else 0
+
+    @property
+    def last(self) -> int:
+        return (self.number - 1) * PAGE_SIZE + len(self.lines)
+
+    @property
+    def previous(self) -> int | None:
+        return self.number - 1 if self.number > 1 else None
+
+    @property
+    def next(self) -> int | None:
+        return self.number + 1 if self.number < self.page_count else None
+
+
+def read_search(params: Mapping[str, str]) -> tuple[Search, str | None]:
+    """The search in a query string, and what is wrong with it ("text", "status", "page")."""
+    text = params.get("q", "").strip()
+    status = params.get("status") or None
+    page = params.get("page") or "1"
+    if len(text) > SEARCH_MAX_CHARS:
+        return Search(text[:SEARCH_MAX_CHARS]), "text"
+    if status is not None and status not in STATUSES:
+        return Search(text), "status"
+    if _PAGE_NUMBER.fullmatch(page) is None:
+        return Search(text, status), "page"
+    return Search(text, status, int(page)), None
+
+
+def export_url(status: str | None) -> str:
+    return "/admin/subscribers/export.csv" + (f"?{urlencode({'status': status})}" if status else "")
+
+
+def export_file_name(status: str | None, today: str) -> str:
+    return f"abonnees-{status}-{today}.csv" if status else f"abonnees-{today}.csv"
+
+
+def csv_pieces(rows: Iterator[dict[str, str]]) -> Iterator[str]:
+    """`rows` as CSV text (header first), a few hundred rows at a time."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
+    writer.writeheader()
+    try:
+        for count, row in enumerate(rows, start=1):
+            writer.writerow(row)
+            if count % EXPORT_CHUNK_ROWS == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+    finally:
+        # A download broken off ends the read transaction now, not when collected.
+        if isinstance(rows, Generator):
+            rows.close()
+
+
+def _with_moments(record: Mapping[str, Any]) -> dict[str, Any]:
+    """`record` with its ISO timestamps (`..._at`) as datetimes, for the date filters."""
+    return {
+        key: datetime.fromisoformat(value)
+        if key.endswith("_at") and isinstance(value, str)
+        else value
+        for key, value in record.items()
+    }
+
+
+def readable_person(person: Mapping[str, Any]) -> dict[str, Any]:
+    """What `Audience.show` holds on a person, with datetimes where it has ISO strings."""
+    subscriber = person["subscriber"]
+    suppression = person["suppression"]
+    return {
+        **person,
+        "subscriber": _with_moments(subscriber) if subscriber is not None else None,
+        "suppression": _with_moments(suppression) if suppression is not None else None,
+        "pending_confirmations": [_with_moments(t) for t in person["pending_confirmations"]],
+        "consent_log": [_with_moments(event) for event in person["consent_log"]],
+        "deliveries": [_with_moments(delivery) for delivery in person["deliveries"]],
+    }
+
+
+def build_people_router(admin: AdminContext) -> APIRouter:
+    router = APIRouter(prefix="/admin")
+    web = admin.web
+    timezone = ZoneInfo(web.settings.site.timezone)
+
+    def search_page(
+        request: Request,
+        search: Search,
+        *,
+        results: Results | None,
+        problem: str | None = None,
+        status: int = 200,
+    ) -> Response:
+        with web.database.session() as session:
+            counts = subscriber_counts(session)
+        return admin.page(
+            "subscribers.html.j2",
+            request,
+            status=status,
+            search=search,
+            results=results,
+            problem=problem,
+            counts=counts,
+            statuses=STATUSES,
+            search_max_chars=SEARCH_MAX_CHARS,
+            export_url=export_url(search.status),
+        )
+
+    def not_found() -> Response:
+        return web.pages.problem("not_found", status=404)
+
+    @router.get("/subscribers")
+    def find_subscribers(request: Request) -> Response:
+        search, problem = read_search(request.query_params)
+        if problem is not None:
+            return search_page(request, search, results=None, problem=problem, status=400)
+        with web.database.session() as session:
+            lines, total = search_subscribers(
+                session,
+                text=search.text,
+                status=search.status,
+                offset=(search.page - 1) * PAGE_SIZE,
+                limit=PAGE_SIZE,
+            )
+        page_count = max(1, -(-total // PAGE_SIZE))
+        if search.page > page_count:
+            return search_page(request, search, results=None, problem="page", status=400)
+        results = Results(lines=lines, total=total, number=search.page, page_count=page_count)
+        return search_page(request, search, results=results)
+
+    # Before /subscribers/{public_id}, which would otherwise take "export.csv" for an id.
+    @router.get("/subscribers/export.csv")
+    def export_subscribers(request: Request) -> Response:
+        status = request.query_params.get("status") or None
+        if status is not None and status not in STATUSES:
+            return search_page(request, Search(), results=None, problem="status", status=400)
+        rows = web.audience.export(status=status)
+        # Who took the list home, and when: the log is where an audit would look.
+        logger.info(
+            "subscriber list exported by staff member %r (status: %s)",
+            admin.member(request).name,
+            status or "all",
+        )
+        today = web.clock().astimezone(timezone).date().isoformat()
+        return StreamingResponse(
+            csv_pieces(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="{export_file_name(status, today)}"'
+            },
+        )
+
+    @router.get("/subscribers/{public_id}")
+    def show_subscriber(request: Request, public_id: str) -> Response:
+        if _PUBLIC_ID.fullmatch(public_id) is None:
+            return not_found()
+        with web.database.session() as session:
+            email = email_of(session, public_id)
+        if email is None:
+            return not_found()
+        try:
+            person = web.audience.show(email)
+        except SubscriberError:
+            return not_found()
+        subscriber = person["subscriber"]
+        # The row may have changed its address or gone in between: then this id is not it.
+        if subscriber is None or subscriber["public_id"] != public_id:
+            return not_found()
+        return admin.page("subscriber.html.j2", request, person=readable_person(person))
+
+    return router
