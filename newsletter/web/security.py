@@ -40,9 +40,7 @@ SECURITY_HEADERS: Mapping[str, str] = {
 OVERRIDABLE_HEADERS = frozenset({"content-security-policy", "x-frame-options"})
 
 
-def mail_document_policy(
-    image_origins: Sequence[str], *, framed_by_self: bool
-) -> dict[str, str]:
+def mail_document_policy(image_origins: Sequence[str], *, framed_by_self: bool) -> dict[str, str]:
     """Headers for serving a composed mail as a page: no scripts, no forms, no fetches;
     its inline styles, and images only from `image_origins` (archive.image_origins)."""
     image_sources = " ".join(image_origins) or "'none'"
