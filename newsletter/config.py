@@ -36,6 +36,7 @@ DEFAULT_CONFIG_NAME = "newsletter.toml"
 CONFIG_ENV = "NEWSLETTER_CONFIG"
 SECRET_KEY_ENV = "NEWSLETTER_SECRET_KEY"  # noqa: S105 (a variable name)
 SMTP_PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"  # noqa: S105 (a variable name)
+IMAP_PASSWORD_ENV = "NEWSLETTER_IMAP_PASSWORD"  # noqa: S105 (a variable name)
 
 _ADDRESS_CHARS_FORBIDDEN = frozenset("\r\n\0")
 
@@ -248,6 +249,34 @@ class TemplateSettings(_Section):
     dir: Path | None = None
 
 
+class BouncesSettings(_Section):
+    # The mailbox the return path delivers to (bounces, complaints, mailto unsubscribes):
+    # a Maildir folder or an IMAP mailbox. Neither set: `newsletter bounces` is off.
+    maildir: Path | None = None
+    imap_host: str | None = Field(None, max_length=253, pattern=r"^[A-Za-z0-9.:\[\]-]+$")
+    imap_port: int | None = Field(None, ge=1, le=65535, description="empty: 993 tls, 143 starttls")
+    imap_security: Literal["tls", "starttls"] = "tls"
+    imap_user: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\r\n\x00]+$")
+    imap_folder: str = Field("INBOX", min_length=1, max_length=200, pattern=r"^[\x20-\x7e]+$")
+    # Where handled and not-understood messages are moved; empty: they stay in imap_folder
+    # with a keyword ($NewsletterHandled, $NewsletterUnknown). A Maildir gets .handled and
+    # .unknown subfolders.
+    imap_handled_folder: str = Field("", max_length=200, pattern=r"^[\x20-\x7e]*$")
+    imap_unknown_folder: str = Field("", max_length=200, pattern=r"^[\x20-\x7e]*$")
+    imap_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    # Temporary failures in this many editions within soft_bounce_days suppress the address.
+    soft_bounce_limit: int = Field(3, ge=1, le=100)
+    soft_bounce_days: int = Field(30, ge=1, le=365)
+
+    @model_validator(mode="after")
+    def _one_mailbox(self) -> BouncesSettings:
+        if self.maildir is not None and self.imap_host is not None:
+            raise ValueError("set maildir or imap_host, not both")
+        if self.imap_host is not None and self.imap_user is None:
+            raise ValueError("imap_host is set: imap_user is required too")
+        return self
+
+
 def default_themes() -> dict[str, ThemeSettings]:
     """The themes of the movement's website ("Thema's")."""
     return {
@@ -279,11 +308,13 @@ class Settings(_Section):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     themes: dict[Slug, ThemeSettings] = Field(default_factory=default_themes)
     templates: TemplateSettings = Field(default_factory=TemplateSettings)
+    bounces: BouncesSettings = Field(default_factory=BouncesSettings)
 
     # Not from the file: where relative paths are resolved, and the secrets.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
     secret_key: SecretStr | None = Field(None, exclude=True)
     smtp_password: SecretStr | None = Field(None, exclude=True)
+    imap_password: SecretStr | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
     def _themes_have_unique_names(self) -> Settings:
@@ -328,7 +359,7 @@ class Settings(_Section):
         return self.secret_key.get_secret_value()
 
 
-_NOT_FROM_FILE = ("base_dir", "secret_key", "smtp_password")
+_NOT_FROM_FILE = ("base_dir", "secret_key", "smtp_password", "imap_password")
 
 
 def _describe(error: Mapping[str, Any]) -> str:
@@ -353,6 +384,7 @@ def settings_from_mapping(
     """Validate already-parsed TOML data; raise ConfigError with one line on failure."""
     secret = env.get(SECRET_KEY_ENV) or None
     password = env.get(SMTP_PASSWORD_ENV) or None
+    imap_password = env.get(IMAP_PASSWORD_ENV) or None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{origin}: expected a table of sections")
     for key in _NOT_FROM_FILE:
@@ -360,7 +392,13 @@ def settings_from_mapping(
             raise ConfigError(f"{origin}: {key}: unknown key (secrets come from the environment)")
     try:
         return Settings.model_validate(
-            {**data, "base_dir": base_dir, "secret_key": secret, "smtp_password": password}
+            {
+                **data,
+                "base_dir": base_dir,
+                "secret_key": secret,
+                "smtp_password": password,
+                "imap_password": imap_password,
+            }
         )
     except ValidationError as exc:
         problems = "; ".join(_describe(error) for error in exc.errors())

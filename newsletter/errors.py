@@ -12,6 +12,7 @@
     │   ├── InvalidInput         form, API or CLI input is malformed (per-field codes)
     │   └── UnknownSubscriber    staff named an address that is not on the list
     ├── AccountError             a staff account cannot be created or changed as asked
+    ├── MailboxError             the return mailbox cannot be opened, read or written
     └── DeliveryError            mail could not be handed to the SMTP server
         ├── SmtpConnectError     no session: refused, TLS or login failed (check settings)
         └── SmtpConnectionLost   an open session broke, timed out or got 421 (reconnect)
@@ -77,6 +78,13 @@ class SmtpConnectionLost(DeliveryError):
 
 class AccountError(NewsletterError):
     """A staff account cannot be created or changed: bad name or password, taken, unknown."""
+
+
+class MailboxError(NewsletterError):
+    """The return mailbox cannot be opened, read or written: a path, a server, a login.
+
+    `newsletter bounces` stops (exit code 1); what it filed so far stays filed and acted on.
+    """
 
 
 class SubscriberError(NewsletterError):

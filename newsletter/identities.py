@@ -50,3 +50,36 @@ def read_verp_address(secret: str, address: str) -> VerpIdentity | None:
     if not hmac.compare_digest(expected, mac):
         return None
     return VerpIdentity(edition=edition, public_id=public_id)
+
+
+# What message_id() makes: `<N.mac@domain>`, the mac 24 hex characters.
+_MESSAGE_ID = re.compile(r"<(\d{1,10})\.([0-9a-f]{24})@([A-Za-z0-9.-]{1,253})>")
+
+
+@dataclass(frozen=True)
+class MessageIdClaim:
+    """A Message-ID shaped like ours: its edition, and a mac still to be checked."""
+
+    edition: int
+    value: str
+
+
+def read_message_id(value: str) -> MessageIdClaim | None:
+    """The edition a Message-ID of ours names, or None when it is not shaped like ours.
+
+    The mac cannot be read back to a subscriber: check it against the edition's recipients
+    with `message_id_matches`.
+    """
+    match = _MESSAGE_ID.fullmatch(value.strip())
+    if match is None:
+        return None
+    return MessageIdClaim(edition=int(match[1]), value=match[0])
+
+
+def message_id_matches(secret: str, value: str, *, edition: int, public_id: str) -> bool:
+    """Whether `value` is the Message-ID of edition N for this subscriber (any domain)."""
+    match = _MESSAGE_ID.fullmatch(value.strip())
+    if match is None or int(match[1]) != edition:
+        return False
+    expected = _mac(secret, f"message-id:{edition}:{public_id}")[:24]
+    return hmac.compare_digest(expected, match[2])

@@ -1,8 +1,10 @@
 """The job: one run of everything the newsletter does by itself, recorded in `runs`.
 
-    lock ─> retry waiting deliveries ─> fetch ─> draft ─┬─> send            (auto_send)
-                                                        └─> test copy + review link
-         ─> purge unconfirmed sign-ups and expired tokens ─> record ─> failed? mail staff
+    lock ─> retry waiting deliveries ─> read the return mailbox ([bounces]) ─> fetch
+         ─> draft ─┬─> send            (auto_send)
+                   └─> test copy + review link
+         ─> purge unconfirmed sign-ups, expired tokens and staff sessions
+         ─> record ─> failed? mail staff
 
 Every step runs on its own: one that fails is recorded with its error and the others
 still run (a broken feed does not hold up last week's retries or the purge); only a
@@ -26,7 +28,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,16 +37,19 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from newsletter.accounts import purge_sessions
 from newsletter.clock import Clock
 from newsletter.config import Settings
 from newsletter.db import Database
 from newsletter.editions import OPEN_STATES, get_edition, new_article_candidates
 from newsletter.errors import NewsletterError, StorageError
 from newsletter.locking import LockTaken, try_lock
+from newsletter.mailboxes import open_return_mailbox
 from newsletter.mailer import OutgoingMail, SmtpMailer
 from newsletter.models import Edition
 from newsletter.outbox import OutboxRow
 from newsletter.pipeline import draft_edition, fetch_all
+from newsletter.return_mailbox import process_return_mailbox
 from newsletter.runs import close_interrupted_runs, finish_run, record_skipped, start_run
 from newsletter.sending import send_edition, send_test
 from newsletter.templating import render_template, template_environment
@@ -75,6 +80,9 @@ class RunCounts:
     staff: int | None = None  # test copy and review link went to this many staff
     purged_subscribers: int = 0
     purged_tokens: int = 0
+    returned: int | None = None  # mails read from the return mailbox ([bounces] set)
+    returned_suppressed: int = 0  # addresses they bounced, marked complained or unsubscribed
+    returned_unknown: int = 0  # not understood: kept for a person to look at
     failed_steps: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -122,6 +130,13 @@ def summary_line(run_id: int, outcome: str, counts: RunCounts, error: str | None
         parts.append("no staff to tell (set [schedule] staff)")
     elif counts.staff is not None:
         parts.append(f"test copy and review link to {counts.staff} staff")
+    if counts.returned:
+        plural = "" if counts.returned == 1 else "s"
+        parts.append(
+            f"read {_number(counts.returned)} returned mail{plural} "
+            f"({counts.returned_suppressed} suppressed, "
+            f"{counts.returned_unknown} not understood)"
+        )
     if counts.purged_subscribers or counts.purged_tokens:
         parts.append(
             f"purged {counts.purged_subscribers} unconfirmed, {counts.purged_tokens} expired tokens"
@@ -337,6 +352,9 @@ def _run_steps(
     mail: MailStaff | None,
 ) -> None:
     _retry_waiting(settings, database, steps, clock=clock)
+    if settings.bounces.maildir is not None or settings.bounces.imap_host is not None:
+        with steps.step("bounces"):
+            _read_returns(settings, database, steps.counts, clock=clock)
     with steps.step("fetch"):
         _fetch(settings, database, steps.counts, clock=clock)
     with steps.step("draft"):
@@ -357,6 +375,13 @@ def _run_steps(
         audience = Audience(settings, database, clock=clock)
         steps.counts.purged_subscribers = audience.purge_unconfirmed()
         steps.counts.purged_tokens = audience.purge_expired_tokens()
+        with database.session() as session:
+            purge_sessions(
+                session,
+                now=clock(),
+                idle=timedelta(minutes=settings.web.staff_idle_minutes),
+                lifetime=timedelta(hours=settings.web.staff_session_hours),
+            )
 
 
 def _retry_waiting(settings: Settings, database: Database, steps: _Steps, *, clock: Clock) -> None:
@@ -368,6 +393,17 @@ def _retry_waiting(settings: Settings, database: Database, steps: _Steps, *, clo
         with steps.step(f"retry edition {number}"):
             summary = send_edition(settings, database, number, clock=clock)
             steps.counts.retried[str(number)] = summary.run.sent
+
+
+def _read_returns(
+    settings: Settings, database: Database, counts: RunCounts, *, clock: Clock
+) -> None:
+    """Act on bounces, complaints and mailto unsubscribes before anything is sent."""
+    with open_return_mailbox(settings) as mailbox:
+        report = process_return_mailbox(settings, database, mailbox=mailbox, clock=clock)
+    counts.returned = report.messages
+    counts.returned_suppressed = report.suppressed
+    counts.returned_unknown = report.not_understood
 
 
 def _fetch(settings: Settings, database: Database, counts: RunCounts, *, clock: Clock) -> None:

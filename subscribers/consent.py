@@ -15,7 +15,9 @@ from subscribers.addresses import keyed_hash
 from subscribers.models import USER_AGENT_MAX_CHARS, ConsentEvent, ConsentText
 from subscribers.upserts import insert_or_ignore
 
-Source = Literal["form", "api", "import", "cli", "web", "system"]
+# `mail`: a mail the person sent us (to the List-Unsubscribe address); `system`: what
+# the product decided by itself (a bounce, a complaint, the purge).
+Source = Literal["form", "api", "import", "cli", "web", "mail", "system"]
 
 
 @dataclass(frozen=True)

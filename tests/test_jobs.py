@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import mailbox
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,6 +21,8 @@ from subscribers.models import ConfirmationToken, Subscriber
 from tests.conftest import SEEDS_FEED, FixedClock
 from tests.smtpserver import TestSmtpServer
 from tests.subscribers_support import subscribe
+from tests.test_bounces import RETURN_PATH
+from tests.test_bounces import render as render_bounce
 
 STAFF = ["redactie@rvjeugdzorg.nl", "eindredactie@rvjeugdzorg.nl"]
 BASE_URL = "https://nieuwsbrief.rvjeugdzorg.nl"
@@ -289,3 +292,35 @@ def test_counts_read_back_from_the_record() -> None:
     counts = RunCounts(feeds=1, new_articles=3, edition=4, sent=1234, purged_subscribers=2)
     again = RunCounts.from_json({**counts.as_json(), "from_a_newer_version": 1})
     assert again == counts
+
+
+def test_the_run_reads_the_return_mailbox_before_it_sends(
+    make_settings: Callable[..., Settings],
+    smtp_server: TestSmtpServer,
+    db: Database,
+    clock: FixedClock,
+) -> None:
+    settings = make_settings(
+        feed={"urls": [str(SEEDS_FEED)]},
+        smtp={"host": "127.0.0.1", "port": smtp_server.port, "timeout_seconds": 2},
+        sender={"from": "Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>"},
+        site={"base_url": BASE_URL},
+        delivery={"return_path": RETURN_PATH, "verp": True},
+        bounces={"maildir": "returns"},
+        schedule={"auto_send": True},
+    )
+    readers = add_readers(settings, db, clock, 2)
+    box = mailbox.Maildir(settings.base_dir / "returns", create=True)
+    first = run_job(settings, db, clock=clock, trigger="schedule")
+    assert first.outcome == "ok" and first.counts.returned == 0
+    public_id = Audience(settings, db, clock=clock).show(readers[0])["subscriber"]["public_id"]
+    box.add(render_bounce("postfix.eml", {"anouk": public_id}, edition=1))
+    box.close()
+
+    second = run_job(settings, db, clock=clock.later(days=1), trigger="schedule")
+    assert second.outcome == "nothing_new", second.summary
+    assert "read 1 returned mail (1 suppressed, 0 not understood)" in second.summary
+    assert Audience(settings, db, clock=clock).show(readers[0])["subscriber"]["status"] == (
+        "bounced"
+    )
+    assert the_run(db, second.run_id).counts["returned"] == 1

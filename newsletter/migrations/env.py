@@ -8,6 +8,7 @@ from sqlalchemy import Connection, text
 from newsletter import accounts as _accounts  # noqa: F401 (registers the tables)
 from newsletter import locking as _locking  # noqa: F401 (registers the table)
 from newsletter import outbox as _outbox  # noqa: F401 (registers the table)
+from newsletter import return_mailbox as _return_mailbox  # noqa: F401 (and subscribers.bounces)
 from newsletter import runs as _runs  # noqa: F401 (registers the table)
 from newsletter import scheduling as _scheduling  # noqa: F401 (registers the table)
 from newsletter.models import Base

@@ -1,0 +1,165 @@
+"""`newsletter bounces [--json]`, driven as staff or cron would drive it."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner, Result
+
+from newsletter.cli import app
+from newsletter.cli_support import AppContext
+from newsletter.config import IMAP_PASSWORD_ENV, load_settings
+from newsletter.db import open_database
+from subscribers.audience import Audience, Requester
+from subscribers.models import Subscriber
+from tests.conftest import FixedClock
+from tests.subscribers_support import SECRET, status_of
+from tests.test_bounces import RETURN_PATH, SENDER, add_edition, render
+
+ENV = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": ""}
+
+
+@pytest.fixture
+def config(tmp_path: Path, database_url: str) -> Path:
+    path = tmp_path / "newsletter.toml"
+    path.write_text(
+        f'[database]\nurl = "{database_url}"\n'
+        f'[sender]\nfrom = "{SENDER}"\n'
+        f'[delivery]\nreturn_path = "{RETURN_PATH}"\nverp = true\n'
+        '[bounces]\nmaildir = "returns"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def run(config: Path, *args: str, clock: FixedClock, env: dict[str, str] | None = None) -> Result:
+    return CliRunner(env={**ENV, **(env or {})}).invoke(
+        app,
+        ["--config", str(config), "bounces", *args],
+        obj=AppContext(config_path=config, clock=clock),
+        catch_exceptions=False,
+    )
+
+
+def one_error_line(result: Result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.fixture
+def returns(config: Path, clock: FixedClock) -> mailbox.Maildir:
+    """The Maildir with a permanent failure, a delay report and a human reply in it."""
+    settings = load_settings(config, env=ENV)
+    database = open_database(settings.database_url)
+    try:
+        Audience(settings, database, clock=clock).add(
+            "anouk@example.org",
+            name=None,
+            themes=[],
+            requester=Requester(source="cli"),
+            confirmed=True,
+            consent_note="signed up on paper",
+        )
+        with database.session() as session:
+            [(subscriber_id, public_id)] = session.execute(
+                select(Subscriber.id, Subscriber.public_id)
+            ).all()
+        edition = add_edition(database, clock, [subscriber_id])
+    finally:
+        database.dispose()
+    box = mailbox.Maildir(config.parent / "returns", create=True)
+    people = {"anouk": public_id}
+    box.add(render("qmail.eml", people, edition=edition))
+    box.add(render("human-reply.eml", {**people, "bram": public_id}, edition=edition))
+    return box
+
+
+def test_bounces_acts_and_prints_the_counts(
+    config: Path, clock: FixedClock, returns: mailbox.Maildir
+) -> None:
+    result = run(config, clock=clock)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "2 messages: 1 permanent failure, 0 temporary failures, 0 complaints, "
+        "0 unsubscribes, 1 not understood; 1 address suppressed",
+        "  not understood (1): not a bounce, complaint or unsubscribe request",
+        f"  kept for a person to read: {Path('returns') / '.unknown'}",
+    ]
+    settings = load_settings(config, env=ENV)
+    database = open_database(settings.database_url)
+    try:
+        assert status_of(database, "anouk@example.org") == "bounced"
+    finally:
+        database.dispose()
+    # A second run finds nothing new: everything was filed.
+    again = run(config, "--json", clock=clock)
+    assert again.exit_code == 0
+    assert json.loads(again.stdout)["messages"] == 0
+
+
+def test_bounces_json(config: Path, clock: FixedClock, returns: mailbox.Maildir) -> None:
+    result = run(config, "--json", clock=clock)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "messages": 2,
+        "permanent": 1,
+        "temporary": 0,
+        "complaints": 0,
+        "unsubscribes": 0,
+        "not_understood": 1,
+        "already_handled": 0,
+        "suppressed": 1,
+        "reasons": {"not a bounce, complaint or unsubscribe request": 1},
+    }
+
+
+def test_a_missing_maildir_is_one_line_and_exit_1(config: Path, clock: FixedClock) -> None:
+    result = run(config, clock=clock)
+    assert result.exit_code == 1
+    expected = f"error: return mailbox not found: {config.parent / 'returns'} (bounces.maildir)"
+    assert one_error_line(result) == expected
+
+
+def test_no_return_mailbox_configured_is_exit_2(tmp_path: Path, clock: FixedClock) -> None:
+    path = tmp_path / "newsletter.toml"
+    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "n.db"}"\n', encoding="utf-8")
+    result = run(path, clock=clock)
+    assert result.exit_code == 2
+    assert "no return mailbox is set up" in one_error_line(result)
+
+
+def test_bad_bounces_settings_are_exit_2(tmp_path: Path, clock: FixedClock) -> None:
+    path = tmp_path / "newsletter.toml"
+    path.write_text(
+        '[bounces]\nmaildir = "returns"\nimap_host = "imap.example.org"\nimap_user = "b"\n',
+        encoding="utf-8",
+    )
+    result = run(path, clock=clock)
+    assert result.exit_code == 2
+    assert one_error_line(result).endswith("bounces: set maildir or imap_host, not both")
+
+
+def test_imap_without_a_password_and_an_unreachable_server(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    from tests.smtpserver import free_port
+
+    path = tmp_path / "newsletter.toml"
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "n.db"}"\n'
+        f'[bounces]\nimap_host = "127.0.0.1"\nimap_port = {free_port()}\nimap_user = "b"\n'
+        "imap_timeout_seconds = 2\n",
+        encoding="utf-8",
+    )
+    no_password = run(path, clock=clock)
+    assert no_password.exit_code == 2
+    assert f"{IMAP_PASSWORD_ENV} is not set" in one_error_line(no_password)
+    unreachable = run(path, clock=clock, env={IMAP_PASSWORD_ENV: "geheim"})
+    assert unreachable.exit_code == 1
+    assert one_error_line(unreachable).startswith("error: IMAP 127.0.0.1:")
