@@ -370,3 +370,16 @@ def test_approve_and_send_runs_in_the_background_and_ends_the_editing(
     assert (web.snapshot(), article_ids(web, edition)) == before
     for address in readers:
         assert len(newsletters_to(web, address)) == 1
+
+
+def test_an_edition_without_articles_is_shown_without_a_mail(
+    web: WebHarness, staff: TestClient
+) -> None:
+    # `newsletter draft --force` with nothing new makes an empty draft.
+    result = draft_edition(web.settings, web.database, clock=web.clock, force=True)
+    assert result.number is not None
+    page = staff.get(f"/admin/editions/{result.number}")
+    assert page.status_code == 200
+    assert "Deze editie heeft geen artikelen" in page.text
+    assert "Goedkeuren en versturen" not in page.text
+    assert staff.get(f"/admin/editions/{result.number}/preview.html").status_code == 404

@@ -23,7 +23,7 @@ from newsletter import drafts
 from newsletter.accounts import StaffMember
 from newsletter.archive import image_origins
 from newsletter.editions import OPEN_STATES, get_edition
-from newsletter.errors import EditionError, NewsletterError
+from newsletter.errors import CompositionError, EditionError, NewsletterError
 from newsletter.outbox import StateCounts, state_counts
 from newsletter.preview import edition_content, render_preview
 from newsletter.sending import recipient_count, send_test
@@ -155,9 +155,11 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
     ) -> Response:
         try:
             review = await run_in_threadpool(load_review, number)
-            preview = await run_in_threadpool(load_preview, number)
         except EditionError:
             return not_found()
+        preview: Preview | None = None
+        if review.articles:
+            preview = await run_in_threadpool(load_preview, number)
         recipients = (
             await run_in_threadpool(recipient_count, web.database, number)
             if review.is_open
@@ -169,7 +171,7 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
             request,
             status=status,
             review=review,
-            text_version=preview.text,
+            text_version=preview.text if preview else None,
             recipients=recipients,
             test_addresses=test_addresses(member, list(settings.schedule.staff)),
             done=done if done in DONE_CODES else None,
@@ -202,7 +204,8 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
     async def show_preview(number: int) -> Response:
         try:
             preview = await run_in_threadpool(load_preview, number)
-        except EditionError:
+        except (EditionError, CompositionError):
+            # No such edition, or one without articles (a forced draft): nothing to show.
             return not_found()
         return HTMLResponse(
             preview.html,
