@@ -51,6 +51,20 @@ def _locked(session: Session, subscriber_id: int) -> Subscriber | None:
     return session.get(Subscriber, subscriber_id, with_for_update=True)
 
 
+def _suppress_if_confirmed(
+    session: Session, subscriber: Subscriber, status: str, settings: Settings, now: datetime
+) -> tuple[str, bool]:
+    """Move a confirmed subscriber to `status` and suppress the address; the address's
+    keyed hash (for the log) and whether anything changed."""
+    address_hash = keyed_hash(subscriber.email_key, settings.require_secret_key())
+    changed = subscriber.status == "confirmed"
+    if changed:
+        subscriber.status = status
+        subscriber.updated_at = now
+        suppress(session, address_hash, status, now=now)
+    return address_hash, changed
+
+
 def record_hard_bounce(
     session: Session,
     subscriber_id: int,
@@ -71,12 +85,7 @@ def record_hard_bounce(
     subscriber = _locked(session, subscriber_id)
     if subscriber is None:
         return False
-    address_hash = keyed_hash(subscriber.email_key, settings.require_secret_key())
-    changed = subscriber.status == "confirmed"
-    if changed:
-        subscriber.status = "bounced"
-        subscriber.updated_at = now
-        suppress(session, address_hash, "bounced", now=now)
+    address_hash, changed = _suppress_if_confirmed(session, subscriber, "bounced", settings, now)
     record_event(
         session,
         settings=settings,
@@ -183,13 +192,8 @@ def record_complaint(
     subscriber = _locked(session, subscriber_id)
     if subscriber is None:
         return False
-    address_hash = keyed_hash(subscriber.email_key, settings.require_secret_key())
     drop_tokens(session, subscriber.id, purpose="subscribe")
-    changed = subscriber.status == "confirmed"
-    if changed:
-        subscriber.status = "complained"
-        subscriber.updated_at = now
-        suppress(session, address_hash, "complained", now=now)
+    address_hash, changed = _suppress_if_confirmed(session, subscriber, "complained", settings, now)
     record_event(
         session,
         settings=settings,
