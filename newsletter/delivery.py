@@ -1,8 +1,8 @@
 """The delivery engine: claimed outbox rows out over a few reused SMTP connections.
 
-One feeder claims rows in batches from the store; `connections` workers each keep one
-SMTP session open and send one message at a time, recording each outcome in the store
-before they start the next, so a crash can only repeat what was in flight.
+The store hands out claimed rows in batches; `connections` workers each keep one SMTP
+session open and send one message at a time, recording each outcome in the store before
+they start the next, so a crash can only repeat what was in flight.
 
 - 250 for DATA: sent.
 - 4xx for MAIL, RCPT or DATA: retry later (the store schedules it, until a deadline).
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -31,7 +32,7 @@ RESENDS = 3
 LEASE_RENEWAL_SECONDS = 30.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """One message to one recipient, as the store hands it out."""
 
@@ -89,45 +90,40 @@ class DeliveryEngine:
         self._batch_size = batch_size
         self._on_progress = on_progress
         self.totals = RunTotals()
-        self._stop = asyncio.Event()
+        self._stop = False
+        # Claimed deliveries no worker has taken yet.
+        self._backlog: deque[Delivery] = deque()
+        self._exhausted = False
 
     async def run(self) -> RunTotals:
-        queue: asyncio.Queue[Delivery | None] = asyncio.Queue(maxsize=self._batch_size)
-        feeder = asyncio.create_task(self._feed(queue))
         renewer = asyncio.create_task(self._renew_leases())
-        workers = [asyncio.create_task(self._work(queue)) for _ in range(self._connections)]
+        workers = [asyncio.create_task(self._work()) for _ in range(self._connections)]
         try:
             await asyncio.gather(*workers)
         finally:
-            self._stop.set()
-            feeder.cancel()
+            self._stop = True
             renewer.cancel()
-            for task in (feeder, renewer):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
             # Claimed but never attempted (a stop, or an unreachable server): give back.
-            while not queue.empty():
-                leftover = queue.get_nowait()
-                if leftover is not None:
-                    self._store.give_back(leftover)
+            while self._backlog:
+                self._store.give_back(self._backlog.popleft())
             self._store.release()
         return self.totals
 
-    async def _feed(self, queue: asyncio.Queue[Delivery | None]) -> None:
-        try:
-            while not self._stop.is_set():
-                batch = self._store.claim(self._batch_size)
-                if not batch:
-                    break
-                for delivery in batch:
-                    if self._stop.is_set():
-                        self._store.give_back(delivery)
-                        continue
-                    await queue.put(delivery)
-        finally:
-            # One stop marker per worker; workers keep draining, so there is room.
-            for _ in range(self._connections):
-                await queue.put(None)
+    def _next(self) -> Delivery | None:
+        """The next delivery to send; None once the store has no more (or on a stop).
+
+        Workers take from one backlog, refilled a batch at a time: no queue, and no
+        task switch per message.
+        """
+        if self._stop:
+            return None
+        if not self._backlog and not self._exhausted:
+            batch = self._store.claim(self._batch_size)
+            self._backlog.extend(batch)
+            self._exhausted = not batch
+        return self._backlog.popleft() if self._backlog else None
 
     async def _renew_leases(self) -> None:
         while True:
@@ -138,13 +134,10 @@ class DeliveryEngine:
         if self._on_progress is not None:
             self._on_progress(self.totals)
 
-    async def _work(self, queue: asyncio.Queue[Delivery | None]) -> None:
+    async def _work(self) -> None:
         connection: SmtpConnection | None = None
         try:
-            while (delivery := await queue.get()) is not None:
-                if self._stop.is_set():
-                    self._store.give_back(delivery)
-                    continue
+            while (delivery := self._next()) is not None:
                 connection = await self._deliver(delivery, connection)
         finally:
             if connection is not None:
@@ -161,7 +154,8 @@ class DeliveryEngine:
             return connection
         if self._signer is not None:
             payload = self._signer.sign_wire(payload)
-        await self._pacer.wait()
+        if self._pacer.limited:
+            await self._pacer.wait()
         lost: SmtpConnectionLost | None = None
         for _attempt in range(RESENDS):
             try:
@@ -174,7 +168,7 @@ class DeliveryEngine:
                 # Nobody to talk to: this message was not sent; stop this worker.
                 self._store.give_back(delivery)
                 self.totals.unreachable = str(exc)
-                self._stop.set()
+                self._stop = True
                 return None
             except SmtpConnectionLost as exc:
                 connection, lost = None, exc

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
@@ -183,32 +182,50 @@ class MessageTemplate:
     def render(self, recipient: MessageRecipient) -> bytes:
         """The whole message for `recipient`, ready to follow DATA."""
         values = self._values(recipient)
-        pieces = [self.parts[0]]
+        parts = self.parts
+        line_start = self.line_start
+        pieces = [parts[0]]
         for index, slot in enumerate(self.slots):
             value = values[slot]
-            if index in self.line_start and value.startswith(b"."):
+            if value[:1] == b"." and index in line_start:
                 value = b"." + value
             pieces.append(value)
-            pieces.append(self.parts[index + 1])
+            pieces.append(parts[index + 1])
         return b"".join(pieces)
 
-    def _values(self, recipient: MessageRecipient) -> Mapping[str, bytes]:
+    def _values(self, recipient: MessageRecipient) -> dict[str, bytes]:
         reader = RecipientValues(
             email=recipient.email,
             name=recipient.name,
             unsubscribe_url=recipient.unsubscribe_url,
             preferences_url=recipient.preferences_url,
         )
-        values = {f"text_{k}": v for k, v in self.mail.text_values(reader).items()}
-        values.update((f"html_{k}", v) for k, v in self.mail.html_values(reader).items())
-        values["to"] = _display_address(recipient.name, one_line(recipient.email))
-        values["message_id"] = one_line(recipient.message_id)
-        values["unsubscribe_url"] = values["text_unsubscribe_url"]
-        values["list_unsubscribe_mailto"] = bare(recipient.list_unsubscribe_mailto)
-        encoded = {slot: value.encode("utf-8") for slot, value in values.items()}
-        for slot, value in encoded.items():
-            limit = MAX_VALUE_OCTETS[slot.removeprefix("html_").removeprefix("text_")]
-            if len(value) > limit:
+        text = self.mail.text_values(reader)
+        values = {
+            "to": _display_address(recipient.name, one_line(recipient.email)),
+            "message_id": one_line(recipient.message_id),
+            "unsubscribe_url": text["unsubscribe_url"],
+            "list_unsubscribe_mailto": bare(recipient.list_unsubscribe_mailto),
+        }
+        for key, value in text.items():
+            values["text_" + key] = value
+        for key, value in self.mail.html_values(reader).items():
+            values["html_" + key] = value
+        encoded = {}
+        for slot, value in values.items():
+            data = value.encode("utf-8")
+            limit = _SLOT_LIMITS[slot]
+            if len(data) > limit:
                 # build() promised lines under 998 octets for values up to the limit.
                 raise ValueError(f"{slot} is longer than {limit} octets")
+            encoded[slot] = data
         return encoded
+
+
+# The limit of each slot render() fills: the header slots, and the text_ and html_ slots
+# of the body, limited as the value they hold.
+_SLOT_LIMITS = {
+    f"{prefix}{name}": limit
+    for prefix in ("", "text_", "html_")
+    for name, limit in MAX_VALUE_OCTETS.items()
+}

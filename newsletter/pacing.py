@@ -36,9 +36,14 @@ class Pacer:
         self._hour: deque[float] = deque(sorted(sent_in_last_hour))
         self._lock = asyncio.Lock()
 
+    @property
+    def limited(self) -> bool:
+        """False when there is nothing to wait for (no rate, no hourly cap)."""
+        return bool(self._interval or self._per_hour)
+
     async def wait(self) -> None:
-        if not self._interval and not self._per_hour:
-            return  # no limits: nothing to wait for
+        if not self.limited:
+            return
         async with self._lock:
             now = self._monotonic()
             if self._per_hour:

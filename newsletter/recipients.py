@@ -11,12 +11,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.compose import ArticleView, select_articles
 from newsletter.config import Settings
-from newsletter.outbox import ALL_THEMES, OutboxRow
+from newsletter.outbox import ALL_THEMES, NewRow, OutboxRow, add_rows
 from subscribers.addresses import keyed_hash
 from subscribers.models import Subscriber, Suppression
 
@@ -85,36 +85,26 @@ def snapshot_recipients(
     )
     has_articles: dict[str, bool] = {}
     added = 0
-    pending_rows: list[dict[str, object]] = []
     batch: list[Candidate] = []
 
     def flush() -> None:
         nonlocal added
-        hashes = {s.id: keyed_hash(s.email_key, secret) for s in batch}
-        suppressed = _suppressed(session, list(hashes.values()))
-        for subscriber in batch:
-            if subscriber.id in existing or hashes[subscriber.id] in suppressed:
+        hashes = [keyed_hash(subscriber.email_key, secret) for subscriber in batch]
+        suppressed = _suppressed(session, hashes)
+        rows = []
+        for subscriber, address_hash in zip(batch, hashes, strict=True):
+            if subscriber.id in existing or address_hash in suppressed:
                 continue
             variant = variant_of(subscriber.themes, settings)
             if variant not in has_articles:
                 chosen = variant_themes(variant)
                 has_articles[variant] = bool(select_articles(articles, settings, themes=chosen))
-            pending_rows.append(
-                {
-                    "edition_id": edition_id,
-                    "subscriber_id": subscriber.id,
-                    "variant": variant,
-                    "state": "pending" if has_articles[variant] else "skipped",
-                    "last_reply": None if has_articles[variant] else "no article in their themes",
-                    "attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-        if pending_rows:
-            session.execute(insert(OutboxRow), pending_rows)
-            added += len(pending_rows)
-            pending_rows.clear()
+            if has_articles[variant]:
+                rows.append(NewRow(subscriber.id, variant, "pending"))
+            else:
+                rows.append(NewRow(subscriber.id, variant, "skipped", "no article in their themes"))
+        add_rows(session.connection(), edition_id, rows, now=now)
+        added += len(rows)
         batch.clear()
 
     for subscriber in confirmed_subscribers(session):

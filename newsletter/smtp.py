@@ -18,9 +18,11 @@ import asyncio
 import base64
 import contextlib
 import ipaddress
+import itertools
 import re
 import socket
 import ssl
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -30,7 +32,7 @@ from newsletter.errors import SmtpConnectError, SmtpConnectionLost
 Security = Literal["none", "starttls", "tls"]
 
 # Wait for the socket to take what was written only past this much buffered: small
-# writes go out on their own, and awaiting drain() for each costs a loop turn.
+# writes go out on their own, and waiting for each would cost a loop turn.
 _DRAIN_ABOVE = 256 * 1024
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -48,7 +50,7 @@ def wire_form(message: bytes) -> bytes:
     return data + b".\r\n"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reply:
     """One SMTP reply: the code and its text (continuation lines joined by spaces)."""
 
@@ -119,27 +121,172 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_UNSAFE_IN_ADDRESS = re.compile(r"[\r\n\0<>]")
+
+
 def _check_address(address: str) -> str:
     # An address reaching the wire with a line break would start a new command.
-    if any(ch in address for ch in "\r\n\0<>") or len(address) > 320:
+    if _UNSAFE_IN_ADDRESS.search(address) or len(address) > 320:
         raise ValueError(f"refusing unsafe address {address!r}")
     return address
+
+
+# A reply line longer than this is no SMTP (RFC 5321 allows 512 octets).
+_MAX_LINE = 64 * 1024
+
+
+class _Replies(asyncio.Protocol):
+    """The receiving side of a session: parses replies as bytes arrive.
+
+    Replies are parsed from whatever the socket delivered, all at once, and the one
+    waiting reader is woken only when what it waits for is there: no coroutine hop per
+    line, as `StreamReader.readline` makes.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.replies: deque[tuple[Reply, list[str]]] = deque()
+        # Why no more replies will come, as (what happened, detail): set once.
+        self.broken: tuple[str, str] | None = None
+        self.closing = False  # a 421 arrived: the server is closing the session
+        self._buffer = b""
+        self._lines: list[str] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._wanted = 0
+        self._writable: asyncio.Future[None] | None = None
+        self.paused = False
+        # A message body to write as soon as its envelope's replies say go ahead.
+        self._body: bytes | None = None
+        self._body_after = 0
+        self.body_sent = False
+
+    # -- what the reader calls ------------------------------------------------------
+
+    def wait_for(self, waiter: asyncio.Future[None], count: int) -> None:
+        """Resolve `waiter` once `count` replies are queued, or none can come."""
+        self._waiter, self._wanted = waiter, count
+        self._wake()
+
+    def send_body_on_go_ahead(self, body: bytes, replies: int) -> None:
+        """Write `body` the moment the `replies` replies to a pipelined envelope (MAIL,
+        RCPT ..., DATA) are in and all say go ahead: from data_received itself, a loop
+        turn before the waiting sender could, which keeps the server busy."""
+        self._body, self._body_after, self.body_sent = body, replies, False
+        self._send_body()
+
+    def _send_body(self) -> None:
+        if self._body is None or len(self.replies) < self._body_after:
+            return
+        body, self._body = self._body, None
+        group = [reply for reply, _lines in itertools.islice(self.replies, self._body_after)]
+        mail, recipients, data = group[0], group[1:-1], group[-1]
+        if self.broken is not None or self.closing or self.transport is None:
+            return
+        if mail.ok and any(reply.ok for reply in recipients) and data.code == 354:
+            self.transport.write(body)
+            self.body_sent = True
+
+    def wait_writable(self, waiter: asyncio.Future[None]) -> None:
+        self._writable = waiter
+        if not self.paused or self.broken is not None:
+            self._writable = None
+            waiter.set_result(None)
+
+    # -- what the transport calls ---------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer + data if self._buffer else data
+        start = 0
+        while self.broken is None:
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                break
+            self._line(buffer[start:end].decode("utf-8", "replace").rstrip("\r\n"))
+            start = end + 1
+        self._buffer = buffer[start:]
+        if len(self._buffer) > _MAX_LINE and self.broken is None:
+            self.broken = ("connection failed waiting for", "")
+        self._send_body()
+        self._wake()
+
+    def _line(self, line: str) -> None:
+        code = line[:3]
+        if len(code) < 3 or not code.isdigit():
+            self.broken = ("not an SMTP reply to", f": {line[:80]!r}")
+            return
+        text = line[4:]
+        if line[3:4] == "-":
+            self._lines.append(text)
+            return
+        lines = self._lines
+        if lines:  # the last line of a multi-line reply
+            lines.append(text)
+            self._lines = []
+            text = " ".join(part for part in lines if part)
+        else:
+            lines = [text]
+        self.replies.append((Reply(int(code), text), lines))
+        if code == "421":
+            self.closing = True
+
+    def eof_received(self) -> bool:
+        return False  # close; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.broken is None:
+            if exc is None:
+                self.broken = ("connection closed waiting for", "")
+            else:
+                self.broken = ("connection failed waiting for", "")
+        self._wake()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self._writable is not None:
+            if not self._writable.done():
+                self._writable.set_result(None)
+            self._writable = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is None:
+            return
+        if len(self.replies) >= self._wanted or self.broken is not None or self.closing:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class SmtpConnection:
     """One open SMTP session; use `open()` to connect, `send()` per transaction."""
 
-    def __init__(
-        self,
-        options: SmtpOptions,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
+    def __init__(self, options: SmtpOptions, protocol: _Replies) -> None:
         self.options = options
-        self._reader = reader
-        self._writer = writer
+        self._protocol = protocol
+        assert protocol.transport is not None
+        self._transport: asyncio.Transport = protocol.transport
+        self._loop = asyncio.get_running_loop()
         self.extensions: dict[str, str] = {}
         self.closed = False
+        # One timer per session instead of one per wait: each wait moves the deadline,
+        # and the timer, when it fires early, moves itself to the current deadline.
+        self._deadline = 0.0
+        self._waiting: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._timed_out = False
 
     # -- opening --------------------------------------------------------------------
 
@@ -147,10 +294,14 @@ class SmtpConnection:
     async def open(cls, options: SmtpOptions) -> SmtpConnection:
         """Connect, greet, upgrade to TLS and log in as the options say."""
         where = f"{options.host}:{options.port}"
-        context = options.tls_context or ssl.create_default_context()
+        context: ssl.SSLContext | None = None
+        if options.security != "none":
+            context = options.tls_context or ssl.create_default_context()
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(
+            _transport, protocol = await asyncio.wait_for(
+                loop.create_connection(
+                    _Replies,
                     options.host,
                     options.port,
                     ssl=context if options.security == "tls" else None,
@@ -165,7 +316,9 @@ class SmtpConnection:
         except (OSError, ssl.SSLError) as exc:
             reason = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
             raise SmtpConnectError(f"cannot connect to SMTP server {where}: {reason}") from exc
-        connection = cls(options, reader, writer)
+        # Wait for the socket only past this much unsent; below it writes just queue.
+        protocol.transport.set_write_buffer_limits(high=_DRAIN_ABOVE)  # type: ignore[union-attr]
+        connection = cls(options, protocol)
         try:
             await connection._handshake(context)
         except SmtpConnectionLost as exc:
@@ -176,7 +329,7 @@ class SmtpConnection:
             raise
         return connection
 
-    async def _handshake(self, context: ssl.SSLContext) -> None:
+    async def _handshake(self, context: ssl.SSLContext | None) -> None:
         options = self.options
         where = f"{options.host}:{options.port}"
         greeting = await self._read_reply("the greeting")
@@ -184,15 +337,22 @@ class SmtpConnection:
             raise SmtpConnectError(f"SMTP server {where} refused us: {greeting}")
         await self._ehlo()
         if options.security == "starttls":
+            assert context is not None
             if "starttls" not in self.extensions:
                 raise SmtpConnectError(f"SMTP server {where} does not offer STARTTLS")
             reply = await self.command("STARTTLS")
             if reply.code != 220:
                 raise SmtpConnectError(f"SMTP server {where} refused STARTTLS: {reply}")
             try:
-                await self._writer.start_tls(context, server_hostname=options.host)
+                transport = await self._loop.start_tls(
+                    self._transport, self._protocol, context, server_hostname=options.host
+                )
             except (OSError, ssl.SSLError) as exc:
                 raise SmtpConnectError(f"TLS with {where} failed: {exc}") from exc
+            if transport is None:
+                raise SmtpConnectError(f"TLS with {where} failed: the connection closed")
+            assert isinstance(transport, asyncio.Transport)
+            self._transport = self._protocol.transport = transport
             await self._ehlo()
         if options.username:
             await self._login()
@@ -237,6 +397,41 @@ class SmtpConnection:
         if reply.code != 235:
             raise SmtpConnectError(f"SMTP login as {options.username!r} failed: {reply}")
 
+    # -- waiting --------------------------------------------------------------------
+
+    async def _until(self, waiter: asyncio.Future[None]) -> bool:
+        """Await `waiter` under the command timeout; False when the time ran out."""
+        loop = self._loop
+        self._deadline = loop.time() + self.options.timeout
+        self._waiting, self._timed_out = waiter, False
+        if self._timer is None:
+            self._timer_at = self._deadline
+            self._timer = loop.call_at(self._deadline, self._on_timer)
+        try:
+            await waiter
+        finally:
+            self._waiting = None
+        return not self._timed_out
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        waiter = self._waiting
+        if waiter is None:
+            return  # nothing waits: the next wait arms it again
+        if self._deadline <= self._timer_at:
+            self._timed_out = True
+            if not waiter.done():
+                waiter.set_result(None)
+            return
+        self._timer_at = self._deadline
+        self._timer = self._loop.call_at(self._deadline, self._on_timer)
+
+    def _lost_waiting(self, waiting_for: str) -> SmtpConnectionLost:
+        self._abort()
+        return SmtpConnectionLost(
+            f"timed out after {self.options.timeout:g} s waiting for {waiting_for}"
+        )
+
     # -- talking --------------------------------------------------------------------
 
     @property
@@ -244,66 +439,50 @@ class SmtpConnection:
         return "pipelining" in self.extensions
 
     async def _read_reply(self, waiting_for: str) -> Reply:
-        reply, _lines = await self._read_reply_lines(waiting_for)
+        [(reply, _lines)] = await self._read_replies(1, waiting_for)
         return reply
-
-    async def _read_reply_lines(self, waiting_for: str) -> tuple[Reply, list[str]]:
-        [(reply, lines)] = await self._read_replies(1, waiting_for)
-        return reply, lines
 
     async def _read_replies(self, count: int, waiting_for: str) -> list[tuple[Reply, list[str]]]:
         """The next `count` replies, under one timeout (a pipelined group's replies)."""
-        try:
-            # asyncio.timeout, not wait_for: no task per read on the hot path.
-            async with asyncio.timeout(self.options.timeout):
-                return [await self._receive_reply(waiting_for) for _ in range(count)]
-        except TimeoutError:
+        protocol = self._protocol
+        if len(protocol.replies) < count and protocol.broken is None and not protocol.closing:
+            waiter = self._loop.create_future()
+            protocol.wait_for(waiter, count)
+            if not await self._until(waiter):
+                raise self._lost_waiting(waiting_for)
+        queued = protocol.replies
+        replies = [queued.popleft() for _ in range(min(count, len(queued)))]
+        for reply, _lines in replies:
+            if reply.code == 421:
+                self._abort()
+                raise SmtpConnectionLost(f"server is closing the connection: {reply}")
+        if len(replies) < count:
+            what, detail = protocol.broken or ("connection closed waiting for", "")
             self._abort()
-            raise SmtpConnectionLost(
-                f"timed out after {self.options.timeout:g} s waiting for {waiting_for}"
-            ) from None
-
-    async def _receive_reply(self, waiting_for: str) -> tuple[Reply, list[str]]:
-        lines: list[str] = []
-        while True:
-            try:
-                raw = await self._reader.readline()
-            except (OSError, ValueError) as exc:  # ValueError: a line over the limit
-                self._abort()
-                raise SmtpConnectionLost(f"connection failed waiting for {waiting_for}") from exc
-            if not raw.endswith(b"\n"):
-                self._abort()
-                raise SmtpConnectionLost(f"connection closed waiting for {waiting_for}")
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            if len(line) < 3 or not line[:3].isdigit():
-                self._abort()
-                raise SmtpConnectionLost(f"not an SMTP reply to {waiting_for}: {line[:80]!r}")
-            lines.append(line[4:])
-            if line[3:4] != "-":
-                reply = Reply(int(line[:3]), " ".join(part for part in lines if part))
-                if reply.code == 421:
-                    self._abort()
-                    raise SmtpConnectionLost(f"server is closing the connection: {reply}")
-                return reply, lines
+            raise SmtpConnectionLost(f"{what} {waiting_for}{detail}")
+        return replies
 
     async def _write(self, data: bytes) -> None:
-        try:
-            self._writer.write(data)
-            if self._writer.transport.get_write_buffer_size() > _DRAIN_ABOVE:
-                async with asyncio.timeout(self.options.timeout):
-                    await self._writer.drain()
-        except TimeoutError:
-            self._abort()
-            raise SmtpConnectionLost(
-                f"timed out after {self.options.timeout:g} s sending to the server"
-            ) from None
-        except OSError as exc:
-            self._abort()
-            raise SmtpConnectionLost(f"connection failed while sending: {exc}") from exc
+        if self.closed:
+            raise SmtpConnectionLost("the connection is closed")
+        self._transport.write(data)
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Wait, under the timeout, while the transport holds too much unsent."""
+        if self._protocol.paused:
+            waiter = self._loop.create_future()
+            self._protocol.wait_writable(waiter)
+            if not await self._until(waiter):
+                self._abort()
+                raise SmtpConnectionLost(
+                    f"timed out after {self.options.timeout:g} s sending to the server"
+                )
 
     async def _command_lines(self, line: str) -> tuple[Reply, list[str]]:
         await self._write(line.encode("utf-8") + b"\r\n")
-        return await self._read_reply_lines(line.split(" ", 1)[0])
+        [(reply, lines)] = await self._read_replies(1, line.split(" ", 1)[0])
+        return reply, lines
 
     async def command(self, line: str) -> Reply:
         """Send one command line and return its reply."""
@@ -327,6 +506,7 @@ class SmtpConnection:
             mail_line += " SMTPUTF8"
         envelope = [mail_line] + [f"RCPT TO:<{_check_address(r)}>" for r in recipients]
         if self.pipelining:
+            self._protocol.send_body_on_go_ahead(payload, len(recipients) + 2)
             await self._write("".join(f"{line}\r\n" for line in [*envelope, "DATA"]).encode())
             group = await self._read_replies(len(recipients) + 2, "the replies to MAIL, RCPT, DATA")
             mail = group[0][0]
@@ -355,7 +535,10 @@ class SmtpConnection:
         if data_go.code != 354:
             await self._reset_after_failure()
             return TransactionResult(mail, replies, data_go)
-        await self._write(payload)
+        if self._protocol.body_sent:  # on the 354 already, by send_body_on_go_ahead
+            await self._drain()
+        else:
+            await self._write(payload)
         data = await self._read_reply("the reply to the message")
         if data.code != 250:
             await self._reset_after_failure()
@@ -369,20 +552,33 @@ class SmtpConnection:
 
     # -- closing --------------------------------------------------------------------
 
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def _abort(self) -> None:
+        """Drop the session at once: it broke, timed out or the server is closing it."""
         self.closed = True
-        self._writer.close()
+        self._stop_timer()
+        self._transport.abort()
 
     async def close(self) -> None:
         """Say QUIT (politely, briefly) and close; never raises."""
         if self.closed:
             return
-        with contextlib.suppress(TimeoutError, OSError, ValueError):
-            self._writer.write(b"QUIT\r\n")
-            await asyncio.wait_for(self._reader.readline(), min(self.options.timeout, 5))
-        self._abort()
-        with contextlib.suppress(TimeoutError, OSError, ssl.SSLError):
-            await asyncio.wait_for(self._writer.wait_closed(), 5)
+        self.closed = True
+        self._stop_timer()
+        protocol = self._protocol
+        if protocol.broken is None:
+            self._transport.write(b"QUIT\r\n")
+            waiter = self._loop.create_future()
+            protocol.wait_for(waiter, len(protocol.replies) + 1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, min(self.options.timeout, 5))
+        self._transport.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(protocol.lost), 5)
 
     async def __aenter__(self) -> SmtpConnection:
         return self

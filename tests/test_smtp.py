@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,13 +31,15 @@ def smtp_server(request: pytest.FixtureRequest) -> Iterator[TestSmtpServer]:
     server.stop()
 
 
-def options(server: TestSmtpServer, **overrides: object) -> SmtpOptions:
+def options(server: TestSmtpServer | _ScriptedServer, **overrides: object) -> SmtpOptions:
     settings: dict[str, object] = {"host": "127.0.0.1", "port": server.port, "timeout": 5}
     settings.update(overrides)
     return SmtpOptions(**settings)  # type: ignore[arg-type]
 
 
-def send(server: TestSmtpServer, *recipients: str, **overrides: object) -> TransactionResult:
+def send(
+    server: TestSmtpServer | _ScriptedServer, *recipients: str, **overrides: object
+) -> TransactionResult:
     async def go() -> TransactionResult:
         async with await SmtpConnection.open(options(server, **overrides)) as connection:
             return await connection.send(
@@ -146,3 +155,136 @@ def test_login() -> None:
 def test_starttls_required_but_not_offered(smtp_server: TestSmtpServer) -> None:
     with pytest.raises(SmtpConnectError, match="does not offer STARTTLS"):
         send(smtp_server, "lezer@example.org", security="starttls")
+
+
+def test_a_stall_later_in_a_session_times_out_too(smtp_server: TestSmtpServer) -> None:
+    # One timer serves every wait of a session: after waits that ended in time it must
+    # still fire on the one that does not, after the timeout and not before.
+    smtp_server.faults.stall_in_data["traag@example.org"] = 3
+
+    async def go() -> tuple[list[TransactionResult], float]:
+        results = []
+        async with await SmtpConnection.open(options(smtp_server, timeout=0.5)) as connection:
+            for _ in range(3):
+                payload = wire_form(MESSAGE)
+                results.append(await connection.send("b@example.org", ["a@example.org"], payload))
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(SmtpConnectionLost, match=r"timed out after 0\.5 s"):
+                await connection.send("b@example.org", ["traag@example.org"], wire_form(MESSAGE))
+            return results, asyncio.get_running_loop().time() - started
+
+    results, waited = asyncio.run(go())
+    assert [result.delivered for result in results] == [["a@example.org"]] * 3
+    assert 0.45 <= waited < 2
+
+
+class _ScriptedServer:
+    """A bare TCP server that greets, says what `script` says to each command line, and
+    then (with `read_after_data` False) stops reading: for replies and stalls aiosmtpd
+    will not produce."""
+
+    def __init__(self, script: Callable[[bytes], bytes], *, read_after_data: bool = True) -> None:
+        self.script = script
+        self.read_after_data = read_after_data
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection, connection.makefile("rb") as lines:
+            connection.sendall(b"220 scripted\r\n")
+            for line in lines:
+                connection.sendall(self.script(line))
+                if line.startswith(b"DATA") and not self.read_after_data:
+                    time.sleep(5)  # holds the connection open, reads nothing more
+                    return
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_reply_that_is_no_smtp_breaks_the_session() -> None:
+    def script(line: bytes) -> bytes:
+        if line.startswith(b"EHLO"):
+            return b"250-scripted\r\n250 PIPELINING\r\n"
+        return b"250 ok\r\nHTTP/1.1 400 Bad Request\r\n"
+
+    server = _ScriptedServer(script)
+    try:
+        with pytest.raises(SmtpConnectionLost, match=r"not an SMTP reply to .*'HTTP/1\.1 400"):
+            send(server, "lezer@example.org")
+    finally:
+        server.close()
+
+
+def test_a_server_that_stops_reading_times_out_while_sending() -> None:
+    def script(line: bytes) -> bytes:
+        if line.startswith(b"EHLO"):
+            return b"250-scripted\r\n250 PIPELINING\r\n"
+        if line.startswith(b"DATA"):
+            return b"354 go on\r\n"
+        return b"250 ok\r\n"
+
+    server = _ScriptedServer(script, read_after_data=False)
+    big = wire_form(MESSAGE + b"x" * 76 * 200_000)  # far more than the socket buffers hold
+
+    async def go() -> None:
+        connection = await SmtpConnection.open(options(server, timeout=0.5))
+        try:
+            await connection.send("b@example.org", ["lezer@example.org"], big)
+        finally:
+            await connection.close()
+
+    try:
+        with pytest.raises(SmtpConnectionLost, match=r"timed out after 0\.5 s sending"):
+            asyncio.run(go())
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (made with the openssl tool)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl tool")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_tls_sessions_carry_messages(security: str, certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    # aiosmtpd: STARTTLS with `tls_context`, TLS from the start with `ssl_context`.
+    where = "tls_context" if security == "starttls" else "ssl_context"
+    server = TestSmtpServer(**{where: server_context}).start()  # type: ignore[arg-type]
+    big = MESSAGE + (b"y" * 76 + b"\r\n") * 3000  # many TLS records
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        overrides = {"security": security, "tls_context": context}
+
+        async def go() -> list[TransactionResult]:
+            async with await SmtpConnection.open(options(server, **overrides)) as connection:
+                return [
+                    await connection.send("b@example.org", [address], wire_form(body))
+                    for address, body in (("a@example.org", big), ("c@example.org", MESSAGE))
+                ]
+
+        results = asyncio.run(go())
+    finally:
+        server.stop()
+    assert [result.delivered for result in results] == [["a@example.org"], ["c@example.org"]]
+    assert [received.data.count(b"y" * 76) for received in server.received] == [3000, 0]
