@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from benchmarks import compose, send
+from benchmarks import compose, send, workers
 
 compose.main()
 send.main([])
+workers.main([])  # PostgreSQL when $NEWSLETTER_BENCH_POSTGRES_URL (or the tests') is set

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from newsletter import __version__, cli_bounces, cli_schedule, cli_send
+from newsletter import __version__, cli_bounces, cli_schedule, cli_send, cli_worker
 from newsletter.cli_staff import staff_app
 from newsletter.cli_subscribers import subscribers_app
 from newsletter.cli_support import (
@@ -361,6 +361,7 @@ app.command("run")(cli_schedule.run)
 app.command("runs")(cli_schedule.runs)
 app.command("schedule")(cli_schedule.schedule)
 app.command("bounces")(cli_bounces.bounces)  # the return mailbox (cli_bounces.py)
+app.command("worker")(cli_worker.worker)  # send workers, several at once (cli_worker.py)
 
 
 def main() -> None:

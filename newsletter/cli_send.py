@@ -1,4 +1,8 @@
-"""`newsletter send` and `newsletter edition status`: delivering an edition, and its state."""
+"""`newsletter send` and `newsletter edition status`: delivering an edition, and its state.
+
+`send N --workers` only hands the edition over: `newsletter worker` (cli_worker.py)
+processes deliver it.
+"""
 
 from __future__ import annotations
 
@@ -18,13 +22,20 @@ from rich.progress import (
 )
 from sqlalchemy import select
 
-from newsletter.cli_support import app_context, err, iso, out, print_json
+from newsletter.cli_support import AppContext, app_context, err, iso, out, print_json
 from newsletter.delivery import RunTotals
 from newsletter.editions import get_edition
 from newsletter.errors import NewsletterError
 from newsletter.locking import job_lock
 from newsletter.outbox import OutboxRow, state_counts
-from newsletter.sending import SendSummary, dry_run, recipient_count, send_edition, send_test
+from newsletter.sending import (
+    SendSummary,
+    dry_run,
+    prepare_send,
+    recipient_count,
+    send_edition,
+    send_test,
+)
 from subscribers.models import Subscriber
 
 # sysexits' EX_TEMPFAIL: nothing failed for good, but some mail waits for a retry.
@@ -36,7 +47,8 @@ def _number(value: int) -> str:
     return format_decimal(value, locale="nl")
 
 
-def _summary_line(summary: SendSummary) -> str:
+def summary_line(summary: SendSummary) -> str:
+    """The outbox of one edition in a line, e.g. "edition 4: 1.234 sent, 0 failed ..."."""
     counts = summary.counts
     line = (
         f"edition {summary.number}: {_number(counts.sent)} sent, "
@@ -114,11 +126,23 @@ def send(
             "--dry-run", help="Write every message as .eml here; send nothing.", file_okay=False
         ),
     ] = None,
+    workers: Annotated[
+        bool,
+        typer.Option(
+            "--workers",
+            help="Queue the edition for 'newsletter worker' processes instead of sending "
+            "from here.",
+        ),
+    ] = False,
 ) -> None:
     """Send edition N to every confirmed subscriber; rerun to resume after any stop."""
     context = app_context(ctx)
     if more_addresses and not test_to:
         raise NewsletterError(f"unexpected arguments: {' '.join(more_addresses)}")
+    if workers and (test_to or dry_run_dir is not None):
+        raise NewsletterError(
+            "--workers sends for real: it goes with neither --test-to nor --dry-run"
+        )
     if test_to:
         addresses = [*test_to, *(more_addresses or [])]
         send_test(context.settings, context.database, number, addresses, clock=context.clock)
@@ -137,16 +161,36 @@ def send(
         if not typer.confirm(f"send edition {number} to {_number(total)} subscribers?"):
             out.print("nothing sent")
             raise typer.Exit(1)
+    if workers:
+        _queue_for_workers(context, number)
+        return
     # The job lock: a scheduled run and a person never work on an edition at once.
     with job_lock(context.database, clock=context.clock):
         summary = _run_with_progress(context, number, total)
-    out.print(_summary_line(summary), markup=False)
+    out.print(summary_line(summary), markup=False)
     for failure in summary.run.failures[:20]:
         err.print(f"failed: {failure}", markup=False)
     if summary.counts.failed:
         raise typer.Exit(1)
     if not summary.finished:
         raise typer.Exit(EXIT_WAITING)
+
+
+def _queue_for_workers(context: AppContext, number: int) -> None:
+    """Snapshot the recipients and mark the edition sending; the workers do the rest."""
+    database, clock = context.database, context.clock
+    # Under the job lock as a send from here: the scheduler is not drafting or sending.
+    with job_lock(database, clock=clock):
+        prepare_send(context.settings, database, number, now=clock())
+        with database.session() as session:
+            counts = state_counts(session, number)
+    out.print(
+        f"edition {number}: {_number(counts.open)} queued for the workers "
+        f"({_number(counts.sent)} sent already, {_number(counts.skipped)} skipped); "
+        "run 'newsletter worker' (one or more, on any machine with these settings) "
+        f"to send them, and 'newsletter edition status {number}' to follow",
+        markup=False,
+    )
 
 
 def edition_status(

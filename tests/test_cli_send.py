@@ -149,3 +149,55 @@ def test_send_waits_for_no_one_while_a_run_holds_the_lock(
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and "try again when it is done" in result.stderr
     assert smtp_server.received == []
+
+
+def test_send_workers_hands_the_edition_over_and_sends_nothing(
+    config: Path, edition: str, smtp_server: TestSmtpServer
+) -> None:
+    result = run(config, "send", edition, "--workers", "--yes")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(
+        f"edition {edition}: 3 queued for the workers (0 sent already, 0 skipped); "
+        "run 'newsletter worker'"
+    )
+    assert smtp_server.received == []
+    status = json.loads(run(config, "edition", "status", edition, "--json").stdout)
+    assert status["state"] == "sending" and status["counts"]["pending"] == 3
+
+
+def test_send_workers_takes_the_job_lock(
+    config: Path, edition: str, smtp_server: TestSmtpServer
+) -> None:
+    from newsletter.config import load_settings
+    from newsletter.db import open_database
+    from newsletter.locking import job_lock
+
+    settings = load_settings(config, env={"NEWSLETTER_SECRET_KEY": "x"})
+    database = open_database(settings.database_url)
+    try:
+        with job_lock(database, clock=utc_now):
+            result = run(config, "send", edition, "--workers", "--yes")
+    finally:
+        database.dispose()
+    assert result.exit_code == 1
+    assert "try again when it is done" in result.stderr
+    status = json.loads(run(config, "edition", "status", edition, "--json").stdout)
+    assert status["state"] == "draft" and status["counts"]["total"] == 0
+
+
+def test_send_workers_goes_with_neither_test_copies_nor_dry_runs(
+    config: Path, edition: str, tmp_path: Path
+) -> None:
+    for extra in (["--test-to", "a@rvjeugdzorg.nl"], ["--dry-run", str(tmp_path / "eml")]):
+        result = run(config, "send", edition, "--workers", *extra)
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error: --workers sends for real")
+    status = json.loads(run(config, "edition", "status", edition, "--json").stdout)
+    assert status["state"] == "draft"
+
+
+def test_send_workers_of_a_sent_edition_is_one_line(config: Path, edition: str) -> None:
+    assert run(config, "send", edition, "--yes").exit_code == 0
+    result = run(config, "send", edition, "--workers", "--yes")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: edition {edition} was sent already"

@@ -36,7 +36,8 @@ ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "docs" / "deploy"
 WEB_UNIT = DEPLOY / "newsletter-web.service"
 SCHEDULER_UNIT = DEPLOY / "newsletter-scheduler.service"
-UNITS = (WEB_UNIT, SCHEDULER_UNIT)
+WORKER_UNIT = DEPLOY / "newsletter-worker.service"
+UNITS = (WEB_UNIT, SCHEDULER_UNIT, WORKER_UNIT)
 INSTALLED_COMMAND = "/opt/newsletter/venv/bin/newsletter"
 EXEC_KEYS = ("ExecStartPre", "ExecStart", "ExecStartPost", "ExecReload", "ExecStop")
 # What systemd allows in front of an Exec command: ignore failure, argv[0], privileges.
@@ -140,6 +141,14 @@ def test_only_the_web_unit_upgrades_the_schema_and_the_scheduler_starts_after_it
     assert WEB_UNIT.name in scheduler["Unit"]["Wants"].split()
 
 
+def test_a_worker_starts_after_the_web_unit_where_there_is_one_without_needing_it() -> None:
+    # A sender machine may run workers only: ordering after the web unit, never pulling it in.
+    worker = read_unit(WORKER_UNIT)
+    assert exec_commands(worker) == [[INSTALLED_COMMAND, "worker"]]
+    assert WEB_UNIT.name in worker["Unit"]["After"].split()
+    assert WEB_UNIT.name not in worker["Unit"].get("Wants", "").split()
+
+
 @pytest.mark.parametrize("path", UNITS, ids=lambda path: path.name)
 def test_each_unit_runs_hardened_as_its_own_user_with_secrets_from_a_file(path: Path) -> None:
     service = read_unit(path)["Service"]
@@ -153,7 +162,7 @@ def test_each_unit_runs_hardened_as_its_own_user_with_secrets_from_a_file(path: 
     assert "/etc/newsletter/secrets.env" in production_section()
 
 
-def test_the_readme_shows_both_units_and_the_secrets_by_their_real_names() -> None:
+def test_the_readme_shows_every_unit_and_the_secrets_by_their_real_names() -> None:
     section = production_section()
     for path in UNITS:
         assert f"docs/deploy/{path.name}" in section

@@ -1,0 +1,87 @@
+"""`newsletter worker`: a send worker process (workers.py), one of any number at once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from newsletter.cli_send import summary_line
+from newsletter.cli_support import AppContext, app_context, err, out
+from newsletter.workers import (
+    DEFAULT_POLL_SECONDS,
+    EditionHandled,
+    WorkerReport,
+    run_worker,
+    stop_on_signals,
+)
+
+
+def _print_handled(result: EditionHandled) -> None:
+    """One line per edition handled: the outbox, and what this worker did."""
+    if result.summary is None:
+        err.print(f"error: edition {result.number}: {result.error}", markup=False)
+        return
+    run = result.summary.run
+    line = (
+        f"{summary_line(result.summary)}; this worker: {run.sent} sent, {run.failed} failed, "
+        f"{run.retry} to retry"
+    )
+    if result.summary.finished:
+        line += "; the edition is sent"
+    out.print(line, markup=False)
+    for failure in run.failures[:20]:
+        err.print(f"failed: {failure}", markup=False)
+
+
+async def _work(context: AppContext, *, once: bool, poll_seconds: float) -> WorkerReport:
+    stop = asyncio.Event()
+    stop_on_signals(
+        stop,
+        lambda name: err.print(f"{name}: stopping after the current batch", markup=False),
+    )
+    return await run_worker(
+        context.settings,
+        context.database,
+        clock=context.clock,
+        stop=stop,
+        once=once,
+        poll_seconds=poll_seconds,
+        on_edition=_print_handled,
+    )
+
+
+def worker(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option("--once", help="Deliver what is due now, then exit.")
+    ] = False,
+    poll_seconds: Annotated[
+        float,
+        typer.Option(
+            "--poll-seconds", min=0.1, help="How often to look for deliveries that are due."
+        ),
+    ] = DEFAULT_POLL_SECONDS,
+) -> None:
+    """Deliver editions being sent, alongside any other workers, until SIGTERM or Ctrl-C."""
+    context = app_context(ctx)
+    context.settings.require_secret_key()  # every message's links need it: say so up front
+    database = context.database  # opened (and its schema checked) before the first pass
+    if not once:
+        from newsletter.scheduling import configure_logging
+
+        configure_logging()
+        err.print(
+            f"worker started: looking for deliveries every {poll_seconds:g} s "
+            f"({database.engine.dialect.name})",
+            markup=False,
+        )
+    report = asyncio.run(_work(context, once=once, poll_seconds=poll_seconds))
+    if not once:  # stopped as asked: a clean end, whatever the editions' state
+        err.print("worker stopped", markup=False)
+        return
+    if not report.editions:
+        out.print("nothing due")
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)

@@ -1,0 +1,368 @@
+"""Send workers: deliver whatever is due, several processes at once.
+
+A worker looks for editions that are `sending` with deliveries due (those `newsletter
+send N --workers` handed over, retries whose time came, rows a dead sender left) and
+delivers each with the engine of delivery.py and the outbox store of sending.py, the
+same as `newsletter send`. It does not take the job lock: any number of workers, on one
+machine or several sharing the database, work on one edition together.
+
+Why that is safe, step by step (what `run_delivery` does, with N processes at once):
+
+- Snapshot (`prepare_send`): adds outbox rows only for subscribers who have none yet. Two
+  workers adding the same late subscriber at the same moment: the unique constraint
+  refuses the second insert; that worker starts over once and finds the row there.
+- Claims (`claim_rows`): one statement writes the claim token and lease into the rows it
+  takes (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so workers never wait for each other's
+  rows; SQLite: one writer at a time). No row is ever held by two workers.
+- Outcomes: written only `WHERE claim = ours AND state = 'sending'`, each before the
+  connection's next message; a worker whose lease ran out cannot overwrite the row.
+- Dead workers: their rows come back when the lease (2 minutes) runs out. A worker on
+  the same host hands them back at once (the claim token names host and pid): every
+  pass starts with `release_dead_claims` for every edition being sent.
+- Finishing: the worker that sees no open row left marks the edition `sent`; two doing
+  it at once both write `sent`, which is harmless.
+- Pacing: `[smtp] rate_per_second` and `[delivery] max_per_hour` hold per worker. Each
+  worker starts from what the database says went out in the last hour, then counts only
+  its own messages, so N workers may send up to N times either limit; divide the
+  relay's limits by the number of workers (docs/scaling.md).
+
+A stop request (SIGTERM, SIGINT) lets a worker finish its current batch and give back
+the rest; a second signal ends the process at once, and its rows come back as for a
+dead worker. The crash bound stays the engine's: a killed worker can repeat at most one
+message per connection it had open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from newsletter.clock import Clock
+from newsletter.compose import EditionContent
+from newsletter.config import Settings
+from newsletter.db import Database
+from newsletter.delivery import Delivery, DeliveryEngine, RunTotals
+from newsletter.editions import get_edition, move_edition
+from newsletter.errors import DeliveryError, EditionError, NewsletterError, StorageError
+from newsletter.jobs import editions_waiting
+from newsletter.mailer import smtp_options
+from newsletter.messages import MessageTemplate
+from newsletter.models import Edition
+from newsletter.outbox import StateCounts, release_dead_claims, sent_times_since, state_counts
+from newsletter.pacing import Pacer
+from newsletter.recipients import variants_in_outbox
+from newsletter.sending import (
+    OutboxStore,
+    SendSummary,
+    compose_variants,
+    message_headers,
+    prepare_send,
+)
+from newsletter.signing import DkimSigner
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+DEFAULT_POLL_SECONDS = 5.0
+# sysexits' EX_TEMPFAIL, as `newsletter send`: nothing failed for good, but mail waits.
+EXIT_WAITING = 75
+# After a pass with errors (the relay or the database is down) a worker waits longer,
+# doubling up to this, instead of trying again every few seconds for hours.
+MAX_BACKOFF_SECONDS = 300.0
+
+
+class _WorkerStore(OutboxStore):
+    """The outbox store, except that it hands out nothing more once `stop` is set: the
+    engine then sends what it holds and ends as it does when an edition runs out.
+
+    A stand-in until `run_delivery` takes a stop event itself. It overrides `claim` only,
+    and answers in the same form as the store's own (plain or awaitable), so that it does
+    not depend on which of the two the engine's store protocol asks for.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        *,
+        edition_id: int,
+        templates: dict[str, MessageTemplate],
+        clock: Clock,
+        stop: asyncio.Event,
+    ) -> None:
+        super().__init__(
+            settings, database, edition_id=edition_id, templates=templates, clock=clock
+        )
+        self._stop_requested = stop
+
+    def claim(self, limit: int) -> Any:
+        if not self._stop_requested.is_set():
+            return super().claim(limit)
+        if inspect.iscoroutinefunction(super().claim):
+            return _nothing()
+        return []
+
+
+async def _nothing() -> list[Delivery]:
+    return []
+
+
+def _prepare(
+    settings: Settings, database: Database, number: int, *, now: datetime
+) -> EditionContent | None:
+    """`prepare_send` for an edition being sent; None when another worker finished it
+    meanwhile (then there is nothing left to do, which is no error)."""
+    for attempt in range(2):
+        try:
+            return prepare_send(settings, database, number, now=now)
+        except IntegrityError:
+            # Another worker added the same late subscriber at the same moment; the row
+            # is there now.
+            if attempt:
+                raise
+        except EditionError:
+            with database.session() as session:
+                if get_edition(session, number).state == "sent":
+                    return None
+            raise
+    return None
+
+
+def _finish_if_done(database: Database, number: int, *, now: datetime) -> tuple[StateCounts, bool]:
+    """Mark the edition sent when no row is open; its counts, and whether it is sent."""
+    with database.session() as session:
+        counts = state_counts(session, number)
+        edition = get_edition(session, number)
+        if counts.open == 0 and edition.state == "sending":
+            move_edition(edition, "sent", now=now)
+        return counts, edition.state == "sent"
+
+
+async def deliver_edition(
+    settings: Settings,
+    database: Database,
+    number: int,
+    *,
+    clock: Clock,
+    stop: asyncio.Event,
+    on_progress: Callable[[RunTotals], None] | None = None,
+) -> SendSummary:
+    """Deliver edition N's due rows alongside any other worker, until none is left or
+    `stop` is set. What `sending.run_delivery` does, with three differences: an edition
+    that is not `sending` is left alone (staff hand it over), `stop` ends the run after
+    the current batch, and the last hour's sends are read only for an hourly cap."""
+    with database.session() as session:
+        state = get_edition(session, number).state
+        if state != "sending":
+            counts = state_counts(session, number)
+            return SendSummary(number, counts, RunTotals(), finished=state == "sent")
+    content = _prepare(settings, database, number, now=clock())
+    if content is None:
+        with database.session() as session:
+            return SendSummary(number, state_counts(session, number), RunTotals(), finished=True)
+    with database.session() as session:
+        variants = variants_in_outbox(session, number)
+        sent_times = []
+        if settings.delivery.max_per_hour:  # only the hourly cap needs the last hour
+            sent_times = list(sent_times_since(session, clock() - timedelta(hours=1)))
+    composed = compose_variants(content, settings, variants)
+    headers = message_headers(settings, content, now=clock())
+    templates = {
+        variant: MessageTemplate.build(mail, headers)
+        for variant, mail in composed.items()
+        if mail is not None
+    }
+    store = _WorkerStore(
+        settings, database, edition_id=number, templates=templates, clock=clock, stop=stop
+    )
+    loop = asyncio.get_running_loop()
+    now_monotonic, now_wall = loop.time(), clock()
+    pacer = Pacer(
+        per_second=settings.smtp.rate_per_second,
+        per_hour=settings.delivery.max_per_hour,
+        sent_in_last_hour=[now_monotonic - (now_wall - t).total_seconds() for t in sent_times],
+        monotonic=loop.time,
+    )
+    engine = DeliveryEngine(
+        store,
+        options=smtp_options(settings),
+        connections=settings.smtp.max_connections,
+        pacer=pacer,
+        signer=DkimSigner.from_settings(settings),
+        on_progress=on_progress,
+    )
+    try:
+        totals = await engine.run()
+    finally:
+        store.close()
+    counts, finished = _finish_if_done(database, number, now=clock())
+    if totals.unreachable and not finished:
+        raise DeliveryError(f"{totals.unreachable}; {counts.open} message(s) wait")
+    return SendSummary(number=number, counts=counts, run=totals, finished=finished)
+
+
+@dataclass(frozen=True)
+class EditionHandled:
+    """What one worker did for one edition: its summary, or the error that stopped it."""
+
+    number: int
+    summary: SendSummary | None = None
+    error: str | None = None
+
+    @property
+    def attempted(self) -> int:
+        """Messages this worker tried (sent, failed or to retry)."""
+        if self.summary is None:
+            return 0
+        run = self.summary.run
+        return run.sent + run.failed + run.retry
+
+    @property
+    def exit_code(self) -> int:
+        """As `newsletter send`: 0 all out, 1 failures or an error, 75 some still wait."""
+        if self.summary is None or self.summary.counts.failed:
+            return 1
+        return 0 if self.summary.finished else EXIT_WAITING
+
+
+def _due_editions(database: Database, *, now: datetime) -> list[int]:
+    """Hand back the rows of dead senders on this host, then list the editions due."""
+    try:
+        with database.session() as session:
+            sending = session.scalars(select(Edition.id).where(Edition.state == "sending"))
+            for number in sending.all():
+                release_dead_claims(session, number, now=now)
+        with database.session() as session:
+            return editions_waiting(session, now=now)
+    except SQLAlchemyError as exc:
+        raise StorageError(
+            f"cannot look for editions to send: {exc.__class__.__name__}: {exc}"
+        ) from exc
+
+
+async def deliver_due(
+    settings: Settings,
+    database: Database,
+    *,
+    clock: Clock,
+    stop: asyncio.Event,
+    on_edition: Callable[[EditionHandled], None] | None = None,
+) -> list[EditionHandled]:
+    """One pass: every edition with deliveries due now, one after the other.
+
+    An edition that fails (the relay cannot be reached, a template breaks) is reported
+    and the others still go; raises StorageError only when the database cannot even be
+    asked what is due.
+    """
+    handled = []
+    for number in _due_editions(database, now=clock()):
+        if stop.is_set():
+            break
+        try:
+            summary = await deliver_edition(settings, database, number, clock=clock, stop=stop)
+            result = EditionHandled(number, summary=summary)
+        except NewsletterError as exc:
+            result = EditionHandled(number, error=str(exc))
+        except SQLAlchemyError as exc:  # the database went away mid-send: try again later
+            result = EditionHandled(number, error=f"{exc.__class__.__name__}: {exc}")
+        except Exception as exc:  # a bug: reported, and the worker goes on with the rest
+            logger.exception("edition %d: unexpected error", number)
+            result = EditionHandled(number, error=f"{exc.__class__.__name__}: {exc}")
+        handled.append(result)
+        if on_edition is not None:
+            on_edition(result)
+    return handled
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    """How a worker ended: the last word on each edition it handled."""
+
+    editions: dict[int, EditionHandled]
+
+    @property
+    def exit_code(self) -> int:
+        codes = {result.exit_code for result in self.editions.values()}
+        if 1 in codes:
+            return 1
+        return EXIT_WAITING if EXIT_WAITING in codes else 0
+
+
+def _pause(poll_seconds: float, failures: int) -> float:
+    """The poll interval, doubled for each pass in a row that had errors (with a cap)."""
+    backoff: float = poll_seconds * 2.0 ** min(failures, 16)
+    return min(backoff, max(MAX_BACKOFF_SECONDS, poll_seconds))
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def run_worker(
+    settings: Settings,
+    database: Database,
+    *,
+    clock: Clock,
+    stop: asyncio.Event,
+    once: bool = False,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+    on_edition: Callable[[EditionHandled], None] | None = None,
+) -> WorkerReport:
+    """Deliver what is due, pass after pass, until `stop` is set (or, with `once`, until
+    a pass finds nothing more to do).
+
+    A pass that got messages out is followed at once by the next (rows a dead worker
+    left, or the retries that came due meanwhile); otherwise the worker sleeps
+    `poll_seconds`, longer after errors. With `once`, a database that cannot be reached
+    raises StorageError; without, it is logged and tried again.
+    """
+    last: dict[int, EditionHandled] = {}
+    failures = 0
+    while not stop.is_set():
+        try:
+            handled = await deliver_due(
+                settings, database, clock=clock, stop=stop, on_edition=on_edition
+            )
+        except StorageError as exc:
+            if once:
+                raise
+            logger.warning("%s", exc)
+            failures += 1
+            await _wait(stop, _pause(poll_seconds, failures))
+            continue
+        last.update((result.number, result) for result in handled)
+        errors = any(result.error for result in handled)
+        failures = failures + 1 if errors else 0
+        if any(result.attempted for result in handled) and not errors:
+            continue  # more may be due right away
+        if once:
+            break
+        await _wait(stop, _pause(poll_seconds, failures))
+    return WorkerReport(last)
+
+
+def stop_on_signals(stop: asyncio.Event, on_stop: Callable[[str], None]) -> None:
+    """SIGTERM or SIGINT set `stop` (the worker ends after its current batch); a second
+    signal ends the process at once (its claims come back as a dead worker's)."""
+    loop = asyncio.get_running_loop()
+
+    def first(signum: signal.Signals) -> None:
+        on_stop(signum.name)
+        stop.set()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(number)
+            signal.signal(number, signal.SIG_DFL)
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(number, first, number)
