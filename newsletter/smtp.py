@@ -140,7 +140,8 @@ class _Replies(asyncio.Protocol):
 
     Replies are parsed from whatever the socket delivered, all at once, and the one
     waiting reader is woken only when what it waits for is there: no coroutine hop per
-    line, as `StreamReader.readline` makes.
+    line, as `StreamReader.readline` makes. A pipelined message's body goes out from
+    here too, as soon as the envelope's replies allow it (see `send_body_on_go_ahead`).
     """
 
     def __init__(self) -> None:
@@ -495,7 +496,8 @@ class SmtpConnection:
         """One transaction: MAIL, RCPT per recipient, DATA with `payload` (see wire_form).
 
         With PIPELINING the envelope goes out in one write and its replies are read
-        together; the body is only sent after the server said 354.
+        together; the body is only sent after the server said 354 (and MAIL and a RCPT
+        were accepted), by the receiving side the moment those replies are in.
         """
         if self.closed:
             raise SmtpConnectionLost("the connection is closed")

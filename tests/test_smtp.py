@@ -186,6 +186,7 @@ class _ScriptedServer:
     def __init__(self, script: Callable[[bytes], bytes], *, read_after_data: bool = True) -> None:
         self.script = script
         self.read_after_data = read_after_data
+        self.lines: list[bytes] = []  # every line the client sent
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -196,6 +197,7 @@ class _ScriptedServer:
         with connection, connection.makefile("rb") as lines:
             connection.sendall(b"220 scripted\r\n")
             for line in lines:
+                self.lines.append(line)
                 connection.sendall(self.script(line))
                 if line.startswith(b"DATA") and not self.read_after_data:
                     time.sleep(5)  # holds the connection open, reads nothing more
@@ -288,3 +290,26 @@ def test_tls_sessions_carry_messages(security: str, certificate: tuple[Path, Pat
         server.stop()
     assert [result.delivered for result in results] == [["a@example.org"], ["c@example.org"]]
     assert [received.data.count(b"y" * 76) for received in server.received] == [3000, 0]
+
+
+def test_a_354_after_refused_recipients_gets_no_body() -> None:
+    # The body goes out as soon as the envelope's replies are in, but only when MAIL and
+    # a RCPT were accepted: a server that says 354 anyway gets an empty message, then RSET.
+    def script(line: bytes) -> bytes:
+        if line.startswith(b"EHLO"):
+            return b"250-scripted\r\n250 PIPELINING\r\n"
+        if line.startswith(b"RCPT"):
+            return b"550 5.1.1 no such user\r\n"
+        if line.startswith(b"DATA"):
+            return b"354 go on\r\n"
+        return b"250 ok\r\n"
+
+    server = _ScriptedServer(script)
+    try:
+        result = send(server, "weg@example.org")
+    finally:
+        server.close()
+    assert result.data is None and result.reply_for("weg@example.org").permanent
+    after_data = server.lines[server.lines.index(b"DATA\r\n") + 1 :]
+    assert after_data[:2] == [b".\r\n", b"RSET\r\n"]
+    assert not any(b"Eerste regel" in line for line in server.lines)
