@@ -10,8 +10,6 @@ finished and never changes.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -21,6 +19,7 @@ import jinja2
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from newsletter.caching import LruCache
 from newsletter.compose import (
     EditionContent,
     archive_url,
@@ -186,9 +185,7 @@ class WebVersions:
         self._settings = settings
         self._database = database
         self._environment = environment
-        self._max_entries = max_entries
-        self._cache: OrderedDict[tuple[int, datetime], WebVersion] = OrderedDict()
-        self._lock = threading.Lock()
+        self._cache: LruCache[tuple[int, datetime], WebVersion] = LruCache(max_entries)
 
     def get(self, number: int) -> WebVersion | None:
         """Edition `number`'s web version; None unless it is public.
@@ -204,7 +201,7 @@ class WebVersions:
             if stamp is None:
                 return None
             key = (number, stamp)
-            cached = self._cached(key)
+            cached = self._cache.get(key)
             if cached is not None:
                 return cached
             content = _public_content(session, number)
@@ -213,19 +210,8 @@ class WebVersions:
         # Composed after the session closed: no database connection waits for MJML.
         document = compose_web_version(content, self._settings, environment=self._environment)
         version = WebVersion(number=number, html=document, image_origins=image_origins(document))
-        with self._lock:
-            self._cache[key] = version
-            self._cache.move_to_end(key)
-            while len(self._cache) > self._max_entries:
-                self._cache.popitem(last=False)
+        self._cache.put(key, version)
         return version
-
-    def _cached(self, key: tuple[int, datetime]) -> WebVersion | None:
-        with self._lock:
-            version = self._cache.get(key)
-            if version is not None:
-                self._cache.move_to_end(key)
-            return version
 
 
 def _public_content(session: Session, number: int) -> EditionContent | None:

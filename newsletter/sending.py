@@ -304,10 +304,14 @@ class OutboxStore:
         edition_id: int,
         templates: dict[str, MessageTemplate],
         clock: Clock,
+        stop: asyncio.Event | None = None,
     ) -> None:
         self._settings = settings
         self._database = database
         self._edition_id = edition_id
+        # Once set, nothing more is handed out: the engine sends what it holds and ends
+        # as when the edition runs out (a worker asked to stop).
+        self._stop = stop
         self._templates = templates
         self._clock = clock
         self._secret = settings.require_secret_key()
@@ -321,6 +325,8 @@ class OutboxStore:
         self._writer.close()
 
     def claim(self, limit: int) -> list[Delivery]:
+        if self._stop is not None and self._stop.is_set():
+            return []
         return self._writer.transaction(partial(self._claim, limit))
 
     def _claim(self, limit: int, connection: PoolProxiedConnection) -> list[Delivery]:
@@ -470,6 +476,33 @@ async def run_delivery(
                 number=number, counts=state_counts(session, number), run=RunTotals(), finished=True
             )
     content = prepare_send(settings, database, number, now=clock())
+    return await deliver_prepared(
+        settings,
+        database,
+        content,
+        clock=clock,
+        on_progress=on_progress,
+        resume_hint=f", run 'newsletter send {number}' again to resume",
+    )
+
+
+async def deliver_prepared(
+    settings: Settings,
+    database: Database,
+    content: EditionContent,
+    *,
+    clock: Clock,
+    on_progress: Callable[[RunTotals], None] | None = None,
+    stop: asyncio.Event | None = None,
+    resume_hint: str = "",
+) -> SendSummary:
+    """Deliver the due rows of an edition `prepare_send` made ready, until none is left
+    or `stop` is set (then after the current batch); mark it sent when nothing is open.
+
+    Safe beside other processes doing the same (workers.py): rows are claimed, never
+    shared. DeliveryError when the server could not be reached and mail still waits.
+    """
+    number = content.number
     with database.session() as session:
         variants = variants_in_outbox(session, number)
         sent_times = []
@@ -482,7 +515,9 @@ async def run_delivery(
         for variant, mail in composed.items()
         if mail is not None
     }
-    store = OutboxStore(settings, database, edition_id=number, templates=templates, clock=clock)
+    store = OutboxStore(
+        settings, database, edition_id=number, templates=templates, clock=clock, stop=stop
+    )
     loop = asyncio.get_running_loop()
     now_monotonic, now_wall = loop.time(), clock()
     pacer = Pacer(
@@ -509,10 +544,7 @@ async def run_delivery(
         store.close()
     counts, finished = _finish_if_done(database, number, now=clock())
     if totals.unreachable and not finished:
-        raise DeliveryError(
-            f"{totals.unreachable}; {counts.open} message(s) wait, run 'newsletter send "
-            f"{number}' again to resume"
-        )
+        raise DeliveryError(f"{totals.unreachable}; {counts.open} message(s) wait{resume_hint}")
     return SendSummary(number=number, counts=counts, run=totals, finished=finished)
 
 

@@ -36,13 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -51,24 +49,13 @@ from newsletter.clock import Clock
 from newsletter.compose import EditionContent
 from newsletter.config import Settings
 from newsletter.db import Database
-from newsletter.delivery import Delivery, DeliveryEngine, RunTotals
-from newsletter.editions import get_edition, move_edition
-from newsletter.errors import DeliveryError, EditionError, NewsletterError, StorageError
+from newsletter.delivery import RunTotals
+from newsletter.editions import get_edition
+from newsletter.errors import EditionError, NewsletterError, StorageError
 from newsletter.jobs import editions_waiting
-from newsletter.mailer import smtp_options
-from newsletter.messages import MessageTemplate
 from newsletter.models import Edition
-from newsletter.outbox import StateCounts, release_dead_claims, sent_times_since, state_counts
-from newsletter.pacing import Pacer
-from newsletter.recipients import variants_in_outbox
-from newsletter.sending import (
-    OutboxStore,
-    SendSummary,
-    compose_variants,
-    message_headers,
-    prepare_send,
-)
-from newsletter.signing import DkimSigner
+from newsletter.outbox import release_dead_claims, state_counts
+from newsletter.sending import SendSummary, deliver_prepared, prepare_send
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -79,42 +66,6 @@ EXIT_WAITING = 75
 # After a pass with errors (the relay or the database is down) a worker waits longer,
 # doubling up to this, instead of trying again every few seconds for hours.
 MAX_BACKOFF_SECONDS = 300.0
-
-
-class _WorkerStore(OutboxStore):
-    """The outbox store, except that it hands out nothing more once `stop` is set: the
-    engine then sends what it holds and ends as it does when an edition runs out.
-
-    A stand-in until `run_delivery` takes a stop event itself. It overrides `claim` only,
-    and answers in the same form as the store's own (plain or awaitable), so that it does
-    not depend on which of the two the engine's store protocol asks for.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        database: Database,
-        *,
-        edition_id: int,
-        templates: dict[str, MessageTemplate],
-        clock: Clock,
-        stop: asyncio.Event,
-    ) -> None:
-        super().__init__(
-            settings, database, edition_id=edition_id, templates=templates, clock=clock
-        )
-        self._stop_requested = stop
-
-    def claim(self, limit: int) -> Any:
-        if not self._stop_requested.is_set():
-            return super().claim(limit)
-        if inspect.iscoroutinefunction(super().claim):
-            return _nothing()
-        return []
-
-
-async def _nothing() -> list[Delivery]:
-    return []
 
 
 def _prepare(
@@ -138,16 +89,6 @@ def _prepare(
     return None
 
 
-def _finish_if_done(database: Database, number: int, *, now: datetime) -> tuple[StateCounts, bool]:
-    """Mark the edition sent when no row is open; its counts, and whether it is sent."""
-    with database.session() as session:
-        counts = state_counts(session, number)
-        edition = get_edition(session, number)
-        if counts.open == 0 and edition.state == "sending":
-            move_edition(edition, "sent", now=now)
-        return counts, edition.state == "sent"
-
-
 async def deliver_edition(
     settings: Settings,
     database: Database,
@@ -158,9 +99,8 @@ async def deliver_edition(
     on_progress: Callable[[RunTotals], None] | None = None,
 ) -> SendSummary:
     """Deliver edition N's due rows alongside any other worker, until none is left or
-    `stop` is set. What `sending.run_delivery` does, with three differences: an edition
-    that is not `sending` is left alone (staff hand it over), `stop` ends the run after
-    the current batch, and the last hour's sends are read only for an hourly cap."""
+    `stop` is set. Unlike `sending.run_delivery`, an edition that is not `sending` is
+    left alone: only staff hand one over."""
     with database.session() as session:
         state = get_edition(session, number).state
         if state != "sending":
@@ -170,45 +110,9 @@ async def deliver_edition(
     if content is None:
         with database.session() as session:
             return SendSummary(number, state_counts(session, number), RunTotals(), finished=True)
-    with database.session() as session:
-        variants = variants_in_outbox(session, number)
-        sent_times = []
-        if settings.delivery.max_per_hour:  # only the hourly cap needs the last hour
-            sent_times = list(sent_times_since(session, clock() - timedelta(hours=1)))
-    composed = compose_variants(content, settings, variants)
-    headers = message_headers(settings, content, now=clock())
-    templates = {
-        variant: MessageTemplate.build(mail, headers)
-        for variant, mail in composed.items()
-        if mail is not None
-    }
-    store = _WorkerStore(
-        settings, database, edition_id=number, templates=templates, clock=clock, stop=stop
+    return await deliver_prepared(
+        settings, database, content, clock=clock, on_progress=on_progress, stop=stop
     )
-    loop = asyncio.get_running_loop()
-    now_monotonic, now_wall = loop.time(), clock()
-    pacer = Pacer(
-        per_second=settings.smtp.rate_per_second,
-        per_hour=settings.delivery.max_per_hour,
-        sent_in_last_hour=[now_monotonic - (now_wall - t).total_seconds() for t in sent_times],
-        monotonic=loop.time,
-    )
-    engine = DeliveryEngine(
-        store,
-        options=smtp_options(settings),
-        connections=settings.smtp.max_connections,
-        pacer=pacer,
-        signer=DkimSigner.from_settings(settings),
-        on_progress=on_progress,
-    )
-    try:
-        totals = await engine.run()
-    finally:
-        store.close()
-    counts, finished = _finish_if_done(database, number, now=clock())
-    if totals.unreachable and not finished:
-        raise DeliveryError(f"{totals.unreachable}; {counts.open} message(s) wait")
-    return SendSummary(number=number, counts=counts, run=totals, finished=finished)
 
 
 @dataclass(frozen=True)

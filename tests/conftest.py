@@ -107,3 +107,16 @@ def http_server() -> Iterator[LocalHTTPServer]:
 @pytest.fixture
 def sample_feed_bytes() -> bytes:
     return SEEDS_FEED.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Debian chromium through Playwright, one per test module."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_render_browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

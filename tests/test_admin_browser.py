@@ -18,7 +18,7 @@ from newsletter.config import Settings
 from newsletter.pipeline import draft_edition, fetch_all
 from subscribers.audience import Requester
 from tests.conftest import SEEDS_FEED
-from tests.test_render_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.test_render_browser import CHROMIUM
 from tests.webharness import RunningSite, running_site
 
 PASSWORD = "een lang genoeg wachtwoord"
@@ -52,16 +52,6 @@ def site(make_settings: Callable[..., Settings]) -> Iterator[RunningSite]:
         fetch_all(running.settings, running.database, clock=utc_now)
         assert draft_edition(running.settings, running.database, clock=utc_now).number == 1
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def newsletters_to(site: RunningSite, address: str) -> list[Any]:

@@ -17,7 +17,7 @@ import pytest
 
 from newsletter.config import Settings
 from tests.test_compose import contrast_ratio
-from tests.test_render_browser import CHROMIUM, CHROMIUM_ARGS, TEXT_STYLES_SCRIPT, rgb_to_hex
+from tests.test_render_browser import CHROMIUM, TEXT_STYLES_SCRIPT, rgb_to_hex
 from tests.webharness import RunningSite, links_in, running_site, token_in
 
 PHONE = {"width": 390, "height": 844}
@@ -36,16 +36,6 @@ pytestmark = [
 def site(make_settings: Callable[..., Settings]) -> Iterator[RunningSite]:
     with running_site(make_settings) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def status_of(site: RunningSite, email: str) -> str:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from starlette.background import BackgroundTasks
 from starlette.requests import Request
+from starlette.responses import Response
 
 from newsletter.clock import Clock
 from newsletter.config import Settings
@@ -15,6 +16,7 @@ from newsletter.db import Database
 from newsletter.mailer import OutgoingMail
 from newsletter.web.clients import IPAddress, IPNetwork, client_address, limit_key
 from newsletter.web.csrf import CsrfGuard
+from newsletter.web.forms import FormFields, read_form
 from newsletter.web.ratelimit import SlidingWindowLimiter, Verdict
 from newsletter.web.rendering import PageRenderer
 from subscribers.audience import Audience, Requester
@@ -61,6 +63,16 @@ class WebContext:
     def count_signup(self, request: Request) -> Verdict:
         """Count a request to a sign-up endpoint against its client's limit."""
         return self.signup_limiter.hit(self.client_key(request))
+
+    async def checked_form(self, request: Request) -> FormFields | Response:
+        """The submitted form when its CSRF token is right; else the page to answer
+        (400 for a form that cannot be read, 403 for a missing or wrong token)."""
+        form = await read_form(request)
+        if form is None:
+            return self.pages.problem("bad_request", status=400)
+        if not self.csrf.is_valid(request, form.csrf_token):
+            return self.pages.problem("csrf", status=403)
+        return form
 
     def deliver_later(self, mails: Iterable[OutgoingMail]) -> BackgroundTasks:
         """Tasks that send `mails` after the response went out, whatever they are.

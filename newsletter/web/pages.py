@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 
 from newsletter.errors import InvalidInput
 from newsletter.web.context import WebContext
-from newsletter.web.forms import HONEYPOT_FIELD, FormFields, SignupFields, read_form
+from newsletter.web.forms import HONEYPOT_FIELD, SignupFields, read_form
 from subscribers.audience import SubscriberView
 from subscribers.tokens import link_token
 
@@ -63,15 +63,6 @@ def build_pages_router(web: WebContext) -> APIRouter:
             errors=errors or {},
         )
 
-    async def checked_form(request: Request) -> FormFields | Response:
-        """The submitted form when its CSRF token is right; else the page to answer."""
-        form = await read_form(request)
-        if form is None:
-            return unreadable()
-        if not web.csrf.is_valid(request, form.csrf_token):
-            return forbidden()
-        return form
-
     @router.get("/")
     def root() -> Response:
         return RedirectResponse("/subscribe", status_code=303)
@@ -85,7 +76,7 @@ def build_pages_router(web: WebContext) -> APIRouter:
         verdict = web.count_signup(request)
         if not verdict.allowed:
             return retry_after(verdict.retry_after)
-        form = await checked_form(request)
+        form = await web.checked_form(request)
         if isinstance(form, Response):
             return form
         fields = SignupFields.from_form(form)
@@ -115,7 +106,7 @@ def build_pages_router(web: WebContext) -> APIRouter:
 
     @router.post("/confirm/{token}")
     async def confirm(request: Request, token: str) -> Response:
-        form = await checked_form(request)
+        form = await web.checked_form(request)
         if isinstance(form, Response):
             return form
         if not _plausible(token):

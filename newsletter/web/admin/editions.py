@@ -9,12 +9,11 @@ progress page follows it in the outbox and refreshes itself until it is done.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from threading import Lock
 
 from fastapi import APIRouter
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -22,14 +21,15 @@ from starlette.responses import HTMLResponse, Response
 from newsletter import drafts
 from newsletter.accounts import StaffMember
 from newsletter.archive import image_origins
+from newsletter.caching import LruCache
 from newsletter.editions import OPEN_STATES, get_edition
 from newsletter.errors import CompositionError, EditionError, NewsletterError
+from newsletter.models import Edition
 from newsletter.outbox import StateCounts, state_counts
 from newsletter.preview import edition_content, render_preview
 from newsletter.sending import recipient_count, send_test
 from newsletter.templating import template_environment
 from newsletter.web.admin.context import AdminContext
-from newsletter.web.forms import FormFields, read_form
 from newsletter.web.security import mail_document_policy
 
 # Codes a change may report back on the review page (?done=...); words in the template.
@@ -71,28 +71,6 @@ class Preview:
     image_origins: tuple[str, ...]
 
 
-class PreviewCache:
-    """Composed previews by (edition, last change): composing takes a while."""
-
-    def __init__(self, size: int = PREVIEW_CACHE_SIZE) -> None:
-        self._size = size
-        self._items: OrderedDict[tuple[int, datetime], Preview] = OrderedDict()
-        self._lock = Lock()
-
-    def get(self, key: tuple[int, datetime]) -> Preview | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[int, datetime], preview: Preview) -> None:
-        with self._lock:
-            self._items[key] = preview
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-
 def test_addresses(member: StaffMember, staff_list: list[str]) -> list[str]:
     """Where this staff member may send a test: their own address, then the staff list."""
     found = [member.email] if member.email else []
@@ -104,7 +82,7 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
     web = admin.web
     settings = web.settings
     environment = template_environment(settings)
-    previews = PreviewCache()
+    previews: LruCache[tuple[int, datetime], Preview] = LruCache(PREVIEW_CACHE_SIZE)
 
     def load_review(number: int) -> Review:
         with web.database.session() as session:
@@ -131,12 +109,14 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
 
     def load_preview(number: int) -> Preview:
         with web.database.session() as session:
-            edition = get_edition(session, number)
-            key = (edition.id, edition.updated_at)
-            content = edition_content(edition)
-        cached = previews.get(key)
-        if cached is not None:
-            return cached
+            stamp = session.scalar(select(Edition.updated_at).where(Edition.id == number))
+            if stamp is None:
+                raise EditionError(f"there is no edition {number}")
+            key = (number, stamp)
+            cached = previews.get(key)
+            if cached is not None:
+                return cached
+            content = edition_content(get_edition(session, number))
         html_document, text_document = render_preview(content, settings, environment=environment)
         preview = Preview(html_document, text_document, image_origins(html_document))
         previews.put(key, preview)
@@ -182,14 +162,6 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
             send_state=admin.sends.state(number),
         )
 
-    async def checked_form(request: Request) -> FormFields | Response:
-        form = await read_form(request)
-        if form is None:
-            return web.pages.problem("bad_request", status=400)
-        if not web.csrf.is_valid(request, form.csrf_token):
-            return web.pages.problem("csrf", status=403)
-        return form
-
     def not_found() -> Response:
         return web.pages.problem("not_found", status=404)
 
@@ -214,7 +186,7 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
 
     @router.post("/editions/{number}/text")
     async def change_text(request: Request, number: int) -> Response:
-        form = await checked_form(request)
+        form = await web.checked_form(request)
         if isinstance(form, Response):
             return form
         subject, intro = form.first("subject"), form.first("intro")
@@ -235,7 +207,7 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
 
     @router.post("/editions/{number}/articles/{article_id}")
     async def change_article(request: Request, number: int, article_id: int) -> Response:
-        form = await checked_form(request)
+        form = await web.checked_form(request)
         if isinstance(form, Response):
             return form
         action = form.first("action")
@@ -259,7 +231,7 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
 
     @router.post("/editions/{number}/test")
     async def send_test_copy(request: Request, number: int) -> Response:
-        form = await checked_form(request)
+        form = await web.checked_form(request)
         if isinstance(form, Response):
             return form
         allowed = test_addresses(admin.member(request), list(settings.schedule.staff))
@@ -277,7 +249,7 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
 
     @router.post("/editions/{number}/send")
     async def approve_and_send(request: Request, number: int) -> Response:
-        form = await checked_form(request)
+        form = await web.checked_form(request)
         if isinstance(form, Response):
             return form
         if form.first("confirm") != "yes":

@@ -35,11 +35,9 @@ def build_login_router(admin: AdminContext) -> APIRouter:
 
     @router.post("/login")
     async def login(request: Request) -> Response:
-        form = await read_form(request)
-        if form is None:
-            return web.pages.problem("bad_request", status=400)
-        if not web.csrf.is_valid(request, form.csrf_token):
-            return web.pages.problem("csrf", status=403)
+        form = await web.checked_form(request)
+        if isinstance(form, Response):
+            return form
         name = form.first("name").strip().lower()
         next_path = safe_next(form.first("next"))
         # Both limits count every attempt: guessing one name from many addresses is
