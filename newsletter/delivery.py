@@ -1,8 +1,10 @@
 """The delivery engine: claimed outbox rows out over a few reused SMTP connections.
 
 The store hands out claimed rows in batches; `connections` workers each keep one SMTP
-session open and send one message at a time, recording each outcome in the store before
-they start the next, so a crash can only repeat what was in flight.
+session open and send one message at a time. Each outcome is recorded in the store,
+which commits outcomes in groups (groupcommit.py): a worker goes on with the envelope of
+its next message at once, but that message's body waits until the last outcome is
+committed, so a crash can only repeat what was in flight, one message per connection.
 
 - 250 for DATA: sent.
 - 4xx for MAIL, RCPT or DATA: retry later (the store schedules it, until a deadline).
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from newsletter.errors import SmtpConnectError, SmtpConnectionLost
+from newsletter.groupcommit import Ticket
 from newsletter.messages import MessageRecipient, MessageTemplate
 from newsletter.pacing import Pacer
 from newsletter.signing import DkimSigner
@@ -47,11 +50,12 @@ class DeliveryStore(Protocol):
     """Where deliveries come from and where their outcomes go (see sending.OutboxStore)."""
 
     def claim(self, limit: int) -> Sequence[Delivery]: ...
-    # Outcomes are awaited: a worker starts its next message only once its last outcome
-    # is committed, which is what bounds the duplicates after a crash.
-    async def sent(self, delivery: Delivery, reply: str) -> None: ...
-    async def retry(self, delivery: Delivery, reply: str) -> None: ...
-    async def failed(self, delivery: Delivery, reply: str) -> None: ...
+    # Each outcome's ticket opens once it is committed: the worker's next body waits for
+    # it, which is what bounds the duplicates after a crash.
+    def sent(self, delivery: Delivery, reply: str) -> Ticket: ...
+    def retry(self, delivery: Delivery, reply: str) -> Ticket: ...
+    def failed(self, delivery: Delivery, reply: str) -> Ticket: ...
+    def flush(self) -> None: ...
     def give_back(self, delivery: Delivery) -> None: ...
     def renew(self) -> None: ...
     def release(self) -> None: ...
@@ -102,6 +106,7 @@ class DeliveryEngine:
             await asyncio.gather(*workers)
         finally:
             self._stop = True
+            self._store.flush()  # what a failing worker recorded last
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
@@ -136,22 +141,25 @@ class DeliveryEngine:
 
     async def _work(self) -> None:
         connection: SmtpConnection | None = None
+        last: Ticket | None = None  # the outcome of this worker's previous message
         try:
             while (delivery := self._next()) is not None:
-                connection = await self._deliver(delivery, connection)
+                connection, last = await self._deliver(delivery, connection, last)
         finally:
             if connection is not None:
                 await connection.close()
+        if last is not None:
+            await last.wait()
 
     async def _deliver(
-        self, delivery: Delivery, connection: SmtpConnection | None
-    ) -> SmtpConnection | None:
-        """Send one message; returns the connection to use for the next one."""
+        self, delivery: Delivery, connection: SmtpConnection | None, last: Ticket | None
+    ) -> tuple[SmtpConnection | None, Ticket | None]:
+        """Send one message once `last` is committed; returns the connection to use for
+        the next one and the ticket of this one's outcome."""
         try:
             payload = delivery.template.render(delivery.recipient)
         except ValueError as exc:
-            await self._record_failure(delivery, f"not sent: {exc}")
-            return connection
+            return connection, self._record_failure(delivery, f"not sent: {exc}")
         if self._signer is not None:
             payload = self._signer.sign_wire(payload)
         if self._pacer.limited:
@@ -162,38 +170,38 @@ class DeliveryEngine:
                 if connection is None:
                     connection = await SmtpConnection.open(self._options)
                 result = await connection.send(
-                    delivery.envelope_from, [delivery.recipient.email], payload
+                    delivery.envelope_from, [delivery.recipient.email], payload, gate=last
                 )
             except SmtpConnectError as exc:
                 # Nobody to talk to: this message was not sent; stop this worker.
                 self._store.give_back(delivery)
                 self.totals.unreachable = str(exc)
                 self._stop = True
-                return None
+                return None, last
             except SmtpConnectionLost as exc:
                 connection, lost = None, exc
                 continue
-            await self._record(delivery, result.reply_for(delivery.recipient.email))
-            return connection
-        await self._store.retry(delivery, f"connection lost: {lost}")
+            return connection, self._record(delivery, result.reply_for(delivery.recipient.email))
+        ticket = self._store.retry(delivery, f"connection lost: {lost}")
         self.totals.retry += 1
         self._report()
-        return None
+        return None, ticket
 
-    async def _record(self, delivery: Delivery, reply: Reply) -> None:
+    def _record(self, delivery: Delivery, reply: Reply) -> Ticket:
         if reply.code == 250:
-            await self._store.sent(delivery, str(reply))
+            ticket = self._store.sent(delivery, str(reply))
             self.totals.sent += 1
         elif reply.temporary:
-            await self._store.retry(delivery, str(reply))
+            ticket = self._store.retry(delivery, str(reply))
             self.totals.retry += 1
         else:
-            await self._record_failure(delivery, str(reply))
-            return
+            return self._record_failure(delivery, str(reply))
         self._report()
+        return ticket
 
-    async def _record_failure(self, delivery: Delivery, reply: str) -> None:
-        await self._store.failed(delivery, reply)
+    def _record_failure(self, delivery: Delivery, reply: str) -> Ticket:
+        ticket = self._store.failed(delivery, reply)
         self.totals.failed += 1
         self.totals.failures.append(f"{delivery.recipient.email}: {reply}")
         self._report()
+        return ticket

@@ -27,6 +27,7 @@ from newsletter.db import Database
 from newsletter.delivery import Delivery, DeliveryEngine, RunTotals
 from newsletter.editions import USED_STATES, get_edition, move_edition
 from newsletter.errors import DeliveryError, EditionError
+from newsletter.groupcommit import GroupCommit, Ticket
 from newsletter.identities import message_id, verp_address
 from newsletter.mailer import sender_address, smtp_options
 from newsletter.messages import MessageHeaders, MessageRecipient, MessageTemplate
@@ -168,12 +169,18 @@ def _anonymous(reply: str, delivery: Delivery) -> str:
 
 
 class OutcomeWriter:
-    """Group commit: the outcomes of all connections that finish together, in one transaction.
+    """The send's one driver connection: claims, and outcomes committed in groups.
 
-    Each worker awaits its own outcome's commit before its next message (the crash bound
-    of outbox.py holds), but outcomes recorded in the same turn of the event loop share
-    one commit. The write runs on the loop itself: handing each commit to a thread and
-    back measured slower (the hand-over's wake-ups cost more than the loop time saved).
+    Outcomes go through a GroupCommit (groupcommit.py): a worker waits for its outcome
+    only where the crash bound needs it, before the final dot of its next message, so
+    the outcomes of several connections share one commit. Commits run on the loop:
+    handing them to a thread measured slower (its wake-ups and the GIL cost more than
+    the loop time saved).
+
+    On SQLite this connection commits with `synchronous=FULL`, so an outcome is on disk
+    before the message after it can be accepted: a power cut, not only a crash, repeats
+    at most the messages in flight. (The other connections keep NORMAL; PostgreSQL's
+    commits are durable as they are.)
     """
 
     def __init__(self, database: Database, *, holder: str, clock: Clock) -> None:
@@ -181,39 +188,18 @@ class OutcomeWriter:
         self._holder = holder
         self._clock = clock
         self.dialect = database.engine.dialect.name
-        self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
-        self._scheduled = False
+        self.group: GroupCommit[Outcome] = GroupCommit(self._write)
         # One driver connection for the whole send: checking one out of the pool per
         # commit costs more than the commit itself, and claims share it.
         self._connection: PoolProxiedConnection | None = None
 
-    def record(self, outcome: Outcome) -> asyncio.Future[None]:
-        """Commit `outcome` with the others of this turn; the future says when it is done."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._pending.append((outcome, future))
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
-        return future
+    def record(self, outcome: Outcome) -> Ticket:
+        """Write `outcome` with others; its ticket opens once it is committed."""
+        return self.group.record(outcome)
 
-    async def run(self, work: Callable[[], None]) -> None:
-        """Other database work, in order with the outcomes."""
-        work()
-
-    def _flush(self) -> None:
-        self._scheduled = False
-        batch, self._pending = self._pending, []
-        try:
-            self._write([outcome for outcome, _ in batch])
-        except Exception as exc:  # every waiting worker learns of it
-            for _, future in batch:
-                if not future.cancelled():
-                    future.set_exception(exc)
-        else:
-            for _, future in batch:
-                if not future.cancelled():
-                    future.set_result(None)
+    def flush(self) -> None:
+        """Commit what was recorded now, whether or not anyone waits for it."""
+        self.group.flush()
 
     def _write(self, outcomes: list[Outcome]) -> None:
         self.transaction(
@@ -230,6 +216,12 @@ class OutcomeWriter:
         """`work` on the send's driver connection, committed (claims use it too)."""
         if self._connection is None:
             self._connection = self._database.engine.raw_connection()
+            if self.dialect == "sqlite":
+                # Out of the pool for good: no other user inherits the slower setting.
+                self._connection.detach()
+                cursor = self._connection.cursor()
+                cursor.execute("PRAGMA synchronous=FULL")
+                cursor.close()
         try:
             result = work(self._connection)
             self._connection.commit()
@@ -239,6 +231,7 @@ class OutcomeWriter:
         return result
 
     def close(self) -> None:
+        self.group.flush()
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -367,11 +360,11 @@ class OutboxStore:
         )
         return deliveries
 
-    async def sent(self, delivery: Delivery, reply: str) -> None:
+    def sent(self, delivery: Delivery, reply: str) -> Ticket:
         self._history.pop(delivery.row_id, None)
-        await self._writer.record(Outcome(delivery.row_id, "sent", _anonymous(reply, delivery)))
+        return self._writer.record(Outcome(delivery.row_id, "sent", _anonymous(reply, delivery)))
 
-    async def retry(self, delivery: Delivery, reply: str) -> None:
+    def retry(self, delivery: Delivery, reply: str) -> Ticket:
         reply = _anonymous(reply, delivery)
         now = self._clock()
         first, attempts = self._history.pop(delivery.row_id, (None, 0))
@@ -387,25 +380,28 @@ class OutboxStore:
             outcome = Outcome(delivery.row_id, "failed", f"gave up after {hours:g} h: {reply}")
         else:
             outcome = Outcome(delivery.row_id, "retry", reply, next_attempt_at=at)
-        await self._writer.record(outcome)
+        return self._writer.record(outcome)
 
-    async def failed(self, delivery: Delivery, reply: str) -> None:
+    def failed(self, delivery: Delivery, reply: str) -> Ticket:
         self._history.pop(delivery.row_id, None)
-        await self._writer.record(Outcome(delivery.row_id, "failed", _anonymous(reply, delivery)))
+        ticket = self._writer.record(
+            Outcome(delivery.row_id, "failed", _anonymous(reply, delivery))
+        )
         if reply[:1] == "5":  # the server refused the address or the message for good
+            self._writer.flush()  # rare: the outcome first, then the subscriber
+            with self._database.session() as session:
+                record_hard_bounce(
+                    session,
+                    delivery.subscriber_id,
+                    settings=self._settings,
+                    now=self._clock(),
+                    reply=reply,
+                    edition_id=self._edition_id,
+                )
+        return ticket
 
-            def bounce() -> None:
-                with self._database.session() as session:
-                    record_hard_bounce(
-                        session,
-                        delivery.subscriber_id,
-                        settings=self._settings,
-                        now=self._clock(),
-                        reply=reply,
-                        edition_id=self._edition_id,
-                    )
-
-            await self._writer.run(bounce)
+    def flush(self) -> None:
+        self._writer.flush()
 
     def give_back(self, delivery: Delivery) -> None:
         self._history.pop(delivery.row_id, None)
@@ -420,11 +416,11 @@ class OutboxStore:
 
     def renew(self) -> None:
         with self._database.session() as session:
-            renew_lease(session, claim=self.claim_token, now=self._clock())
+            renew_lease(session, self._edition_id, claim=self.claim_token, now=self._clock())
 
     def release(self) -> None:
         with self._database.session() as session:
-            release_claim(session, claim=self.claim_token, now=self._clock())
+            release_claim(session, self._edition_id, claim=self.claim_token, now=self._clock())
 
 
 @dataclass(frozen=True)

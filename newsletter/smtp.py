@@ -23,19 +23,36 @@ import re
 import socket
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from newsletter.errors import SmtpConnectError, SmtpConnectionLost
 
 Security = Literal["none", "starttls", "tls"]
+
+
+class BodyGate(Protocol):
+    """What a message's body must wait for before it goes out (groupcommit.Ticket): the
+    sender's record of its previous message. Until the final dot is sent the server has
+    accepted nothing, so holding the body back is what bounds a crash's duplicates."""
+
+    @property
+    def is_open(self) -> bool: ...
+
+    @property
+    def error(self) -> BaseException | None: ...
+
+    def on_open(self, callback: Callable[[BaseException | None], None]) -> None: ...
+
 
 # Wait for the socket to take what was written only past this much buffered: small
 # writes go out on their own, and waiting for each would cost a loop turn.
 _DRAIN_ABOVE = 256 * 1024
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+# How a message in wire form ends: the line with the single dot.
+_DATA_END = b".\r\n"
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
@@ -157,10 +174,16 @@ class _Replies(asyncio.Protocol):
         self._wanted = 0
         self._writable: asyncio.Future[None] | None = None
         self.paused = False
-        # A message body to write as soon as its envelope's replies say go ahead.
+        # A message's body to write as soon as its envelope's replies say go ahead, and
+        # its final dot to write once its gate opens (see send_body_on_go_ahead).
         self._body: bytes | None = None
+        self._end: bytes | None = None
         self._body_after = 0
+        self._gate: BodyGate | None = None
+        self._gate_waiting = False
+        self._body_waiter: asyncio.Future[None] | None = None
         self.body_sent = False
+        self.body_error: BaseException | None = None
 
     # -- what the reader calls ------------------------------------------------------
 
@@ -169,24 +192,82 @@ class _Replies(asyncio.Protocol):
         self._waiter, self._wanted = waiter, count
         self._wake()
 
-    def send_body_on_go_ahead(self, body: bytes, replies: int) -> None:
-        """Write `body` the moment the `replies` replies to a pipelined envelope (MAIL,
+    def send_body_on_go_ahead(self, payload: bytes, replies: int, gate: BodyGate | None) -> None:
+        """Write `payload` the moment the `replies` replies to a pipelined envelope (MAIL,
         RCPT ..., DATA) are in and all say go ahead: from data_received itself, a loop
-        turn before the waiting sender could, which keeps the server busy."""
-        self._body, self._body_after, self.body_sent = body, replies, False
+        turn before the waiting sender could, which keeps the server busy.
+
+        Its final dot, the only thing that lets the server accept the message, waits for
+        `gate`: the body streams to the server while the sender's last outcome is being
+        committed. A gate that opens with an error leaves the message unfinished.
+        """
+        self._body, self._end = payload, None
+        self._body_after, self._gate = replies, gate
+        self.body_sent, self.body_error = False, None
         self._send_body()
 
+    @property
+    def body_pending(self) -> bool:
+        """Part of the message is not written yet (waiting for replies or the gate)."""
+        return self._body is not None or self._end is not None
+
+    def wait_body(self, waiter: asyncio.Future[None]) -> None:
+        """Resolve `waiter` once nothing of the message waits to be written."""
+        self._body_waiter = waiter
+        if not self.body_pending:
+            self._body_done()
+
     def _send_body(self) -> None:
-        if self._body is None or len(self.replies) < self._body_after:
+        transport = self.transport
+        if self._body is not None:
+            if len(self.replies) < self._body_after:
+                return
+            group = [reply for reply, _lines in itertools.islice(self.replies, self._body_after)]
+            mail, recipients, data = group[0], group[1:-1], group[-1]
+            go_ahead = mail.ok and any(reply.ok for reply in recipients) and data.code == 354
+            if not go_ahead or self.broken is not None or self.closing or transport is None:
+                self._drop_body()
+                return
+            body, self._body = self._body, None
+            gate = self._gate
+            if gate is None or gate.is_open:
+                self._end = body  # all of it in one write, below
+            else:
+                # All but the final dot now: the server reads the body meanwhile.
+                transport.write(memoryview(body)[: -len(_DATA_END)])
+                self._end = _DATA_END
+        if self._end is None:
             return
-        body, self._body = self._body, None
-        group = [reply for reply, _lines in itertools.islice(self.replies, self._body_after)]
-        mail, recipients, data = group[0], group[1:-1], group[-1]
-        if self.broken is not None or self.closing or self.transport is None:
+        gate = self._gate
+        if gate is not None and not gate.is_open:
+            if not self._gate_waiting:
+                self._gate_waiting = True
+                gate.on_open(self._gate_opened)
             return
-        if mail.ok and any(reply.ok for reply in recipients) and data.code == 354:
-            self.transport.write(body)
-            self.body_sent = True
+        if gate is not None and gate.error is not None:
+            self.body_error = gate.error
+            self._drop_body()
+            return
+        if self.broken is not None or transport is None:
+            self._drop_body()
+            return
+        end, self._end, self._gate = self._end, None, None
+        transport.write(end)
+        self.body_sent = True
+        self._body_done()
+
+    def _drop_body(self) -> None:
+        self._body = self._end = self._gate = None
+        self._body_done()
+
+    def _body_done(self) -> None:
+        waiter, self._body_waiter = self._body_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _gate_opened(self, _error: BaseException | None) -> None:
+        self._gate_waiting = False
+        self._send_body()
 
     def wait_writable(self, waiter: asyncio.Future[None]) -> None:
         self._writable = waiter
@@ -245,6 +326,7 @@ class _Replies(asyncio.Protocol):
             else:
                 self.broken = ("connection failed waiting for", "")
         self._wake()
+        self._drop_body()
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
         if not self.lost.done():
@@ -463,7 +545,7 @@ class SmtpConnection:
             raise SmtpConnectionLost(f"{what} {waiting_for}{detail}")
         return replies
 
-    async def _write(self, data: bytes) -> None:
+    async def _write(self, data: bytes | memoryview) -> None:
         if self.closed:
             raise SmtpConnectionLost("the connection is closed")
         self._transport.write(data)
@@ -491,16 +573,27 @@ class SmtpConnection:
         return reply
 
     async def send(
-        self, sender: str, recipients: Sequence[str], payload: bytes
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        payload: bytes,
+        *,
+        gate: BodyGate | None = None,
     ) -> TransactionResult:
         """One transaction: MAIL, RCPT per recipient, DATA with `payload` (see wire_form).
 
         With PIPELINING the envelope goes out in one write and its replies are read
         together; the body is only sent after the server said 354 (and MAIL and a RCPT
         were accepted), by the receiving side the moment those replies are in.
+
+        The final dot of the body also waits for `gate`, if given. When the gate opens
+        with an error the session is dropped before that dot (the server accepts
+        nothing) and that error is raised.
         """
         if self.closed:
             raise SmtpConnectionLost("the connection is closed")
+        if not payload.endswith(b"\r\n" + _DATA_END):
+            raise ValueError("the payload is not in wire form (see wire_form)")
         mail_line = f"MAIL FROM:<{_check_address(sender)}>"
         if "8bitmime" in self.extensions:
             mail_line += " BODY=8BITMIME"
@@ -508,7 +601,7 @@ class SmtpConnection:
             mail_line += " SMTPUTF8"
         envelope = [mail_line] + [f"RCPT TO:<{_check_address(r)}>" for r in recipients]
         if self.pipelining:
-            self._protocol.send_body_on_go_ahead(payload, len(recipients) + 2)
+            self._protocol.send_body_on_go_ahead(payload, len(recipients) + 2, gate)
             await self._write("".join(f"{line}\r\n" for line in [*envelope, "DATA"]).encode())
             group = await self._read_replies(len(recipients) + 2, "the replies to MAIL, RCPT, DATA")
             mail = group[0][0]
@@ -537,14 +630,52 @@ class SmtpConnection:
         if data_go.code != 354:
             await self._reset_after_failure()
             return TransactionResult(mail, replies, data_go)
-        if self._protocol.body_sent:  # on the 354 already, by send_body_on_go_ahead
-            await self._drain()
-        else:
+        if self.pipelining:
+            await self._body_written()
+        elif gate is None or gate.is_open:
             await self._write(payload)
+        else:
+            await self._write(memoryview(payload)[: -len(_DATA_END)])
+            await self._through(gate)
+            await self._write(_DATA_END)
         data = await self._read_reply("the reply to the message")
         if data.code != 250:
             await self._reset_after_failure()
         return TransactionResult(mail, replies, data)
+
+    async def _body_written(self) -> None:
+        """Until the receiving side wrote the whole message (see send_body_on_go_ahead)."""
+        protocol = self._protocol
+        if protocol.body_pending:
+            waiter = self._loop.create_future()
+            protocol.wait_body(waiter)
+            if not await self._until(waiter):
+                raise self._lost_waiting("the outcome of the previous message")
+        if protocol.body_error is not None:
+            self._abort()
+            raise protocol.body_error
+        if not protocol.body_sent:
+            what, detail = protocol.broken or ("connection closed waiting for", "")
+            self._abort()
+            raise SmtpConnectionLost(f"{what} the end of the message{detail}")
+        await self._drain()
+
+    async def _through(self, gate: BodyGate | None) -> None:
+        """Wait for `gate` to open; drop the session and raise if it opened with an error."""
+        if gate is None:
+            return
+        if not gate.is_open:
+            opened: asyncio.Future[None] = self._loop.create_future()
+
+            def wake(_error: BaseException | None) -> None:
+                if not opened.done():
+                    opened.set_result(None)
+
+            gate.on_open(wake)
+            await opened
+        if gate.error is not None:
+            self._abort()
+            raise gate.error
 
     async def _reset_after_failure(self) -> None:
         reply = await self.command("RSET")

@@ -15,7 +15,7 @@ from newsletter.editions import get_edition
 from newsletter.errors import DeliveryError
 from newsletter.outbox import OutboxRow, state_counts
 from newsletter.pipeline import draft_edition, fetch_all
-from newsletter.sending import dry_run, recipient_count, send_edition, send_test
+from newsletter.sending import OutcomeWriter, dry_run, recipient_count, send_edition, send_test
 from subscribers.audience import Audience, Requester
 from subscribers.models import ConsentEvent, Subscriber, Suppression
 from tests.conftest import SEEDS_FEED, FixedClock
@@ -270,3 +270,23 @@ def test_the_outbox_keeps_why_not_who_and_show_lists_deliveries(
     assert all(addresses[0] not in (reply or "") for reply in replies)
     shown = Audience(settings, db, clock=clock).show(addresses[1])
     assert [(d["edition"], d["state"]) for d in shown["deliveries"]] == [(edition, "sent")]
+
+
+def test_outcomes_are_synced_to_disk_before_the_next_message(
+    db: Database, clock: FixedClock
+) -> None:
+    # The power-cut promise: on SQLite the send's connection commits with synchronous=FULL
+    # (2), so an outcome is on disk before the next body's final dot goes out; the other
+    # connections keep NORMAL (1). PostgreSQL syncs each commit itself while
+    # synchronous_commit is on (its default).
+    sqlite = db.engine.dialect.name == "sqlite"
+    query = "PRAGMA synchronous" if sqlite else "SHOW synchronous_commit"
+    writer = OutcomeWriter(db, holder="test", clock=clock)
+    try:
+        level = writer.transaction(lambda connection: connection.cursor().execute(query).fetchone())
+    finally:
+        writer.close()
+    assert level == ((2,) if sqlite else ("on",))
+    if sqlite:
+        with db.engine.connect() as connection:
+            assert connection.exec_driver_sql(query).scalar() == 1

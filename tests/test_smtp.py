@@ -313,3 +313,77 @@ def test_a_354_after_refused_recipients_gets_no_body() -> None:
     after_data = server.lines[server.lines.index(b"DATA\r\n") + 1 :]
     assert after_data[:2] == [b".\r\n", b"RSET\r\n"]
     assert not any(b"Eerste regel" in line for line in server.lines)
+
+
+class _Gate:
+    """A BodyGate the test opens by hand."""
+
+    def __init__(self) -> None:
+        self.is_open = False
+        self.error: BaseException | None = None
+        self._callbacks: list[Callable[[BaseException | None], None]] = []
+
+    def on_open(self, callback: Callable[[BaseException | None], None]) -> None:
+        if self.is_open:
+            callback(self.error)
+        else:
+            self._callbacks.append(callback)
+
+    def open(self, error: BaseException | None = None) -> None:
+        self.is_open, self.error = True, error
+        for callback in self._callbacks:
+            callback(error)
+
+
+def test_the_message_is_only_accepted_once_its_gate_opens(smtp_server: TestSmtpServer) -> None:
+    gate = _Gate()
+
+    async def go() -> tuple[int, TransactionResult]:
+        async with await SmtpConnection.open(options(smtp_server)) as connection:
+            sending = asyncio.create_task(
+                connection.send(
+                    "b@example.org", ["lezer@example.org"], wire_form(MESSAGE), gate=gate
+                )
+            )
+            await asyncio.sleep(0.3)  # the envelope and the body have long gone out
+            accepted_before = len(smtp_server.received)
+            gate.open()
+            return accepted_before, await sending
+
+    accepted_before, result = asyncio.run(go())
+    assert accepted_before == 0
+    assert result.delivered == ["lezer@example.org"]
+    assert [received.recipients for received in smtp_server.received] == [["lezer@example.org"]]
+    assert b"\r\n.een regel met een punt\r\n" in smtp_server.received[0].data
+
+
+def test_a_gate_that_fails_leaves_the_message_unfinished(smtp_server: TestSmtpServer) -> None:
+    gate = _Gate()
+
+    async def go() -> TransactionResult:
+        async with await SmtpConnection.open(options(smtp_server)) as connection:
+            sending = asyncio.create_task(
+                connection.send("b@example.org", ["weg@example.org"], wire_form(MESSAGE), gate=gate)
+            )
+            await asyncio.sleep(0.1)
+            gate.open(OSError("could not record the last outcome"))
+            with pytest.raises(OSError, match="could not record"):
+                await sending
+            assert connection.closed
+        # The server discarded the unfinished message; a new session works as before.
+        async with await SmtpConnection.open(options(smtp_server)) as connection:
+            return await connection.send("b@example.org", ["lezer@example.org"], wire_form(MESSAGE))
+
+    result = asyncio.run(go())
+    assert result.delivered == ["lezer@example.org"]
+    assert [received.recipients for received in smtp_server.received] == [["lezer@example.org"]]
+
+
+def test_a_payload_not_in_wire_form_is_refused(smtp_server: TestSmtpServer) -> None:
+    async def go() -> None:
+        async with await SmtpConnection.open(options(smtp_server)) as connection:
+            await connection.send("b@example.org", ["lezer@example.org"], MESSAGE)
+
+    with pytest.raises(ValueError, match="not in wire form"):
+        asyncio.run(go())
+    assert smtp_server.received == []
