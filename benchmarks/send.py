@@ -1,11 +1,14 @@
 """Send throughput and memory: the real engine against Postfix's smtp-sink.
 
-In one run, on this machine's loopback, with the same sink and connection count:
+In each round, on this machine's loopback, with the same sink and connection count:
 1. the engine sends the demo edition to N synthetic subscribers (SQLite, real outbox);
 2. Postfix's C tool `smtp-source -d` sends N messages of the same size;
 3. a plain smtplib loop sends pre-built messages over one connection (a smaller N).
-It prints the three rates and the ratios, and then the peak RSS of a separate process
-that sends to 100,000 subscribers (memory must stay flat in N).
+It prints the three rates and the ratios of each round and their medians (this machine's
+speed moves from one minute to the next: compare ratios taken in one round), the CPU
+each sender and smtp-sink itself spent per message (the sink's is the ceiling of any
+sender here), and then the peak RSS of a separate process that sends to 100,000
+subscribers (memory must stay flat in N).
 
 Needs Debian's postfix package for smtp-sink and smtp-source (`make bench` installs it).
 """
@@ -19,10 +22,13 @@ import resource
 import shutil
 import smtplib
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import insert
@@ -174,6 +180,58 @@ def smtplib_rate(port: int, message: bytes, messages: int) -> float:
     return messages / (time.perf_counter() - started)
 
 
+def process_cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user and system) of this process, or of process `pid` (from /proc)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # utime and stime are the 14th and 15th fields; the 3rd is the first after ")".
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Measured:
+    rate: float  # messages per second
+    cpu_us: float  # the sender's CPU per message (-1: not measured)
+    sink_cpu_us: float  # smtp-sink's CPU per message meanwhile
+
+
+def measured(sink_pid: int, messages: int, run: Callable[[], float], own_cpu: bool) -> Measured:
+    sink_before, own_before = process_cpu_seconds(sink_pid), process_cpu_seconds()
+    rate = run()
+    sink_cpu = process_cpu_seconds(sink_pid) - sink_before
+    own = (process_cpu_seconds() - own_before) / messages * 1e6 if own_cpu else -1.0
+    return Measured(rate, own, sink_cpu / messages * 1e6)
+
+
+@dataclass(frozen=True)
+class Round:
+    engine: Measured
+    source: Measured
+    plain: Measured
+
+
+def one_round(port: int, sink_pid: int, recipients: int, connections: int) -> tuple[Round, int]:
+    """The three senders against the same sink; the message size."""
+    with tempfile.TemporaryDirectory() as folder:
+        settings = make_settings(Path(folder), port, connections)
+        number = prepare(settings, recipients)
+        message = sample_message(settings, number, Path(folder))
+        engine = measured(
+            sink_pid, recipients, lambda: engine_rate(settings, number, recipients), True
+        )
+    source = measured(
+        sink_pid,
+        recipients,
+        lambda: smtp_source_rate(port, recipients, len(message), connections),
+        False,
+    )
+    plain_count = min(recipients, 5000)
+    plain = measured(sink_pid, plain_count, lambda: smtplib_rate(port, message, plain_count), True)
+    return Round(engine, source, plain), len(message)
+
+
 def peak_rss_mb() -> float:
     """This process's peak RSS. Linux's VmHWM starts afresh at exec; ru_maxrss does not
     (it keeps the parent's peak from before the exec, which made the child report the
@@ -234,6 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--recipients", type=int, default=20_000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--memory-recipients", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--memory-run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -247,23 +306,42 @@ def main(argv: list[str] | None = None) -> None:
 
     port = free_port()
     sink = start_sink(port)
+    rounds: list[Round] = []
     try:
-        with tempfile.TemporaryDirectory() as folder:
-            settings = make_settings(Path(folder), port, args.connections)
-            number = prepare(settings, args.recipients)
-            message = sample_message(settings, number, Path(folder))
-            ours = engine_rate(settings, number, args.recipients)
-            theirs = smtp_source_rate(port, args.recipients, len(message), args.connections)
-            plain = smtplib_rate(port, message, min(args.recipients, 5000))
+        for _ in range(args.rounds):
+            measured_round, size = one_round(port, sink.pid, args.recipients, args.connections)
+            rounds.append(measured_round)
     finally:
         sink.kill()
     print(
         f"send benchmark: {args.recipients:,} recipients, {args.connections} connections, "
-        f"{len(message) / 1024:.1f} KiB per message"
+        f"{size / 1024:.1f} KiB per message, {len(rounds)} rounds"
     )
-    print(f"  engine (SQLite outbox): {ours:8,.0f} msg/s")
-    print(f"  smtp-source -d:         {theirs:8,.0f} msg/s   ratio {ours / theirs:.2f}")
-    print(f"  plain smtplib loop:     {plain:8,.0f} msg/s   ratio {ours / plain:.2f}")
+    for index, each in enumerate(rounds, 1):
+        engine, source, plain = each.engine.rate, each.source.rate, each.plain.rate
+        print(
+            f"  round {index}: engine {engine:6,.0f} msg/s, smtp-source {source:6,.0f}, "
+            f"smtplib {plain:6,.0f}; ratios {engine / source:.2f} and {engine / plain:.2f}"
+        )
+    median = statistics.median
+
+    print(f"  median engine (SQLite outbox): {median([r.engine.rate for r in rounds]):8,.0f} msg/s")
+    print(
+        f"  median smtp-source -d:         {median([r.source.rate for r in rounds]):8,.0f} msg/s"
+        f"   ratio {median([r.engine.rate / r.source.rate for r in rounds]):.2f}"
+    )
+    print(
+        f"  median plain smtplib loop:     {median([r.plain.rate for r in rounds]):8,.0f} msg/s"
+        f"   ratio {median([r.engine.rate / r.plain.rate for r in rounds]):.2f}"
+    )
+    sink_cpu = median([r.source.sink_cpu_us for r in rounds])
+    print(
+        f"  CPU per message: engine {median([r.engine.cpu_us for r in rounds]):.0f} us, "
+        f"smtplib {median([r.plain.cpu_us for r in rounds]):.0f} us; smtp-sink itself "
+        f"{median([r.engine.sink_cpu_us for r in rounds]):.0f} us for the engine's, "
+        f"{sink_cpu:.0f} us for smtp-source's: the sink alone tops out near "
+        f"{1e6 / sink_cpu:,.0f} msg/s here"
+    )
 
     peak, before, rate = measure_memory(args.memory_recipients, args.connections)
     print(

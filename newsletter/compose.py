@@ -99,6 +99,12 @@ class Personalizable:
         return "".join(pieces)
 
 
+def html_escaped(text_values: Mapping[str, str]) -> dict[str, str]:
+    """The HTML part's slot values from the text part's: the same, escaped for text and
+    attribute values."""
+    return {slot: html.escape(value, quote=True) for slot, value in text_values.items()}
+
+
 @dataclass(frozen=True)
 class ComposedMail:
     """An edition rendered for one set of themes, ready to be filled in per reader."""
@@ -113,12 +119,7 @@ class ComposedMail:
 
     def html_values(self, recipient: RecipientValues) -> dict[str, str]:
         """The slot values for the HTML part, escaped for text and attribute values."""
-        return {
-            "name": html.escape(_display_name(recipient.name, self.name_fallback), quote=True),
-            "email": html.escape(one_line(recipient.email), quote=True),
-            "unsubscribe_url": html.escape(bare(recipient.unsubscribe_url), quote=True),
-            "preferences_url": html.escape(bare(recipient.preferences_url), quote=True),
-        }
+        return html_escaped(self.text_values(recipient))
 
     def text_values(self, recipient: RecipientValues) -> dict[str, str]:
         """The slot values for the text part: single lines without control characters."""

@@ -7,7 +7,6 @@ edition without showing anything guessable, and cannot be forged.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ _VERP_TOKEN = re.compile(r"(\d{1,10})\.([A-Za-z0-9_-]{22})\.([0-9a-f]{16})")
 
 
 def _mac(secret: str, message: str) -> str:
-    return hmac.new(secret.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode("utf-8"), message.encode("utf-8"), "sha256").hex()
 
 
 def message_id(secret: str, *, edition: int, public_id: str, domain: str) -> str:

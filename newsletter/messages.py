@@ -20,7 +20,7 @@ from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
 
-from newsletter.compose import ComposedMail, RecipientValues
+from newsletter.compose import ComposedMail, RecipientValues, html_escaped
 from newsletter.errors import CompositionError
 from newsletter.text import bare, one_line
 
@@ -186,40 +186,37 @@ class MessageTemplate:
         line_start = self.line_start
         pieces = [parts[0]]
         for index, slot in enumerate(self.slots):
-            value = values[slot]
+            value = values[slot].encode("utf-8")
+            if len(value) > _SLOT_LIMITS[slot]:
+                # build() promised lines under 998 octets for values up to the limit.
+                raise ValueError(f"{slot} is longer than {_SLOT_LIMITS[slot]} octets")
             if value[:1] == b"." and index in line_start:
                 value = b"." + value
             pieces.append(value)
             pieces.append(parts[index + 1])
         return b"".join(pieces)
 
-    def _values(self, recipient: MessageRecipient) -> dict[str, bytes]:
-        reader = RecipientValues(
-            email=recipient.email,
-            name=recipient.name,
-            unsubscribe_url=recipient.unsubscribe_url,
-            preferences_url=recipient.preferences_url,
+    def _values(self, recipient: MessageRecipient) -> dict[str, str]:
+        # Each value is cleaned once; the HTML part's are the text part's, escaped.
+        text = self.mail.text_values(
+            RecipientValues(
+                email=recipient.email,
+                name=recipient.name,
+                unsubscribe_url=recipient.unsubscribe_url,
+                preferences_url=recipient.preferences_url,
+            )
         )
-        text = self.mail.text_values(reader)
         values = {
-            "to": _display_address(recipient.name, one_line(recipient.email)),
+            "to": _display_address(recipient.name, text["email"]),
             "message_id": one_line(recipient.message_id),
             "unsubscribe_url": text["unsubscribe_url"],
             "list_unsubscribe_mailto": bare(recipient.list_unsubscribe_mailto),
         }
         for key, value in text.items():
             values["text_" + key] = value
-        for key, value in self.mail.html_values(reader).items():
+        for key, value in html_escaped(text).items():
             values["html_" + key] = value
-        encoded = {}
-        for slot, value in values.items():
-            data = value.encode("utf-8")
-            limit = _SLOT_LIMITS[slot]
-            if len(data) > limit:
-                # build() promised lines under 998 octets for values up to the limit.
-                raise ValueError(f"{slot} is longer than {limit} octets")
-            encoded[slot] = data
-        return encoded
+        return values
 
 
 # The limit of each slot render() fills: the header slots, and the text_ and html_ slots

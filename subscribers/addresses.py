@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
@@ -53,7 +52,7 @@ def normalize_address(raw: str) -> Address:
 
 def keyed_hash(value: str, secret: str) -> str:
     """HMAC-SHA256 of `value` under the secret key, as hex: safe against guessing."""
-    return hmac.new(secret.encode("utf-8"), value.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode("utf-8"), value.encode("utf-8"), "sha256").hex()
 
 
 def validate_name(raw: str | None) -> str | None:

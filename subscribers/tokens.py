@@ -47,9 +47,8 @@ def new_public_id() -> str:
 
 
 def _link_mac(secret: str, purpose: LinkPurpose, public_id: str) -> str:
-    digest = hmac.new(
-        secret.encode("utf-8"), f"{purpose}:{public_id}".encode("ascii"), hashlib.sha256
-    ).digest()
+    message = f"{purpose}:{public_id}".encode("ascii")
+    digest = hmac.digest(secret.encode("utf-8"), message, "sha256")
     return base64.urlsafe_b64encode(digest).decode("ascii")[:MAC_CHARS]
 
 
