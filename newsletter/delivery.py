@@ -35,15 +35,44 @@ RESENDS = 3
 LEASE_RENEWAL_SECONDS = 30.0
 
 
-@dataclass(frozen=True, slots=True)
 class Delivery:
-    """One message to one recipient, as the store hands it out."""
+    """One message to one recipient, as the store hands it out.
 
-    row_id: int
-    subscriber_id: int
-    envelope_from: str
-    recipient: MessageRecipient
-    template: MessageTemplate
+    What is personal to it (its links, Message-ID and VERP sender: HMACs) is made by
+    `address` when first asked for, as the message goes out, not when its row is claimed:
+    making it for a claim of a few hundred would hold the loop, and so every connection,
+    for milliseconds.
+    """
+
+    __slots__ = ("_address", "_envelope_from", "_recipient", "row_id", "subscriber_id", "template")
+
+    def __init__(
+        self,
+        *,
+        row_id: int,
+        subscriber_id: int,
+        template: MessageTemplate,
+        address: Callable[[], tuple[str, MessageRecipient]],
+    ) -> None:
+        self.row_id = row_id
+        self.subscriber_id = subscriber_id
+        self.template = template
+        self._address = address
+        self._envelope_from = ""
+        self._recipient: MessageRecipient | None = None
+
+    @property
+    def recipient(self) -> MessageRecipient:
+        if self._recipient is None:
+            self._envelope_from, self._recipient = self._address()
+        return self._recipient
+
+    @property
+    def envelope_from(self) -> str:
+        """The SMTP envelope sender (MAIL FROM): the return path, or its VERP form."""
+        if self._recipient is None:
+            self._envelope_from, self._recipient = self._address()
+        return self._envelope_from
 
 
 class DeliveryStore(Protocol):

@@ -257,6 +257,18 @@ def delivery_for(
     template: MessageTemplate,
 ) -> Delivery:
     """The message of edition `edition_id` for `person`, with their own links and ids."""
+    return Delivery(
+        row_id=row_id,
+        subscriber_id=person.id,
+        template=template,
+        address=partial(_addressed, settings, addressing, edition_id, person),
+    )
+
+
+def _addressed(
+    settings: Settings, addressing: Addressing, edition_id: int, person: Person
+) -> tuple[str, MessageRecipient]:
+    """The envelope sender and the per-recipient values of `person`'s message."""
     secret = settings.require_secret_key()
     base = settings.site.base_url
     public_id = person.public_id
@@ -266,24 +278,19 @@ def delivery_for(
         envelope_from = verp_address(
             secret, return_path=addressing.return_path, edition=edition_id, public_id=public_id
         )
-    return Delivery(
-        row_id=row_id,
-        subscriber_id=person.id,
-        envelope_from=envelope_from,
-        template=template,
-        recipient=MessageRecipient(
-            email=person.email,
-            name=person.name,
-            unsubscribe_url=f"{base}/unsubscribe/{unsubscribe_token}",
-            preferences_url=f"{base}/preferences/{link_token(secret, 'preferences', public_id)}",
-            message_id=message_id(
-                secret, edition=edition_id, public_id=public_id, domain=addressing.domain
-            ),
-            list_unsubscribe_mailto=(
-                f"mailto:{addressing.return_path}?subject=unsubscribe%20{unsubscribe_token}"
-            ),
+    recipient = MessageRecipient(
+        email=person.email,
+        name=person.name,
+        unsubscribe_url=f"{base}/unsubscribe/{unsubscribe_token}",
+        preferences_url=f"{base}/preferences/{link_token(secret, 'preferences', public_id)}",
+        message_id=message_id(
+            secret, edition=edition_id, public_id=public_id, domain=addressing.domain
+        ),
+        list_unsubscribe_mailto=(
+            f"mailto:{addressing.return_path}?subject=unsubscribe%20{unsubscribe_token}"
         ),
     )
+    return envelope_from, recipient
 
 
 class OutboxStore:
