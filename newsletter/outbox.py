@@ -3,7 +3,12 @@
     pending ──claim──> sending ──250──> sent
        ^                  │  ├──4xx──> retry ──(due)──> sending ...  (until the deadline)
        │                  │  └──5xx──> failed             (subscriber bounced, suppressed)
-       └── lease expired ─┘            skipped (left the list, or no article for them)
+       └── given back ────┘            skipped (left the list, or no article for them)
+
+Given back: a row its sender did not try (it stopped early, or the server could not be
+reached) or whose sender died goes back to pending, or to a retry due at once if it was
+tried before; a sender that vanished without a trace loses its rows when their lease
+runs out, and they are claimed from `sending` again.
 
 A sender claims rows by writing its claim token and a lease time into them in one
 statement (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one writer at a time), so any
@@ -20,7 +25,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     CheckConstraint,
@@ -31,6 +36,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    case,
     func,
     or_,
     select,
@@ -83,6 +89,19 @@ class OutboxRow(Base):
     updated_at: Mapped[datetime]
 
 
+def _given_back(now: datetime) -> dict[str, Any]:
+    """The values that make a claimed row wait again: pending when it was never tried,
+    else a retry due now (its first attempt and count stay, and with them its deadline)."""
+    never_tried = OutboxRow.attempts == 0
+    return {
+        "state": case((never_tried, "pending"), else_="retry"),
+        "next_attempt_at": case((never_tried, None), else_=now),
+        "claim": None,
+        "lease_until": None,
+        "updated_at": now,
+    }
+
+
 def release_dead_claims(session: Session, edition_id: int, *, now: datetime) -> int:
     """Hand back rows claimed by senders on this host that no longer run."""
     claims = session.scalars(
@@ -97,7 +116,7 @@ def release_dead_claims(session: Session, edition_id: int, *, now: datetime) -> 
         update(OutboxRow)
         .where(OutboxRow.edition_id == edition_id, OutboxRow.claim.in_(dead))
         .where(OutboxRow.state == "sending")
-        .values(lease_until=now - timedelta(seconds=1))
+        .values(_given_back(now))
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
@@ -113,13 +132,23 @@ def renew_lease(session: Session, edition_id: int, *, claim: str, now: datetime)
     )
 
 
+def give_back_row(session: Session, row_id: int, *, claim: str, now: datetime) -> None:
+    """Give back one claimed row that was not sent (the server could not be reached)."""
+    session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id == row_id, OutboxRow.claim == claim, OutboxRow.state == "sending")
+        .values(_given_back(now))
+        .execution_options(synchronize_session=False)
+    )
+
+
 def release_claim(session: Session, edition_id: int, *, claim: str, now: datetime) -> int:
     """Give back rows claimed but not yet attempted (a sender stopping early)."""
     result = session.execute(
         update(OutboxRow)
         .where(OutboxRow.edition_id == edition_id, OutboxRow.state == "sending")
         .where(OutboxRow.claim == claim)
-        .values(lease_until=now - timedelta(seconds=1), updated_at=now)
+        .values(_given_back(now))
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

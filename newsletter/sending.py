@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import PoolProxiedConnection
 
@@ -33,10 +33,10 @@ from newsletter.mailer import sender_address, smtp_options
 from newsletter.messages import MessageHeaders, MessageRecipient, MessageTemplate
 from newsletter.models import Edition, EditionArticle
 from newsletter.outbox import (
-    OutboxRow,
     Outcome,
     StateCounts,
     claim_rows,
+    give_back_row,
     record_outcomes,
     release_claim,
     release_dead_claims,
@@ -413,13 +413,7 @@ class OutboxStore:
     def give_back(self, delivery: Delivery) -> None:
         self._history.pop(delivery.row_id, None)
         with self._database.session() as session:
-            session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == delivery.row_id, OutboxRow.claim == self.claim_token)
-                .where(OutboxRow.state == "sending")
-                .values(lease_until=self._clock() - timedelta(seconds=1))
-                .execution_options(synchronize_session=False)
-            )
+            give_back_row(session, delivery.row_id, claim=self.claim_token, now=self._clock())
 
     def renew(self) -> None:
         with self._database.session() as session:

@@ -199,6 +199,8 @@ def test_unreachable_server_leaves_everything_waiting(
     with db.session() as session:
         counts = state_counts(session, edition)
     assert counts.open == 4 and counts.sent == 0 and counts.failed == 0
+    # Given back as waiting, not left looking as if another run were sending them.
+    assert counts.pending == 4 and counts.sending == 0
 
 
 def test_someone_who_leaves_during_the_send_is_skipped(
