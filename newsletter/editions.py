@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from newsletter.errors import EditionError
@@ -146,13 +146,32 @@ def create_draft(
     )
 
 
-def get_edition(session: Session, number: int) -> Edition:
-    """Edition `number` with its articles loaded; EditionError when there is none."""
-    edition = session.scalars(
+def get_edition(session: Session, number: int, *, lock: bool = False) -> Edition:
+    """Edition `number` with its articles loaded; EditionError when there is none.
+
+    With `lock`, no other transaction can change it, or write at all on SQLite, until
+    this session's transaction ends: for changes that depend on its state and on its
+    outbox (two senders of one edition, one finishing it while the other adds a late
+    subscriber). PostgreSQL locks the row; SQLite takes its one write lock now, with a
+    write that changes nothing, since its driver starts a transaction at the first write,
+    not at the first read.
+    """
+    query = (
         select(Edition)
         .where(Edition.id == number)
         .options(selectinload(Edition.entries).selectinload(EditionArticle.article))
-    ).one_or_none()
+    )
+    if lock:
+        if session.get_bind().dialect.name == "sqlite":
+            session.execute(
+                update(Edition)
+                .where(Edition.id == number)
+                .values(updated_at=Edition.updated_at)
+                .execution_options(synchronize_session=False)
+            )
+        else:
+            query = query.with_for_update(of=Edition)
+    edition = session.scalars(query).one_or_none()
     if edition is None:
         raise EditionError(f"no edition {number}")
     return edition

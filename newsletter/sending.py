@@ -132,7 +132,9 @@ def prepare_send(
 ) -> EditionContent:
     """Check the edition can go, snapshot its recipients, and mark it sending."""
     with database.session() as session:
-        edition = get_edition(session, number)
+        # Locked: a sender finishing the edition meanwhile (workers.py) either sees the
+        # rows added here, or this sees the edition sent.
+        edition = get_edition(session, number, lock=True)
         if edition.state == "sent":
             raise EditionError(f"edition {number} was sent already")
         if edition.state not in SENDABLE_STATES:
@@ -448,10 +450,11 @@ def message_headers(
     )
 
 
-def _finish_if_done(database: Database, number: int, *, now: datetime) -> tuple[StateCounts, bool]:
+def finish_if_done(database: Database, number: int, *, now: datetime) -> tuple[StateCounts, bool]:
+    """Mark edition N sent when no row of it is open; its counts, and whether it is sent."""
     with database.session() as session:
+        edition = get_edition(session, number, lock=True)  # see prepare_send
         counts = state_counts(session, number)
-        edition = get_edition(session, number)
         if counts.open == 0 and edition.state == "sending":
             move_edition(edition, "sent", now=now)
         return counts, edition.state == "sent"
@@ -539,7 +542,7 @@ async def deliver_prepared(
     finally:
         gc.unfreeze()
         store.close()
-    counts, finished = _finish_if_done(database, number, now=clock())
+    counts, finished = finish_if_done(database, number, now=clock())
     if totals.unreachable and not finished:
         raise DeliveryError(f"{totals.unreachable}; {counts.open} message(s) wait{resume_hint}")
     return SendSummary(number=number, counts=counts, run=totals, finished=finished)

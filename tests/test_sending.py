@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from newsletter.config import Settings
 from newsletter.db import Database
 from newsletter.editions import get_edition
 from newsletter.errors import DeliveryError
-from newsletter.outbox import OutboxRow, state_counts
+from newsletter.outbox import NewRow, OutboxRow, add_rows, state_counts
 from newsletter.pipeline import draft_edition, fetch_all
-from newsletter.sending import OutcomeWriter, dry_run, recipient_count, send_edition, send_test
+from newsletter.sending import (
+    OutcomeWriter,
+    dry_run,
+    finish_if_done,
+    prepare_send,
+    recipient_count,
+    send_edition,
+    send_test,
+)
 from subscribers.audience import Audience, Requester
 from subscribers.models import ConsentEvent, Subscriber, Suppression
 from tests.conftest import SEEDS_FEED, FixedClock
@@ -47,10 +56,16 @@ def settings(make_settings: Callable[..., Settings], smtp_server: TestSmtpServer
 
 
 def add_subscribers(
-    settings: Settings, db: Database, clock: FixedClock, count: int, themes: tuple[str, ...] = ()
+    settings: Settings,
+    db: Database,
+    clock: FixedClock,
+    count: int,
+    themes: tuple[str, ...] = (),
+    *,
+    first: int = 0,
 ) -> list[str]:
     audience = Audience(settings, db, clock=clock)
-    addresses = [f"lezer{i}@example.org" for i in range(count)]
+    addresses = [f"lezer{i}@example.org" for i in range(first, first + count)]
     for address in addresses:
         audience.add(
             address,
@@ -292,3 +307,39 @@ def test_outcomes_are_synced_to_disk_before_the_next_message(
     if sqlite:
         with db.engine.connect() as connection:
             assert connection.exec_driver_sql(query).scalar() == 1
+
+
+def test_finishing_waits_for_a_sender_adding_a_late_subscriber(
+    settings: Settings, db: Database, clock: FixedClock, edition: int
+) -> None:
+    # Two senders of one edition: one adds a subscriber who confirmed late (its snapshot
+    # holds the edition locked) while the other finds nothing open and would mark the
+    # edition sent. The second must wait and then see the new row.
+    add_subscribers(settings, db, clock, 1)
+    prepare_send(settings, db, edition, now=clock())
+    with db.session() as session:
+        session.execute(update(OutboxRow).values(state="sent", sent_at=clock()))
+    [late] = add_subscribers(settings, db, clock, 1, first=1)
+    holding, finished = threading.Event(), threading.Event()
+    outcome: list[bool] = []
+
+    def finish() -> None:
+        holding.wait()
+        outcome.append(finish_if_done(db, edition, now=clock())[1])
+        finished.set()
+
+    finisher = threading.Thread(target=finish)
+    finisher.start()
+    with db.session() as session:
+        get_edition(session, edition, lock=True)
+        subscriber = session.scalars(select(Subscriber).where(Subscriber.email == late)).one()
+        add_rows(
+            session.connection(), edition, [NewRow(subscriber.id, "*", "pending")], now=clock()
+        )
+        holding.set()
+        assert not finished.wait(0.5)  # held back while this transaction is open
+    finisher.join(15)
+    assert outcome == [False]
+    with db.session() as session:
+        assert get_edition(session, edition).state == "sending"
+        assert state_counts(session, edition).pending == 1
