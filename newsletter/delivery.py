@@ -2,9 +2,10 @@
 
 The store hands out claimed rows in batches; `connections` workers each keep one SMTP
 session open and send one message at a time. Each outcome is recorded in the store,
-which commits outcomes in groups (groupcommit.py): a worker goes on with the envelope of
-its next message at once, but that message's body waits until the last outcome is
-committed, so a crash can only repeat what was in flight, one message per connection.
+which commits outcomes in groups (groupcommit.py): a worker goes on with its next
+message at once, but that message's final dot, which lets the server accept it, waits
+until the last outcome is committed, so a crash can only repeat what was in flight, one
+message per connection.
 
 - 250 for DATA: sent.
 - 4xx for MAIL, RCPT or DATA: retry later (the store schedules it, until a deadline).
@@ -79,8 +80,8 @@ class DeliveryStore(Protocol):
     """Where deliveries come from and where their outcomes go (see sending.OutboxStore)."""
 
     def claim(self, limit: int) -> Sequence[Delivery]: ...
-    # Each outcome's ticket opens once it is committed: the worker's next body waits for
-    # it, which is what bounds the duplicates after a crash.
+    # Each outcome's ticket opens once it is committed: the end of the worker's next
+    # message waits for it, which is what bounds the duplicates after a crash.
     def sent(self, delivery: Delivery, reply: str) -> Ticket: ...
     def retry(self, delivery: Delivery, reply: str) -> Ticket: ...
     def failed(self, delivery: Delivery, reply: str) -> Ticket: ...
