@@ -33,9 +33,10 @@ Security = Literal["none", "starttls", "tls"]
 
 
 class BodyGate(Protocol):
-    """What a message's body must wait for before it goes out (groupcommit.Ticket): the
-    sender's record of its previous message. Until the final dot is sent the server has
-    accepted nothing, so holding the body back is what bounds a crash's duplicates."""
+    """What the end of a message must wait for (groupcommit.Ticket): the sender's record
+    of its previous message. Until the final dot is sent the server has accepted
+    nothing, so holding that dot back is what bounds a crash's duplicates; the body
+    itself goes out at once."""
 
     @property
     def is_open(self) -> bool: ...
