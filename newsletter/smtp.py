@@ -46,6 +46,9 @@ class BodyGate(Protocol):
 
     def on_open(self, callback: Callable[[BaseException | None], None]) -> None: ...
 
+    async def wait(self) -> None:
+        """Until it opens; raises the error it opened with."""
+
 
 # Wait for the socket to take what was written only past this much buffered: small
 # writes go out on their own, and waiting for each would cost a loop turn.
@@ -665,18 +668,11 @@ class SmtpConnection:
         """Wait for `gate` to open; drop the session and raise if it opened with an error."""
         if gate is None:
             return
-        if not gate.is_open:
-            opened: asyncio.Future[None] = self._loop.create_future()
-
-            def wake(_error: BaseException | None) -> None:
-                if not opened.done():
-                    opened.set_result(None)
-
-            gate.on_open(wake)
-            await opened
-        if gate.error is not None:
+        try:
+            await gate.wait()
+        except Exception:
             self._abort()
-            raise gate.error
+            raise
 
     async def _reset_after_failure(self) -> None:
         reply = await self.command("RSET")

@@ -334,6 +334,12 @@ class _Gate:
         for callback in self._callbacks:
             callback(error)
 
+    async def wait(self) -> None:
+        while not self.is_open:
+            await asyncio.sleep(0.01)
+        if self.error is not None:
+            raise self.error
+
 
 def test_the_message_is_only_accepted_once_its_gate_opens(smtp_server: TestSmtpServer) -> None:
     gate = _Gate()
