@@ -64,16 +64,18 @@ class Delivery:
 
     @property
     def recipient(self) -> MessageRecipient:
-        if self._recipient is None:
-            self._envelope_from, self._recipient = self._address()
-        return self._recipient
+        return self._addressed()
 
     @property
     def envelope_from(self) -> str:
         """The SMTP envelope sender (MAIL FROM): the return path, or its VERP form."""
+        self._addressed()
+        return self._envelope_from
+
+    def _addressed(self) -> MessageRecipient:
         if self._recipient is None:
             self._envelope_from, self._recipient = self._address()
-        return self._envelope_from
+        return self._recipient
 
 
 class DeliveryStore(Protocol):

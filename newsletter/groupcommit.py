@@ -25,10 +25,10 @@ Opened = Callable[[BaseException | None], None]
 class Ticket:
     """One recorded item: open once it is written, or failed with why it could not be."""
 
-    __slots__ = ("_callbacks", "_group", "error", "is_open")
+    __slots__ = ("_callbacks", "_needed", "error", "is_open")
 
-    def __init__(self, group: GroupCommit[object]) -> None:
-        self._group = group
+    def __init__(self, needed: Callable[[], None]) -> None:
+        self._needed = needed  # called when someone first waits: write it now
         self.is_open = False
         self.error: BaseException | None = None
         self._callbacks: list[Opened] = []
@@ -39,7 +39,7 @@ class Ticket:
             callback(self.error)
             return
         self._callbacks.append(callback)
-        self._group.flush()
+        self._needed()
 
     async def wait(self) -> None:
         """Until the item is written; raises what kept it from being written."""
@@ -74,7 +74,7 @@ class GroupCommit(Generic[T]):
 
     def record(self, item: T) -> Ticket:
         """Add `item` to the next batch; its ticket opens once that batch is written."""
-        ticket = Ticket(self)  # type: ignore[arg-type]
+        ticket = Ticket(self.flush)
         self._items.append(item)
         self._tickets.append(ticket)
         return ticket

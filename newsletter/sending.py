@@ -190,18 +190,18 @@ class OutcomeWriter:
         self._holder = holder
         self._clock = clock
         self.dialect = database.engine.dialect.name
-        self.group: GroupCommit[Outcome] = GroupCommit(self._write)
+        self._group: GroupCommit[Outcome] = GroupCommit(self._write)
         # One driver connection for the whole send: checking one out of the pool per
         # commit costs more than the commit itself, and claims share it.
         self._connection: PoolProxiedConnection | None = None
 
     def record(self, outcome: Outcome) -> Ticket:
         """Write `outcome` with others; its ticket opens once it is committed."""
-        return self.group.record(outcome)
+        return self._group.record(outcome)
 
     def flush(self) -> None:
         """Commit what was recorded now, whether or not anyone waits for it."""
-        self.group.flush()
+        self._group.flush()
 
     def _write(self, outcomes: list[Outcome]) -> None:
         self.transaction(
@@ -233,7 +233,7 @@ class OutcomeWriter:
         return result
 
     def close(self) -> None:
-        self.group.flush()
+        self._group.flush()
         if self._connection is not None:
             self._connection.close()
             self._connection = None

@@ -664,10 +664,8 @@ class SmtpConnection:
             raise SmtpConnectionLost(f"{what} the end of the message{detail}")
         await self._drain()
 
-    async def _through(self, gate: BodyGate | None) -> None:
+    async def _through(self, gate: BodyGate) -> None:
         """Wait for `gate` to open; drop the session and raise if it opened with an error."""
-        if gate is None:
-            return
         try:
             await gate.wait()
         except Exception:
