@@ -12,9 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from newsletter.config import find_config_path, load_settings
-from newsletter.errors import NewsletterError
-from newsletter.scheduling import configure_logging, run_scheduler
+from newsletter.core.config import find_config_path, load_settings
+from newsletter.core.errors import NewsletterError
+from newsletter.jobs.scheduler import configure_logging, run_scheduler
 
 
 def main(argv: list[str] | None = None) -> int:

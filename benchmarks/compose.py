@@ -12,15 +12,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from newsletter.clock import utc_now
-from newsletter.compose import RecipientValues, compose_edition
-from newsletter.config import settings_from_mapping
-from newsletter.db import open_database
-from newsletter.demo import SAMPLE_FEED, SAMPLE_INTRO
-from newsletter.editions import get_edition
-from newsletter.pipeline import draft_edition, fetch_all
-from newsletter.preview import edition_content
-from newsletter.templating import template_environment
+from newsletter.cli.demo import SAMPLE_FEED, SAMPLE_INTRO
+from newsletter.core.clock import utc_now
+from newsletter.core.config import settings_from_mapping
+from newsletter.core.db import open_database
+from newsletter.core.templating import template_environment
+from newsletter.editions.compose import RecipientValues, compose_edition
+from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.editions.lifecycle import get_edition
+from newsletter.editions.preview import edition_content
 
 READERS = 100_000
 COMPOSITIONS = 20

@@ -33,10 +33,10 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from newsletter.clock import utc_now
-from newsletter.config import Settings, settings_from_mapping
-from newsletter.db import open_database
-from newsletter.sending import dry_run, send_edition
+from newsletter.core.clock import utc_now
+from newsletter.core.config import Settings, settings_from_mapping
+from newsletter.core.db import open_database
+from newsletter.delivery.send import dry_run, send_edition
 from subscribers.models import Subscriber
 from subscribers.tokens import new_public_id
 
@@ -83,8 +83,8 @@ def make_settings(folder: Path, port: int, connections: int) -> Settings:
 def prepare(settings: Settings, recipients: int) -> int:
     # Only the parent drafts the edition: the process that measures the send's memory
     # then imports what a send needs, not the demo and the web app it brings along.
-    from newsletter.demo import SAMPLE_FEED, SAMPLE_INTRO
-    from newsletter.pipeline import draft_edition, fetch_all
+    from newsletter.cli.demo import SAMPLE_FEED, SAMPLE_INTRO
+    from newsletter.editions.drafting import draft_edition, fetch_all
 
     feed = Path(settings.feed.urls[0])
     if not feed.exists():  # make_settings names a copy in the work folder

@@ -31,12 +31,12 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, select, text
 
 from benchmarks.send import SECRET, free_port, prepare, start_sink
-from newsletter.clock import utc_now
-from newsletter.config import Settings, settings_from_mapping
-from newsletter.db import open_database
-from newsletter.demo import SAMPLE_FEED
-from newsletter.outbox import OutboxRow
-from newsletter.sending import prepare_send
+from newsletter.cli.demo import SAMPLE_FEED
+from newsletter.core.clock import utc_now
+from newsletter.core.config import Settings, settings_from_mapping
+from newsletter.core.db import open_database
+from newsletter.delivery.outbox import OutboxRow
+from newsletter.delivery.send import prepare_send
 
 BASE_URL = "https://nieuwsbrief.rvjeugdzorg.nl"
 SENDER = "Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>"

@@ -1,5 +1,5 @@
 """`python -m newsletter` runs the command-line interface."""
 
-from newsletter.cli import main
+from newsletter.cli.app import main
 
 main()

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 
-from newsletter.config import Settings
-from newsletter.errors import InvalidInput
+from newsletter.core.config import Settings
+from newsletter.core.errors import InvalidInput
 from subscribers.models import EMAIL_MAX_CHARS, NAME_MAX_CHARS
 
 # Controls (CR, LF, NUL, ...), the Unicode line and paragraph separators and the

@@ -16,11 +16,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from newsletter.clock import Clock
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.errors import DeliveryError, InvalidInput, StorageError, SubscriberError
-from newsletter.mailer import OutgoingMail
+from newsletter.core.clock import Clock
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.core.errors import DeliveryError, InvalidInput, StorageError, SubscriberError
+from newsletter.mail.mailer import OutgoingMail
 from subscribers import optin, staff
 from subscribers.addresses import (
     address_key,

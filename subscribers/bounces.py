@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import ForeignKey, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from newsletter.config import Settings
-from newsletter.models import Base
+from newsletter.core.config import Settings
+from newsletter.core.models import Base
 from subscribers.addresses import keyed_hash
 from subscribers.consent import SYSTEM, Requester, record_event
 from subscribers.models import Subscriber

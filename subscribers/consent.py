@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
 from subscribers.addresses import keyed_hash
 from subscribers.models import USER_AGENT_MAX_CHARS, ConsentEvent, ConsentText
 from subscribers.upserts import insert_or_ignore

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from newsletter.config import Settings
-from newsletter.errors import InvalidInput, SubscriberError
-from newsletter.mailer import OutgoingMail
+from newsletter.core.config import Settings
+from newsletter.core.errors import InvalidInput, SubscriberError
+from newsletter.mail.mailer import OutgoingMail
 from subscribers.addresses import (
     Address,
     describe_problems,

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from email.utils import parseaddr
 from typing import Any
 
-from newsletter.config import Settings
-from newsletter.mailer import OutgoingMail
-from newsletter.templating import render_template, template_environment
-from newsletter.text import one_line
+from newsletter.core.config import Settings
+from newsletter.core.templating import render_template, template_environment
+from newsletter.core.text import one_line
+from newsletter.mail.mailer import OutgoingMail
 
 # OutgoingMail.kind of each mail; the consent log records `<kind>_mail_sent` / `_failed`.
 MAIL_KINDS = ("confirmation", "notice", "address_change")

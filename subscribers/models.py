@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from newsletter.models import Base
+from newsletter.core.models import Base
 
 STATUSES = ("pending", "confirmed", "unsubscribed", "bounced", "complained")
 # Statuses that come with a suppression entry: never mailed until a new confirmed opt-in.

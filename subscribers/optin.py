@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.mailer import OutgoingMail
+from newsletter.mail.mailer import OutgoingMail
 from subscribers.addresses import Address, address_key
 from subscribers.consent import Requester, remember_consent_text
 from subscribers.models import ConfirmationToken, Subscriber

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
 from subscribers.addresses import Address, keyed_hash
 from subscribers.consent import Requester, record_event
 from subscribers.mails import SubscriberMails

@@ -10,9 +10,9 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, delete, func, null, or_, select, update
 from sqlalchemy.orm import Session
 
-from newsletter.errors import InvalidInput, SubscriberError, UnknownSubscriber
-from newsletter.mailer import OutgoingMail
-from newsletter.outbox import OutboxRow
+from newsletter.core.errors import InvalidInput, SubscriberError, UnknownSubscriber
+from newsletter.delivery.outbox import OutboxRow
+from newsletter.mail.mailer import OutgoingMail
 from subscribers.addresses import Address, address_key
 from subscribers.consent import SYSTEM, Requester
 from subscribers.models import (

@@ -9,7 +9,7 @@ import re
 import secrets
 from typing import Literal
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
 
 LinkPurpose = Literal["unsubscribe", "preferences"]
 LINK_PURPOSES: tuple[LinkPurpose, ...] = ("unsubscribe", "preferences")

@@ -6,19 +6,19 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from newsletter.config import Settings, settings_from_mapping
-from newsletter.db import Database, open_database
-from tests.httpserver import LocalHTTPServer
-
-POSTGRES_URL_ENV = "NEWSLETTER_TEST_POSTGRES_URL"
-SEEDS_FEED = Path(__file__).parent.parent / "newsletter" / "data" / "sample-feed.xml"
+from newsletter.core.config import Settings, settings_from_mapping
+from newsletter.core.db import Database, open_database
+from tests.support.clock import FixedClock
+from tests.support.databases import POSTGRES_URL_ENV
+from tests.support.httpserver import LocalHTTPServer
+from tests.support.paths import SEEDS_FEED
 
 
 def _backends() -> list[Any]:
@@ -72,26 +72,6 @@ def db(settings: Settings) -> Iterator[Database]:
     database.dispose()
 
 
-class FixedClock:
-    """A clock that stands still until a test moves it."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        """Move the clock forward and return the new time."""
-        self.now += timedelta(**delta)
-        return self.now
-
-    def later(self, **delta: float) -> FixedClock:
-        """Move the clock forward and return the clock itself, to pass it on."""
-        self.advance(**delta)
-        return self
-
-
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(datetime(2026, 11, 17, 8, 0, tzinfo=UTC))
@@ -114,7 +94,7 @@ def browser() -> Iterator[Any]:
     """Headless Debian chromium through Playwright, one per test module."""
     from playwright.sync_api import sync_playwright
 
-    from tests.test_render_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.editions.test_compose_browser import CHROMIUM, CHROMIUM_ARGS
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

@@ -21,9 +21,9 @@ from pydantic import BaseModel
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from newsletter import config as config_module
-from newsletter.cli import app
-from newsletter.config import (
+from newsletter.cli.app import app
+from newsletter.core import config as config_module
+from newsletter.core.config import (
     CONFIG_ENV,
     SECRET_KEY_ENV,
     SMTP_PASSWORD_ENV,
@@ -31,8 +31,8 @@ from newsletter.config import (
     ThemeSettings,
     settings_from_mapping,
 )
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "docs" / "deploy"
 WEB_UNIT = DEPLOY / "newsletter-web.service"
 SCHEDULER_UNIT = DEPLOY / "newsletter-scheduler.service"

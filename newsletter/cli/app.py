@@ -11,10 +11,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from newsletter import __version__, cli_bounces, cli_schedule, cli_send, cli_worker
-from newsletter.cli_staff import staff_app
-from newsletter.cli_subscribers import subscribers_app
-from newsletter.cli_support import (
+from newsletter import __version__
+from newsletter.cli import bounces as cli_bounces
+from newsletter.cli import schedule as cli_schedule
+from newsletter.cli import send as cli_send
+from newsletter.cli import worker as cli_worker
+from newsletter.cli.staff import staff_app
+from newsletter.cli.subscribers import subscribers_app
+from newsletter.cli.support import (
     AppContext,
     ReportingGroup,
     app_context,
@@ -23,12 +27,12 @@ from newsletter.cli_support import (
     out,
     print_json,
 )
-from newsletter.db import upgrade_schema
-from newsletter.editions import get_edition, list_editions
-from newsletter.errors import NewsletterError
-from newsletter.ingest import FeedReport
-from newsletter.models import Article, Edition
-from newsletter.pipeline import draft_edition, fetch_all, preview_edition
+from newsletter.content.ingest import FeedReport
+from newsletter.core.db import upgrade_schema
+from newsletter.core.errors import NewsletterError
+from newsletter.core.models import Article, Edition
+from newsletter.editions.drafting import draft_edition, fetch_all, preview_edition
+from newsletter.editions.lifecycle import get_edition, list_editions
 
 app = typer.Typer(
     cls=ReportingGroup,
@@ -305,7 +309,7 @@ def preview(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Create or upgrade the database schema to the newest version."""
-    from newsletter.db import create_db_engine
+    from newsletter.core.db import create_db_engine
 
     engine = create_db_engine(app_context(ctx).settings.database_url)
     try:
@@ -348,7 +352,7 @@ def demo(
     ] = False,
 ) -> None:
     """Run the whole job on built-in defaults: sample feed, SQLite, a local SMTP server."""
-    from newsletter.demo import run_demo
+    from newsletter.cli.demo import run_demo
 
     run_demo(directory, out=out, schedule=schedule)
 

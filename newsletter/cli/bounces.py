@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli_support import app_context, out, print_json
-from newsletter.config import Settings
-from newsletter.mailboxes import IMAP_UNKNOWN_KEYWORD, MAILDIR_UNKNOWN, open_return_mailbox
-from newsletter.return_mailbox import BounceReport, process_return_mailbox
+from newsletter.cli.support import app_context, out, print_json
+from newsletter.core.config import Settings
+from newsletter.returns.mailboxes import IMAP_UNKNOWN_KEYWORD, MAILDIR_UNKNOWN, open_return_mailbox
+from newsletter.returns.process import BounceReport, process_return_mailbox
 
 
 def _counted(count: int, singular: str, plural: str) -> str:

@@ -46,22 +46,22 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from rich.console import Console
 
 from newsletter import __version__
-from newsletter.clock import utc_now
-from newsletter.config import SECRET_KEY_ENV, Settings, settings_from_mapping
-from newsletter.db import Database, open_database
-from newsletter.errors import DeliveryError, FeedError, NewsletterError, SubscriberError
-from newsletter.jobs import RunCounts, summary_line
-from newsletter.mailsink import MailSink, SunkMail, first_recipient_label
-from newsletter.pipeline import draft_edition, fetch_all, preview_edition
-from newsletter.runs import list_runs, run_json
-from newsletter.scheduling import JOB_ID, RUN_NOW_ID, build_scheduler
-from newsletter.sending import SendSummary, send_edition
+from newsletter.core.clock import utc_now
+from newsletter.core.config import SECRET_KEY_ENV, Settings, settings_from_mapping
+from newsletter.core.db import Database, open_database
+from newsletter.core.errors import DeliveryError, FeedError, NewsletterError, SubscriberError
+from newsletter.delivery.send import SendSummary, send_edition
+from newsletter.editions.drafting import draft_edition, fetch_all, preview_edition
+from newsletter.jobs.job import RunCounts, summary_line
+from newsletter.jobs.runs import list_runs, run_json
+from newsletter.jobs.scheduler import JOB_ID, RUN_NOW_ID, build_scheduler
+from newsletter.mail.mailsink import MailSink, SunkMail, first_recipient_label
 from newsletter.web.csrf import FIELD_NAME as CSRF_FIELD
 from newsletter.web.forms import HONEYPOT_FIELD
 from newsletter.web.server import build_server
 from subscribers.audience import Audience
 
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR = Path(__file__).parent.parent / "data"
 SAMPLE_FEED = DATA_DIR / "sample-feed.xml"
 SAMPLE_INTRO = DATA_DIR / "sample-intro.md"
 HOST = "127.0.0.1"
@@ -542,7 +542,7 @@ def _scheduler_problems() -> Iterator[list[str]]:
     With a handler of its own, Python does not print these lines on stderr by itself.
     """
     handler = _KeptMessages()
-    scheduler_log = logging.getLogger("newsletter.scheduling")
+    scheduler_log = logging.getLogger("newsletter.jobs.scheduler")
     scheduler_log.addHandler(handler)
     try:
         yield handler.messages

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli_support import app_context, out, print_json
-from newsletter.config import find_config_path
-from newsletter.jobs import RunCounts, run_job, summary_line
-from newsletter.runs import list_runs, run_json
+from newsletter.cli.support import app_context, out, print_json
+from newsletter.core.config import find_config_path
+from newsletter.jobs.job import RunCounts, run_job, summary_line
+from newsletter.jobs.runs import list_runs, run_json
 
 
 def run(
@@ -73,7 +73,7 @@ def schedule(
     ] = False,
 ) -> None:
     """Run the job on \\[schedule] cron until stopped (SIGTERM or Ctrl-C)."""
-    from newsletter.scheduling import configure_logging, run_scheduler
+    from newsletter.jobs.scheduler import configure_logging, run_scheduler
 
     context = app_context(ctx)
     settings = context.settings

@@ -22,13 +22,11 @@ from rich.progress import (
 )
 from sqlalchemy import select
 
-from newsletter.cli_support import AppContext, app_context, err, iso, out, print_json
-from newsletter.delivery import RunTotals
-from newsletter.editions import get_edition
-from newsletter.errors import NewsletterError
-from newsletter.locking import job_lock
-from newsletter.outbox import OutboxRow, state_counts
-from newsletter.sending import (
+from newsletter.cli.support import AppContext, app_context, err, iso, out, print_json
+from newsletter.core.errors import NewsletterError
+from newsletter.delivery.engine import RunTotals
+from newsletter.delivery.outbox import OutboxRow, state_counts
+from newsletter.delivery.send import (
     SendSummary,
     dry_run,
     prepare_send,
@@ -36,6 +34,8 @@ from newsletter.sending import (
     send_edition,
     send_test,
 )
+from newsletter.editions.lifecycle import get_edition
+from newsletter.jobs.locking import job_lock
 from subscribers.models import Subscriber
 
 # sysexits' EX_TEMPFAIL: nothing failed for good, but some mail waits for a retry.

@@ -9,9 +9,9 @@ import typer
 from email_validator import EmailNotValidError, validate_email
 from rich.table import Table
 
-from newsletter.accounts import add_user, list_users, remove_user, set_password
-from newsletter.cli_support import ReportingGroup, app_context, iso, out, print_json
-from newsletter.errors import AccountError
+from newsletter.cli.support import ReportingGroup, app_context, iso, out, print_json
+from newsletter.core.errors import AccountError
+from newsletter.staff.accounts import add_user, list_users, remove_user, set_password
 
 staff_app = typer.Typer(
     cls=ReportingGroup,

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from newsletter.cli_support import ReportingGroup, app_context, err, out, print_json
-from newsletter.errors import NewsletterError, UnknownSubscriber
-from newsletter.mailer import OutgoingMail, SmtpMailer
+from newsletter.cli.support import ReportingGroup, app_context, err, out, print_json
+from newsletter.core.errors import NewsletterError, UnknownSubscriber
+from newsletter.mail.mailer import OutgoingMail, SmtpMailer
 from subscribers.audience import Audience, Requester
 from subscribers.models import STATUSES
 from subscribers.staff import EXPORT_FIELDS

@@ -12,10 +12,10 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from newsletter.clock import Clock, utc_now
-from newsletter.config import Settings, load_settings
-from newsletter.db import Database, open_database
-from newsletter.errors import NewsletterError
+from newsletter.core.clock import Clock, utc_now
+from newsletter.core.config import Settings, load_settings
+from newsletter.core.db import Database, open_database
+from newsletter.core.errors import NewsletterError
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli_send import summary_line
-from newsletter.cli_support import AppContext, app_context, err, out
-from newsletter.workers import (
+from newsletter.cli.send import summary_line
+from newsletter.cli.support import AppContext, app_context, err, out
+from newsletter.delivery.workers import (
     DEFAULT_POLL_SECONDS,
     EditionHandled,
     WorkerReport,
@@ -69,7 +69,7 @@ def worker(
     context.settings.require_secret_key()  # every message's links need it: say so up front
     database = context.database  # opened (and its schema checked) before the first pass
     if not once:
-        from newsletter.scheduling import configure_logging
+        from newsletter.jobs.scheduler import configure_logging
 
         configure_logging()
         err.print(

@@ -17,10 +17,10 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
-from newsletter.errors import FeedParseError
-from newsletter.mediarss import MEDIA_NAMESPACE, ItemFacts, scan_items
-from newsletter.sanitize import clean_html, excerpt, html_to_text, plain_text_to_html
-from newsletter.xmlguard import declares_entities
+from newsletter.content.mediarss import MEDIA_NAMESPACE, ItemFacts, scan_items
+from newsletter.content.sanitize import clean_html, excerpt, html_to_text, plain_text_to_html
+from newsletter.content.xmlguard import declares_entities
+from newsletter.core.errors import FeedParseError
 
 MAX_ENTRIES = 500
 # Lengths of the articles table's columns (models.Article), so every entry can be stored.

@@ -12,7 +12,7 @@ from urllib.request import url2pathname
 
 import httpx
 
-from newsletter.errors import FetchError
+from newsletter.core.errors import FetchError
 
 MAX_REDIRECTS = 5
 CONNECT_TIMEOUT = 10.0

@@ -18,12 +18,12 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.clock import Clock
-from newsletter.db import Database
-from newsletter.errors import FeedError
-from newsletter.feeds import FeedEntry, parse_feed
-from newsletter.fetching import fetch_feed
-from newsletter.models import Article, Feed
+from newsletter.content.feeds import FeedEntry, parse_feed
+from newsletter.content.fetching import fetch_feed
+from newsletter.core.clock import Clock
+from newsletter.core.db import Database
+from newsletter.core.errors import FeedError
+from newsletter.core.models import Article, Feed
 
 Outcome = Literal["stored", "unchanged", "failed"]
 

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from newsletter.sanitize import html_to_text
+from newsletter.content.sanitize import html_to_text
 
 MEDIA_NAMESPACE = "http://search.yahoo.com/mrss/"
 # Length of the articles table's image_alt column (models.Article).

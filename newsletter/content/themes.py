@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Mapping
 
-from newsletter.config import ThemeSettings
+from newsletter.core.config import ThemeSettings
 
 
 def _comparable(category: str) -> str:

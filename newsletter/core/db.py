@@ -16,9 +16,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from newsletter.errors import StorageError
+from newsletter.core.errors import StorageError
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -56,15 +56,16 @@ def schema_is_current(engine: Engine) -> bool:
     return current == head
 
 
-def upgrade_schema(engine: Engine) -> None:
-    """Bring the schema to the newest migration; a no-op when it is there already."""
+def upgrade_schema(engine: Engine, *, revision: str = "head") -> None:
+    """Bring the schema to the newest migration (or to `revision`, for tests of an
+    upgrade); a no-op when it is at the newest already."""
     try:
-        if schema_is_current(engine):
+        if revision == "head" and schema_is_current(engine):
             return
         config = _alembic_config()
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
     except SQLAlchemyError as exc:
         raise StorageError(f"cannot migrate database: {exc.__class__.__name__}: {exc}") from exc
 

@@ -14,9 +14,9 @@ from typing import Any
 import jinja2
 
 import newsletter
-from newsletter.config import Settings
-from newsletter.dates import format_date, format_moment
-from newsletter.errors import CompositionError, ConfigError
+from newsletter.core.config import Settings
+from newsletter.core.dates import format_date, format_moment
+from newsletter.core.errors import CompositionError, ConfigError
 
 # Plain-text mail: short lines read well everywhere and leave room for quoting ("> ").
 TEXT_WIDTH = 72

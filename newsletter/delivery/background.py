@@ -14,12 +14,12 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from newsletter.clock import Clock
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.errors import NewsletterError
-from newsletter.locking import JOB_LOCK, LockTaken, try_lock
-from newsletter.sending import send_edition
+from newsletter.core.clock import Clock
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.core.errors import NewsletterError
+from newsletter.delivery.send import send_edition
+from newsletter.jobs.locking import JOB_LOCK, LockTaken, try_lock
 
 logger = logging.getLogger(__name__)
 

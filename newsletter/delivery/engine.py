@@ -25,12 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from newsletter.errors import SmtpConnectError, SmtpConnectionLost
-from newsletter.groupcommit import Ticket
-from newsletter.messages import MessageRecipient, MessageTemplate
-from newsletter.pacing import Pacer
-from newsletter.signing import DkimSigner
-from newsletter.smtp import Reply, SmtpConnection, SmtpOptions
+from newsletter.core.errors import SmtpConnectError, SmtpConnectionLost
+from newsletter.delivery.groupcommit import Ticket
+from newsletter.delivery.pacing import Pacer
+from newsletter.mail.dkim import DkimSigner
+from newsletter.mail.messages import MessageRecipient, MessageTemplate
+from newsletter.mail.smtp import Reply, SmtpConnection, SmtpOptions
 
 RESENDS = 3
 LEASE_RENEWAL_SECONDS = 30.0

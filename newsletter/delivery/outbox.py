@@ -45,8 +45,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.pool import PoolProxiedConnection
 
-from newsletter.models import Base, Edition
-from newsletter.processes import process_is_gone
+from newsletter.core.models import Base, Edition
+from newsletter.core.processes import process_is_gone
 
 OUTBOX_STATES = ("pending", "sending", "sent", "retry", "failed", "skipped")
 FINAL_STATES = ("sent", "failed", "skipped")

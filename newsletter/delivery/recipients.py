@@ -15,9 +15,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.compose import ArticleView, select_articles
-from newsletter.config import Settings
-from newsletter.outbox import ALL_THEMES, NewRow, OutboxRow, add_rows, driver_sql
+from newsletter.core.config import Settings
+from newsletter.delivery.outbox import ALL_THEMES, NewRow, OutboxRow, add_rows, driver_sql
+from newsletter.editions.compose import ArticleView, select_articles
 from subscribers.addresses import keyed_hash
 from subscribers.models import Subscriber, Suppression
 

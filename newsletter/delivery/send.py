@@ -20,19 +20,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import PoolProxiedConnection
 
-from newsletter.clock import Clock
-from newsletter.compose import ComposedMail, EditionContent, compose_edition
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.delivery import Delivery, DeliveryEngine, RunTotals
-from newsletter.editions import USED_STATES, get_edition, move_edition
-from newsletter.errors import DeliveryError, EditionError
-from newsletter.groupcommit import GroupCommit, Ticket
-from newsletter.identities import message_id, verp_address
-from newsletter.mailer import sender_address, smtp_options
-from newsletter.messages import MessageHeaders, MessageRecipient, MessageTemplate
-from newsletter.models import Edition, EditionArticle
-from newsletter.outbox import (
+from newsletter.core.clock import Clock
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.core.errors import DeliveryError, EditionError
+from newsletter.core.models import Edition, EditionArticle
+from newsletter.core.processes import process_token
+from newsletter.core.templating import template_environment
+from newsletter.delivery.engine import Delivery, DeliveryEngine, RunTotals
+from newsletter.delivery.groupcommit import GroupCommit, Ticket
+from newsletter.delivery.outbox import (
     Outcome,
     StateCounts,
     claim_rows,
@@ -45,10 +42,8 @@ from newsletter.outbox import (
     skip_rows,
     state_counts,
 )
-from newsletter.pacing import Pacer, next_attempt_at
-from newsletter.preview import edition_content
-from newsletter.processes import process_token
-from newsletter.recipients import (
+from newsletter.delivery.pacing import Pacer, next_attempt_at
+from newsletter.delivery.recipients import (
     confirmed_subscribers,
     snapshot_recipients,
     subscribers_by_id,
@@ -56,9 +51,14 @@ from newsletter.recipients import (
     variant_themes,
     variants_in_outbox,
 )
-from newsletter.signing import DkimSigner
-from newsletter.smtp import SmtpConnection
-from newsletter.templating import template_environment
+from newsletter.editions.compose import ComposedMail, EditionContent, compose_edition
+from newsletter.editions.lifecycle import USED_STATES, get_edition, move_edition
+from newsletter.editions.preview import edition_content
+from newsletter.mail.dkim import DkimSigner
+from newsletter.mail.identities import message_id, verp_address
+from newsletter.mail.mailer import sender_address, smtp_options
+from newsletter.mail.messages import MessageHeaders, MessageRecipient, MessageTemplate
+from newsletter.mail.smtp import SmtpConnection
 from subscribers.bounces import record_hard_bounce
 from subscribers.models import Subscriber
 from subscribers.tokens import link_token

@@ -45,17 +45,17 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from newsletter.clock import Clock
-from newsletter.compose import EditionContent
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.delivery import RunTotals
-from newsletter.editions import get_edition
-from newsletter.errors import EditionError, NewsletterError, StorageError
-from newsletter.jobs import editions_waiting
-from newsletter.models import Edition
-from newsletter.outbox import release_dead_claims, state_counts
-from newsletter.sending import SendSummary, deliver_prepared, prepare_send
+from newsletter.core.clock import Clock
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.core.errors import EditionError, NewsletterError, StorageError
+from newsletter.core.models import Edition
+from newsletter.delivery.engine import RunTotals
+from newsletter.delivery.outbox import release_dead_claims, state_counts
+from newsletter.delivery.send import SendSummary, deliver_prepared, prepare_send
+from newsletter.editions.compose import EditionContent
+from newsletter.editions.lifecycle import get_edition
+from newsletter.jobs.job import editions_waiting
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())

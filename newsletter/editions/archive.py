@@ -19,20 +19,20 @@ import jinja2
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from newsletter.caching import LruCache
-from newsletter.compose import (
+from newsletter.core.caching import LruCache
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.core.models import Edition, EditionArticle
+from newsletter.core.templating import render_template
+from newsletter.core.text import one_line
+from newsletter.editions.compose import (
     EditionContent,
     archive_url,
     compose_web_version,
     web_version_url,
 )
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.editions import USED_STATES
-from newsletter.models import Edition, EditionArticle
-from newsletter.preview import edition_content
-from newsletter.templating import render_template
-from newsletter.text import one_line
+from newsletter.editions.lifecycle import USED_STATES
+from newsletter.editions.preview import edition_content
 
 PUBLIC_STATES = USED_STATES
 PAGE_SIZE = 50

@@ -11,10 +11,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from newsletter.editions import OPEN_STATES, get_edition, move_edition
-from newsletter.errors import EditionError
-from newsletter.models import Edition, EditionArticle
-from newsletter.text import one_line
+from newsletter.core.errors import EditionError
+from newsletter.core.models import Edition, EditionArticle
+from newsletter.core.text import one_line
+from newsletter.editions.lifecycle import OPEN_STATES, get_edition, move_edition
 
 SUBJECT_MAX_CHARS = 300
 INTRO_MAX_CHARS = 10_000

@@ -20,12 +20,12 @@ from markupsafe import Markup
 from mjml import mjml2html
 from premailer import Premailer
 
-from newsletter.config import Settings
-from newsletter.errors import CompositionError
-from newsletter.sanitize import clean_html, excerpt
-from newsletter.templating import render_template, template_module
-from newsletter.text import bare, one_line
-from newsletter.themes import article_themes, theme_names
+from newsletter.content.sanitize import clean_html, excerpt
+from newsletter.content.themes import article_themes, theme_names
+from newsletter.core.config import Settings
+from newsletter.core.errors import CompositionError
+from newsletter.core.templating import render_template, template_module
+from newsletter.core.text import bare, one_line
 
 HTML_TEMPLATE = "email/newsletter.mjml.j2"
 TEXT_TEMPLATE = "email/newsletter.txt.j2"

@@ -11,15 +11,15 @@ from datetime import datetime
 from pathlib import Path
 
 from newsletter import __version__
-from newsletter.clock import Clock
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.editions import create_draft, get_edition, latest_edition
-from newsletter.errors import NewsletterError
-from newsletter.fetching import make_http_client
-from newsletter.ingest import FeedReport, ingest_feeds
-from newsletter.preview import PreviewFiles, edition_content, write_preview
-from newsletter.templating import template_environment
+from newsletter.content.fetching import make_http_client
+from newsletter.content.ingest import FeedReport, ingest_feeds
+from newsletter.core.clock import Clock
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.core.errors import NewsletterError
+from newsletter.core.templating import template_environment
+from newsletter.editions.lifecycle import create_draft, get_edition, latest_edition
+from newsletter.editions.preview import PreviewFiles, edition_content, write_preview
 
 
 def fetch_all(settings: Settings, database: Database, *, clock: Clock) -> list[FeedReport]:

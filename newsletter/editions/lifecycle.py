@@ -19,8 +19,8 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from newsletter.errors import EditionError
-from newsletter.models import Article, Edition, EditionArticle
+from newsletter.core.errors import EditionError
+from newsletter.core.models import Article, Edition, EditionArticle
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "draft": frozenset({"approved", "sending", "superseded"}),

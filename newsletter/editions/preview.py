@@ -7,15 +7,15 @@ from pathlib import Path
 
 import jinja2
 
-from newsletter.compose import (
+from newsletter.core.config import Settings
+from newsletter.core.errors import CompositionError
+from newsletter.core.models import Edition
+from newsletter.editions.compose import (
     ArticleView,
     EditionContent,
     compose_edition,
     sample_recipient,
 )
-from newsletter.config import Settings
-from newsletter.errors import CompositionError
-from newsletter.models import Edition
 
 
 def edition_content(edition: Edition) -> EditionContent:

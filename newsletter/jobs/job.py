@@ -37,23 +37,23 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from newsletter.accounts import purge_sessions
-from newsletter.clock import Clock
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.editions import OPEN_STATES, get_edition, new_article_candidates
-from newsletter.errors import NewsletterError, StorageError
-from newsletter.locking import LockTaken, try_lock
-from newsletter.mailboxes import open_return_mailbox
-from newsletter.mailer import OutgoingMail, SmtpMailer
-from newsletter.models import Edition
-from newsletter.outbox import OutboxRow
-from newsletter.pipeline import draft_edition, fetch_all
-from newsletter.return_mailbox import process_return_mailbox
-from newsletter.runs import close_interrupted_runs, finish_run, record_skipped, start_run
-from newsletter.sending import send_edition, send_test
-from newsletter.templating import render_template, template_environment
-from newsletter.text import one_line
+from newsletter.core.clock import Clock
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.core.errors import NewsletterError, StorageError
+from newsletter.core.models import Edition
+from newsletter.core.templating import render_template, template_environment
+from newsletter.core.text import one_line
+from newsletter.delivery.outbox import OutboxRow
+from newsletter.delivery.send import send_edition, send_test
+from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.editions.lifecycle import OPEN_STATES, get_edition, new_article_candidates
+from newsletter.jobs.locking import LockTaken, try_lock
+from newsletter.jobs.runs import close_interrupted_runs, finish_run, record_skipped, start_run
+from newsletter.mail.mailer import OutgoingMail, SmtpMailer
+from newsletter.returns.mailboxes import open_return_mailbox
+from newsletter.returns.process import process_return_mailbox
+from newsletter.staff.accounts import purge_sessions
 from subscribers.audience import Audience
 
 logger = logging.getLogger(__name__)

@@ -32,11 +32,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from newsletter.clock import Clock
-from newsletter.db import Database
-from newsletter.errors import NewsletterError, StorageError
-from newsletter.models import Base
-from newsletter.processes import process_is_gone, process_token
+from newsletter.core.clock import Clock
+from newsletter.core.db import Database
+from newsletter.core.errors import NewsletterError, StorageError
+from newsletter.core.models import Base
+from newsletter.core.processes import process_is_gone, process_token
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Index, String, Text, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from newsletter.models import Base
+from newsletter.core.models import Base
 
 TRIGGERS = ("cli", "schedule")
 OUTCOMES = ("running", "ok", "nothing_new", "failed", "skipped")

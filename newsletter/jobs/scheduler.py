@@ -43,19 +43,19 @@ from sqlalchemy import Column, Engine, Float, LargeBinary, Table, Unicode, selec
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from newsletter.clock import utc_now
-from newsletter.config import Settings, load_settings
-from newsletter.db import open_database
-from newsletter.errors import NewsletterError, StorageError
-from newsletter.jobs import run_job
-from newsletter.models import Base
+from newsletter.core.clock import utc_now
+from newsletter.core.config import Settings, load_settings
+from newsletter.core.db import open_database
+from newsletter.core.errors import NewsletterError, StorageError
+from newsletter.core.models import Base
+from newsletter.jobs.job import run_job
 
 logger = logging.getLogger(__name__)
 
 JOB_ID = "newsletter-run"
 RUN_NOW_ID = "newsletter-run-now"
 # Found by name when the job is read back from the database, so it must stay importable.
-JOB_FUNCTION = "newsletter.scheduling:scheduled_run"
+JOB_FUNCTION = "newsletter.jobs.scheduler:scheduled_run"
 JOBS_TABLE = "scheduler_jobs"
 
 # SQLAlchemyJobStore's table, declared here too so that the migrations create it (two

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import dkim
 
-from newsletter.config import Settings
-from newsletter.errors import ConfigError
+from newsletter.core.config import Settings
+from newsletter.core.errors import ConfigError
 
 SIGNED_HEADERS = (
     b"From",

@@ -14,10 +14,10 @@ from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid, parseaddr
 
-from newsletter.config import Settings
-from newsletter.errors import DeliveryError
-from newsletter.smtp import SmtpConnection, SmtpOptions, TransactionResult, wire_form
-from newsletter.text import one_line
+from newsletter.core.config import Settings
+from newsletter.core.errors import DeliveryError
+from newsletter.core.text import one_line
+from newsletter.mail.smtp import SmtpConnection, SmtpOptions, TransactionResult, wire_form
 
 
 @dataclass(frozen=True)

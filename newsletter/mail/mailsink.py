@@ -26,7 +26,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
-from newsletter.errors import DeliveryError
+from newsletter.core.errors import DeliveryError
 
 # What the sink says of itself in its greeting. Given, because aiosmtpd would otherwise
 # look up the machine's fully qualified name, which can mean a DNS query.

@@ -20,9 +20,9 @@ from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
 
-from newsletter.compose import ComposedMail, RecipientValues, html_escaped
-from newsletter.errors import CompositionError
-from newsletter.text import bare, one_line
+from newsletter.core.errors import CompositionError
+from newsletter.core.text import bare, one_line
+from newsletter.editions.compose import ComposedMail, RecipientValues, html_escaped
 
 MAX_LINE_OCTETS = 998
 # The longest per-recipient values `render` accepts, in octets once encoded; build()

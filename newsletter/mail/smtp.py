@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from newsletter.errors import SmtpConnectError, SmtpConnectionLost
+from newsletter.core.errors import SmtpConnectError, SmtpConnectionLost
 
 Security = Literal["none", "starttls", "tls"]
 

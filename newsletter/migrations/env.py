@@ -5,13 +5,13 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, text
 
-from newsletter import accounts as _accounts  # noqa: F401 (registers the tables)
-from newsletter import locking as _locking  # noqa: F401 (registers the table)
-from newsletter import outbox as _outbox  # noqa: F401 (registers the table)
-from newsletter import return_mailbox as _return_mailbox  # noqa: F401 (and subscribers.bounces)
-from newsletter import runs as _runs  # noqa: F401 (registers the table)
-from newsletter import scheduling as _scheduling  # noqa: F401 (registers the table)
-from newsletter.models import Base
+from newsletter.core.models import Base
+from newsletter.delivery import outbox as _outbox  # noqa: F401 (registers the table)
+from newsletter.jobs import locking as _locking  # noqa: F401 (registers the table)
+from newsletter.jobs import runs as _runs  # noqa: F401 (registers the table)
+from newsletter.jobs import scheduler as _scheduling  # noqa: F401 (registers the table)
+from newsletter.returns import process as _return_mailbox  # noqa: F401 (and subscribers.bounces)
+from newsletter.staff import accounts as _accounts  # noqa: F401 (registers the tables)
 from subscribers import models as _subscriber_models  # noqa: F401 (registers the tables)
 
 # A fixed key for PostgreSQL's advisory lock, so that two processes starting at once
@@ -25,7 +25,7 @@ def run_migrations() -> None:
         url = context.config.get_main_option("sqlalchemy.url")
         if not url:
             raise RuntimeError("pass a connection or set sqlalchemy.url")
-        from newsletter.db import create_db_engine
+        from newsletter.core.db import create_db_engine
 
         engine = create_db_engine(url)
         with engine.begin() as owned:

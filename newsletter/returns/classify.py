@@ -31,7 +31,7 @@ from typing import Literal
 
 from flufl.bounce import all_failures
 
-from newsletter.identities import message_id_matches, read_message_id, read_verp_address
+from newsletter.mail.identities import message_id_matches, read_message_id, read_verp_address
 from subscribers.tokens import parse_link_token
 
 # flufl.bounce logs a detector's exception, traceback and all, before raising it; we

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from newsletter.config import IMAP_PASSWORD_ENV, Settings
-from newsletter.errors import ConfigError, MailboxError
+from newsletter.core.config import IMAP_PASSWORD_ENV, Settings
+from newsletter.core.errors import ConfigError, MailboxError
 
 MAILDIR_HANDLED = "handled"
 MAILDIR_UNKNOWN = "unknown"

@@ -22,14 +22,14 @@ from sqlalchemy import String, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from newsletter.clock import Clock
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.identities import message_id_matches
-from newsletter.mailboxes import ReturnMailbox
-from newsletter.models import Base
-from newsletter.outbox import OutboxRow
-from newsletter.returns import DecisionKind, ReturnDecision, classify_return_message
+from newsletter.core.clock import Clock
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.core.models import Base
+from newsletter.delivery.outbox import OutboxRow
+from newsletter.mail.identities import message_id_matches
+from newsletter.returns.classify import DecisionKind, ReturnDecision, classify_return_message
+from newsletter.returns.mailboxes import ReturnMailbox
 from subscribers.bounces import (
     record_complaint,
     record_hard_bounce,

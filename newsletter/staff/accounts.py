@@ -23,8 +23,8 @@ from sqlalchemy import ForeignKey, String, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from newsletter.errors import AccountError
-from newsletter.models import Base
+from newsletter.core.errors import AccountError
+from newsletter.core.models import Base
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,59}")
 MIN_PASSWORD_CHARS = 12

@@ -8,11 +8,11 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from newsletter.config import Settings
-from newsletter.editions import list_editions
-from newsletter.outbox import StateCounts, state_counts
-from newsletter.runs import Run, list_runs
-from newsletter.scheduling import cron_trigger, next_scheduled_run
+from newsletter.core.config import Settings
+from newsletter.delivery.outbox import StateCounts, state_counts
+from newsletter.editions.lifecycle import list_editions
+from newsletter.jobs.runs import Run, list_runs
+from newsletter.jobs.scheduler import cron_trigger, next_scheduled_run
 from subscribers.models import STATUSES, Subscriber
 
 

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from newsletter.errors import InvalidInput
+from newsletter.core.errors import InvalidInput
 from newsletter.web.context import WebContext
 
 ACCEPTED = {

@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import Scope
 
-from newsletter.clock import Clock
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.errors import NewsletterError
-from newsletter.templating import template_environment
+from newsletter.core.clock import Clock
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.core.errors import NewsletterError
+from newsletter.core.templating import template_environment
 from newsletter.web.admin import build_admin_router
 from newsletter.web.admin.context import login_url
 from newsletter.web.admin.sessions import LoginRequired

@@ -16,14 +16,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.archive import (
+from newsletter.core.templating import template_environment
+from newsletter.editions.archive import (
     WebVersions,
     archive_page,
     feed_entries,
     parse_edition_number,
     render_feed,
 )
-from newsletter.templating import template_environment
 from newsletter.web.context import WebContext
 from newsletter.web.security import mail_document_policy
 

@@ -10,10 +10,10 @@ from starlette.background import BackgroundTasks
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.clock import Clock
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.mailer import OutgoingMail
+from newsletter.core.clock import Clock
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.mail.mailer import OutgoingMail
 from newsletter.web.clients import IPAddress, IPNetwork, client_address, limit_key
 from newsletter.web.csrf import CsrfGuard
 from newsletter.web.forms import FormFields, read_form

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from newsletter.errors import InvalidInput
+from newsletter.core.errors import InvalidInput
 from newsletter.web.context import WebContext
 from newsletter.web.forms import HONEYPOT_FIELD, SignupFields, read_form
 from subscribers.audience import SubscriberView

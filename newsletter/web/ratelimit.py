@@ -17,7 +17,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from newsletter.clock import Clock
+from newsletter.core.clock import Clock
 
 # Beyond this many clients the least recently seen are forgotten, so a flood from many
 # addresses costs bounded memory (those forgotten simply start counting afresh).

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uvicorn
 
-from newsletter.clock import Clock, utc_now
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.mailer import SmtpMailer
+from newsletter.core.clock import Clock, utc_now
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.mail.mailer import SmtpMailer
 from newsletter.web.app import create_app
 
 

@@ -12,10 +12,10 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner, Result
 
-from newsletter.cli import app
-from tests.httpserver import LocalHTTPServer, Response
+from newsletter.cli.app import app
+from tests.support.httpserver import LocalHTTPServer, Response
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).parent.parent
 RSS = "application/rss+xml; charset=utf-8"
 
 

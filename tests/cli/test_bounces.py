@@ -10,15 +10,15 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
-from newsletter.cli import app
-from newsletter.cli_support import AppContext
-from newsletter.config import IMAP_PASSWORD_ENV, load_settings
-from newsletter.db import open_database
+from newsletter.cli.app import app
+from newsletter.cli.support import AppContext
+from newsletter.core.config import IMAP_PASSWORD_ENV, load_settings
+from newsletter.core.db import open_database
 from subscribers.audience import Audience, Requester
 from subscribers.models import Subscriber
-from tests.conftest import FixedClock
-from tests.subscribers_support import SECRET, status_of
-from tests.test_bounces import RETURN_PATH, SENDER, add_edition, render
+from tests.returns.test_process import RETURN_PATH, SENDER, add_edition, render
+from tests.support.clock import FixedClock
+from tests.support.subscribers import SECRET, status_of
 
 ENV = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": ""}
 
@@ -148,7 +148,7 @@ def test_bad_bounces_settings_are_exit_2(tmp_path: Path, clock: FixedClock) -> N
 def test_imap_without_a_password_and_an_unreachable_server(
     tmp_path: Path, clock: FixedClock
 ) -> None:
-    from tests.smtpserver import free_port
+    from tests.support.smtpserver import free_port
 
     path = tmp_path / "newsletter.toml"
     path.write_text(

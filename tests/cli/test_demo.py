@@ -30,12 +30,12 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from newsletter import demo as demo_module
-from newsletter.cli import app
-from newsletter.config import SECRET_KEY_ENV
-from newsletter.demo import run_demo
-from newsletter.errors import DeliveryError
-from newsletter.mailsink import MailSink
+from newsletter.cli import demo as demo_module
+from newsletter.cli.app import app
+from newsletter.cli.demo import run_demo
+from newsletter.core.config import SECRET_KEY_ENV
+from newsletter.core.errors import DeliveryError
+from newsletter.mail.mailsink import MailSink
 
 ANOUK, YOUSSEF, CARE_WORKER = "anouk@example.org", "youssef@example.org", "m.bakker@example.org"
 SAMPLE_ADDRESSES = (ANOUK, YOUSSEF, CARE_WORKER)

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from newsletter.cli import app
-from newsletter.clock import utc_now
-from newsletter.db import open_database
-from newsletter.locking import job_lock
-from newsletter.runs import INTERRUPTED, start_run
-from tests.conftest import SEEDS_FEED
-from tests.smtpserver import TestSmtpServer
+from newsletter.cli.app import app
+from newsletter.core.clock import utc_now
+from newsletter.core.db import open_database
+from newsletter.jobs.locking import job_lock
+from newsletter.jobs.runs import INTERRUPTED, start_run
+from tests.support.paths import SEEDS_FEED
+from tests.support.smtpserver import TestSmtpServer
 
 STAFF = "redactie@rvjeugdzorg.nl"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from newsletter.cli import app
-from newsletter.clock import utc_now
-from tests.conftest import SEEDS_FEED
-from tests.smtpserver import TestSmtpServer
+from newsletter.cli.app import app
+from newsletter.core.clock import utc_now
+from tests.support.paths import SEEDS_FEED
+from tests.support.smtpserver import TestSmtpServer
 
 
 @pytest.fixture
@@ -135,9 +135,9 @@ def test_sending_an_unknown_edition_is_one_line(config: Path) -> None:
 def test_send_waits_for_no_one_while_a_run_holds_the_lock(
     config: Path, edition: str, smtp_server: TestSmtpServer
 ) -> None:
-    from newsletter.config import load_settings
-    from newsletter.db import open_database
-    from newsletter.locking import job_lock
+    from newsletter.core.config import load_settings
+    from newsletter.core.db import open_database
+    from newsletter.jobs.locking import job_lock
 
     settings = load_settings(config, env={"NEWSLETTER_SECRET_KEY": "x"})
     database = open_database(settings.database_url)
@@ -168,9 +168,9 @@ def test_send_workers_hands_the_edition_over_and_sends_nothing(
 def test_send_workers_takes_the_job_lock(
     config: Path, edition: str, smtp_server: TestSmtpServer
 ) -> None:
-    from newsletter.config import load_settings
-    from newsletter.db import open_database
-    from newsletter.locking import job_lock
+    from newsletter.core.config import load_settings
+    from newsletter.core.db import open_database
+    from newsletter.jobs.locking import job_lock
 
     settings = load_settings(config, env={"NEWSLETTER_SECRET_KEY": "x"})
     database = open_database(settings.database_url)

@@ -11,12 +11,18 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
-from newsletter.accounts import StaffSession, StaffUser, authenticate, open_session, session_member
-from newsletter.cli import app
-from newsletter.cli_support import AppContext
-from newsletter.db import open_database
-from tests.conftest import FixedClock
-from tests.subscribers_support import SECRET
+from newsletter.cli.app import app
+from newsletter.cli.support import AppContext
+from newsletter.core.db import open_database
+from newsletter.staff.accounts import (
+    StaffSession,
+    StaffUser,
+    authenticate,
+    open_session,
+    session_member,
+)
+from tests.support.clock import FixedClock
+from tests.support.subscribers import SECRET
 
 Run = Callable[..., Result]
 ENV = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": ""}

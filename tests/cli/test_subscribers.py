@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from newsletter.cli import app
-from newsletter.cli_support import AppContext
-from tests.conftest import FixedClock
-from tests.smtpserver import TestSmtpServer
-from tests.subscribers_support import SECRET
+from newsletter.cli.app import app
+from newsletter.cli.support import AppContext
+from tests.support.clock import FixedClock
+from tests.support.smtpserver import TestSmtpServer
+from tests.support.subscribers import SECRET
 
 Run = Callable[..., Result]
 ENV = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": ""}

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.errors import FeedParseError
-from newsletter.feeds import MAX_ENTRIES, FeedEntry, ParsedFeed, parse_feed
+from newsletter.content.feeds import MAX_ENTRIES, FeedEntry, ParsedFeed, parse_feed
+from newsletter.core.errors import FeedParseError
+from tests.support.paths import DATA_DIR
 
-FEEDS = Path(__file__).parent / "data" / "feeds"
+FEEDS = DATA_DIR / "feeds"
 SITE_FEED = "https://www.rvjeugdzorg.nl/feed/"
 RSS = "application/rss+xml; charset=UTF-8"
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from newsletter.errors import FetchError
-from newsletter.fetching import FetchResult, fetch_feed, make_http_client
-from tests.httpserver import LocalHTTPServer, Request, Response
+from newsletter.content.fetching import FetchResult, fetch_feed, make_http_client
+from newsletter.core.errors import FetchError
+from tests.support.httpserver import LocalHTTPServer, Request, Response
+from tests.support.paths import DATA_DIR
 
-FEEDS = Path(__file__).parent / "data" / "feeds"
+FEEDS = DATA_DIR / "feeds"
 FEED_BODY = (FEEDS / "wordpress.xml").read_bytes()
 RSS_HEADERS = {"Content-Type": "application/rss+xml; charset=UTF-8"}
 MAX_BYTES = 100_000

@@ -8,12 +8,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from newsletter.db import Database
-from newsletter.fetching import make_http_client
-from newsletter.ingest import FeedReport, ingest_feeds
-from newsletter.models import Article, Feed
-from tests.conftest import FixedClock
-from tests.httpserver import LocalHTTPServer, Request, Response
+from newsletter.content.fetching import make_http_client
+from newsletter.content.ingest import FeedReport, ingest_feeds
+from newsletter.core.db import Database
+from newsletter.core.models import Article, Feed
+from tests.support.clock import FixedClock
+from tests.support.httpserver import LocalHTTPServer, Request, Response
 
 RSS = "application/rss+xml; charset=utf-8"
 SEED_TITLES = {

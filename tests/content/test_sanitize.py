@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from newsletter.sanitize import clean_html, excerpt, html_to_text, plain_text_to_html
+from newsletter.content.sanitize import clean_html, excerpt, html_to_text, plain_text_to_html
 
 BASE = "https://www.rvjeugdzorg.nl/nieuws/artikel/"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from newsletter.config import ThemeSettings, default_themes
-from newsletter.themes import article_themes, theme_names
+from newsletter.content.themes import article_themes, theme_names
+from newsletter.core.config import ThemeSettings, default_themes
 
 THEMES = default_themes()
 

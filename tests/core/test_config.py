@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import Settings, load_settings
-from newsletter.errors import ConfigError
+from newsletter.core.config import Settings, load_settings
+from newsletter.core.errors import ConfigError
+from tests.support.paths import ROOT
 
-EXAMPLE = Path(__file__).parent.parent / "newsletter.example.toml"
+EXAMPLE = ROOT / "newsletter.example.toml"
 
 
 def write(tmp_path: Path, text: str) -> Path:

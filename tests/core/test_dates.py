@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from newsletter.dates import format_date
+from newsletter.core.dates import format_date
 
 
 def test_a_date_reads_as_dutch_words() -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from newsletter.groupcommit import GroupCommit
+from newsletter.delivery.groupcommit import GroupCommit
 
 
 def test_nothing_is_written_until_someone_waits_then_everything_is() -> None:

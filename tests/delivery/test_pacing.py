@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from newsletter.pacing import Pacer, next_attempt_at
+from newsletter.delivery.pacing import Pacer, next_attempt_at
 
 
 class FakeTime:

@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.editions import get_edition
-from newsletter.errors import DeliveryError
-from newsletter.outbox import NewRow, OutboxRow, add_rows, state_counts
-from newsletter.pipeline import draft_edition, fetch_all
-from newsletter.sending import (
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.core.errors import DeliveryError
+from newsletter.delivery.outbox import NewRow, OutboxRow, add_rows, state_counts
+from newsletter.delivery.send import (
     OutcomeWriter,
     dry_run,
     finish_if_done,
@@ -25,10 +23,13 @@ from newsletter.sending import (
     send_edition,
     send_test,
 )
+from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.editions.lifecycle import get_edition
 from subscribers.audience import Audience, Requester
 from subscribers.models import ConsentEvent, Subscriber, Suppression
-from tests.conftest import SEEDS_FEED, FixedClock
-from tests.smtpserver import TestSmtpServer
+from tests.support.clock import FixedClock
+from tests.support.paths import SEEDS_FEED
+from tests.support.smtpserver import TestSmtpServer
 
 STAFF = Requester(source="cli")
 

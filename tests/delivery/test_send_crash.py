@@ -20,14 +20,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.identities import message_id
-from newsletter.pipeline import draft_edition, fetch_all
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.mail.identities import message_id
 from subscribers.models import Subscriber
 from subscribers.tokens import new_public_id
-from tests.conftest import SEEDS_FEED, FixedClock
-from tests.smtpserver import TestSmtpServer
+from tests.support.clock import FixedClock
+from tests.support.paths import SEEDS_FEED
+from tests.support.smtpserver import TestSmtpServer
 
 RECIPIENTS = 2000
 CONNECTIONS = 4
@@ -73,7 +74,7 @@ def test_killed_sends_resume_without_loss(
         smtp={"host": "127.0.0.1", "port": smtp_server.port, "max_connections": CONNECTIONS},
         sender={"from": "Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>"},
     )
-    from newsletter.db import open_database
+    from newsletter.core.db import open_database
 
     db = open_database(settings.database_url)
     fetch_all(settings, db, clock=clock)

@@ -28,18 +28,18 @@ import pytest
 from sqlalchemy import func, insert, select, update
 from typer.testing import CliRunner, Result
 
-from newsletter.cli import app
-from newsletter.clock import utc_now
-from newsletter.config import load_settings
-from newsletter.db import Database, open_database
-from newsletter.editions import get_edition
-from newsletter.identities import message_id
-from newsletter.outbox import OutboxRow, state_counts
-from newsletter.processes import HOST_CHARS
+from newsletter.cli.app import app
+from newsletter.core.clock import utc_now
+from newsletter.core.config import load_settings
+from newsletter.core.db import Database, open_database
+from newsletter.core.processes import HOST_CHARS
+from newsletter.delivery.outbox import OutboxRow, state_counts
+from newsletter.editions.lifecycle import get_edition
+from newsletter.mail.identities import message_id
 from subscribers.models import Subscriber
 from subscribers.tokens import new_public_id
-from tests.conftest import SEEDS_FEED
-from tests.smtpserver import TestSmtpServer, free_port
+from tests.support.paths import SEEDS_FEED
+from tests.support.smtpserver import TestSmtpServer, free_port
 
 SECRET = "test-secret-key-0123456789abcdef"
 ENV = {**os.environ, "NEWSLETTER_SECRET_KEY": SECRET}

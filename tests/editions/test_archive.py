@@ -13,7 +13,12 @@ import pytest
 from lxml import html as lxml_html  # type: ignore[import-untyped,unused-ignore]
 from sqlalchemy import select
 
-from newsletter.archive import (
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.core.errors import CompositionError
+from newsletter.core.models import Article, Edition, EditionArticle, Feed
+from newsletter.core.templating import template_environment
+from newsletter.editions.archive import (
     FEED_SIZE,
     WebVersions,
     archive_page,
@@ -23,15 +28,10 @@ from newsletter.archive import (
     render_feed,
     rfc3339,
 )
-from newsletter.compose import compose_web_version
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.editions import move_edition
-from newsletter.errors import CompositionError
-from newsletter.models import Article, Edition, EditionArticle, Feed
-from newsletter.templating import template_environment
-from tests.conftest import FixedClock
-from tests.test_compose import mail_settings, seed_edition
+from newsletter.editions.compose import compose_web_version
+from newsletter.editions.lifecycle import move_edition
+from tests.editions.test_compose import mail_settings, seed_edition
+from tests.support.clock import FixedClock
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 XHTML = "{http://www.w3.org/1999/xhtml}"

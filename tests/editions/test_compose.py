@@ -13,7 +13,10 @@ import jinja2
 import pytest
 from lxml import html as lxml_html  # type: ignore[import-untyped,unused-ignore]
 
-from newsletter.compose import (
+from newsletter.core.config import Settings, settings_from_mapping
+from newsletter.core.errors import CompositionError
+from newsletter.core.templating import render_template, template_environment, template_module
+from newsletter.editions.compose import (
     ArticleView,
     ComposedMail,
     EditionContent,
@@ -25,11 +28,8 @@ from newsletter.compose import (
     select_articles,
     web_version_url,
 )
-from newsletter.config import Settings, settings_from_mapping
-from newsletter.errors import CompositionError
-from newsletter.templating import render_template, template_environment, template_module
+from tests.support.paths import GOLDEN_DIR, TEMPLATES_DIR
 
-GOLDEN_DIR = Path(__file__).parent / "golden"
 UPDATE_GOLDEN = os.environ.get("NEWSLETTER_UPDATE_GOLDEN") == "1"
 BASE_URL = "https://nieuwsbrief.rvjeugdzorg.nl"
 NEWS = "https://www.rvjeugdzorg.nl/nieuws"
@@ -725,7 +725,7 @@ def test_the_name_fallback_must_be_set(tmp_path: Path) -> None:
 
 
 def test_a_missing_override_folder_is_a_config_error(tmp_path: Path) -> None:
-    from newsletter.errors import ConfigError
+    from newsletter.core.errors import ConfigError
 
     settings = mail_settings(tmp_path, templates={"dir": "bestaat-niet"})
     with pytest.raises(ConfigError, match="bestaat-niet"):
@@ -770,7 +770,7 @@ def test_a_mail_without_unsubscribe_link_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_filter_on_a_reader_value_is_refused(tmp_path: Path) -> None:
-    source = (Path(__file__).parent.parent / "templates/email/_greeting.mjml.j2").read_text()
+    source = (TEMPLATES_DIR / "email/_greeting.mjml.j2").read_text()
     settings = override(
         tmp_path,
         "email/_greeting.mjml.j2",
@@ -781,7 +781,7 @@ def test_a_filter_on_a_reader_value_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_template_that_loads_a_font_is_refused(tmp_path: Path) -> None:
-    source = (Path(__file__).parent.parent / "templates/email/_head.mjml.j2").read_text()
+    source = (TEMPLATES_DIR / "email/_head.mjml.j2").read_text()
     font = (
         '<mj-font name="Open Sans" href="https://fonts.googleapis.com/css?family=Open+Sans" />\n'
         '<mj-attributes><mj-all font-family="Open Sans, sans-serif" /></mj-attributes>\n'

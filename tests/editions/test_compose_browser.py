@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from newsletter.compose import compose_edition, sample_recipient
-from newsletter.templating import template_environment
-from tests.test_compose import contrast_ratio, mail_settings, seed_edition
+from newsletter.core.templating import template_environment
+from newsletter.editions.compose import compose_edition, sample_recipient
+from tests.editions.test_compose import contrast_ratio, mail_settings, seed_edition
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -8,8 +8,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from newsletter.db import Database
-from newsletter.editions import (
+from newsletter.core.db import Database
+from newsletter.core.errors import EditionError
+from newsletter.core.models import Article, Edition, Feed
+from newsletter.editions.lifecycle import (
     TRANSITIONS,
     Candidate,
     create_draft,
@@ -19,9 +21,7 @@ from newsletter.editions import (
     move_edition,
     select_new_articles,
 )
-from newsletter.errors import EditionError
-from newsletter.models import Article, Edition, Feed
-from tests.conftest import FixedClock
+from tests.support.clock import FixedClock
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 

@@ -10,19 +10,20 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.jobs import RunCounts, run_job
-from newsletter.locking import job_lock
-from newsletter.models import Edition
-from newsletter.runs import INTERRUPTED, Run, list_runs, start_run
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.core.models import Edition
+from newsletter.jobs.job import RunCounts, run_job
+from newsletter.jobs.locking import job_lock
+from newsletter.jobs.runs import INTERRUPTED, Run, list_runs, start_run
 from subscribers.audience import Audience, Requester
 from subscribers.models import ConfirmationToken, Subscriber
-from tests.conftest import SEEDS_FEED, FixedClock
-from tests.smtpserver import TestSmtpServer
-from tests.subscribers_support import subscribe
-from tests.test_bounces import RETURN_PATH
-from tests.test_bounces import render as render_bounce
+from tests.returns.test_process import RETURN_PATH
+from tests.returns.test_process import render as render_bounce
+from tests.support.clock import FixedClock
+from tests.support.paths import SEEDS_FEED
+from tests.support.smtpserver import TestSmtpServer
+from tests.support.subscribers import subscribe
 
 STAFF = ["redactie@rvjeugdzorg.nl", "eindredactie@rvjeugdzorg.nl"]
 BASE_URL = "https://nieuwsbrief.rvjeugdzorg.nl"
@@ -249,7 +250,7 @@ def test_a_failure_mail_that_fails_is_logged_not_raised(
     settings = configure(auto_send=True)
     add_readers(settings, db, clock, 2)
     smtp_server.stop()  # the send fails, and so does every mail to staff
-    with caplog.at_level(logging.WARNING, logger="newsletter.jobs"):
+    with caplog.at_level(logging.WARNING, logger="newsletter.jobs.job"):
         report = run_job(settings, db, clock=clock, trigger="schedule")
     assert report.outcome == "failed" and report.counts.failed_steps == ["send"]
     assert "cannot connect to SMTP server" in (report.error or "")

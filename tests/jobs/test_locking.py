@@ -12,9 +12,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from newsletter.db import Database, open_database
-from newsletter.errors import NewsletterError
-from newsletter.locking import (
+from newsletter.core.db import Database, open_database
+from newsletter.core.errors import NewsletterError
+from newsletter.core.processes import process_is_gone, process_token
+from newsletter.jobs.locking import (
     AdvisoryLock,
     Lock,
     LockTaken,
@@ -24,8 +25,8 @@ from newsletter.locking import (
     job_lock,
     try_lock,
 )
-from newsletter.processes import process_is_gone, process_token
-from tests.conftest import POSTGRES_URL_ENV, FixedClock
+from tests.support.clock import FixedClock
+from tests.support.databases import POSTGRES_URL_ENV
 
 
 def held_row(db: Database, holder: str, clock: FixedClock, **options: float) -> RowLock:

@@ -27,25 +27,25 @@ from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutio
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
-from newsletter.config import Settings, settings_from_mapping
-from newsletter.db import Database
-from newsletter.errors import ConfigError
-from newsletter.models import Edition
-from newsletter.outbox import OutboxRow
-from newsletter.runs import Run
-from newsletter.scheduling import (
+from newsletter.core.config import Settings, settings_from_mapping
+from newsletter.core.db import Database
+from newsletter.core.errors import ConfigError
+from newsletter.core.models import Edition
+from newsletter.delivery.outbox import OutboxRow
+from newsletter.jobs.runs import Run
+from newsletter.jobs.scheduler import (
     build_scheduler,
     cron_trigger,
     next_scheduled_run,
     scheduled_run,
 )
 from subscribers.audience import Audience, Requester
-from tests.conftest import SEEDS_FEED, FixedClock
-from tests.smtpserver import TestSmtpServer
+from tests.support.clock import FixedClock
+from tests.support.paths import ROOT, SEEDS_FEED
+from tests.support.smtpserver import TestSmtpServer
 
-ROOT = Path(__file__).parent.parent
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-PROBE = "tests.test_scheduling:probe"
+PROBE = "tests.jobs.test_scheduler:probe"
 probe_calls: list[tuple[str, datetime]] = []
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import dkim
 import pytest
 
-from newsletter.compose import ArticleView, EditionContent, compose_edition
-from newsletter.config import Settings
-from newsletter.errors import ConfigError
-from newsletter.messages import MessageHeaders, MessageRecipient, MessageTemplate
-from newsletter.signing import DkimSigner
-from newsletter.templating import template_environment
+from newsletter.core.config import Settings
+from newsletter.core.errors import ConfigError
+from newsletter.core.templating import template_environment
+from newsletter.editions.compose import ArticleView, EditionContent, compose_edition
+from newsletter.mail.dkim import DkimSigner
+from newsletter.mail.messages import MessageHeaders, MessageRecipient, MessageTemplate
 
 DATE = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)
 

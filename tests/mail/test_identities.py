@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from newsletter.identities import message_id, read_verp_address, verp_address
+from newsletter.mail.identities import message_id, read_verp_address, verp_address
 
 SECRET = "test-secret"
 PUBLIC_ID = "AbCdEfGhIjKlMnOpQrSt_-"

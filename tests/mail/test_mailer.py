@@ -7,11 +7,11 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from newsletter.config import Settings
-from newsletter.errors import DeliveryError
-from newsletter.mailer import OutgoingMail, SmtpMailer
-from tests.conftest import FixedClock
-from tests.smtpserver import TestSmtpServer
+from newsletter.core.config import Settings
+from newsletter.core.errors import DeliveryError
+from newsletter.mail.mailer import OutgoingMail, SmtpMailer
+from tests.support.clock import FixedClock
+from tests.support.smtpserver import TestSmtpServer
 
 
 @pytest.fixture

@@ -9,16 +9,16 @@ from email.message import EmailMessage
 
 import pytest
 
-from newsletter.compose import (
+from newsletter.core.config import Settings
+from newsletter.core.templating import template_environment
+from newsletter.editions.compose import (
     ArticleView,
     ComposedMail,
     EditionContent,
     RecipientValues,
     compose_edition,
 )
-from newsletter.config import Settings
-from newsletter.messages import MessageHeaders, MessageRecipient, MessageTemplate
-from newsletter.templating import template_environment
+from newsletter.mail.messages import MessageHeaders, MessageRecipient, MessageTemplate
 
 DATE = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)
 

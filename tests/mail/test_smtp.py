@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.errors import SmtpConnectError, SmtpConnectionLost
-from newsletter.smtp import SmtpConnection, SmtpOptions, TransactionResult, wire_form
-from tests.smtpserver import TestSmtpServer, free_port
+from newsletter.core.errors import SmtpConnectError, SmtpConnectionLost
+from newsletter.mail.smtp import SmtpConnection, SmtpOptions, TransactionResult, wire_form
+from tests.support.smtpserver import TestSmtpServer, free_port
 
 MESSAGE = (
     b"From: a@example.org\r\nTo: b@example.org\r\nSubject: Hallo\r\n\r\n"

@@ -6,16 +6,16 @@ from email.header import Header
 
 import pytest
 
-from newsletter.identities import (
+from newsletter.mail.identities import (
     message_id,
     message_id_matches,
     read_message_id,
     verp_address,
 )
-from newsletter.returns import MAX_MESSAGE_BYTES, ReturnDecision, classify_return_message
+from newsletter.returns.classify import MAX_MESSAGE_BYTES, ReturnDecision, classify_return_message
 from subscribers.tokens import link_token
-from tests.subscribers_support import SECRET as KEY
-from tests.test_bounces import CORPUS, RETURN_PATH, render
+from tests.returns.test_process import CORPUS, RETURN_PATH, render
+from tests.support.subscribers import SECRET as KEY
 
 PUBLIC_IDS = {
     "anouk": "AnoukAnoukAnoukAnouk_A",

@@ -14,16 +14,17 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.mailboxes import MaildirMailbox
-from newsletter.pipeline import draft_edition, fetch_all
-from newsletter.return_mailbox import process_return_mailbox
-from newsletter.sending import send_edition
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.delivery.send import send_edition
+from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.returns.mailboxes import MaildirMailbox
+from newsletter.returns.process import process_return_mailbox
 from subscribers.audience import Audience, Requester
-from tests.conftest import SEEDS_FEED, FixedClock
-from tests.smtpserver import Received, TestSmtpServer
-from tests.subscribers_support import events_of, status_of
+from tests.support.clock import FixedClock
+from tests.support.paths import SEEDS_FEED
+from tests.support.smtpserver import Received, TestSmtpServer
+from tests.support.subscribers import events_of, status_of
 
 RETURN_PATH = "bounces@rvjeugdzorg.nl"
 READERS = ["anouk@example.org", "bram@example.net", "carla@example.com", "daan@example.nl"]

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from newsletter.config import IMAP_PASSWORD_ENV, settings_from_mapping
-from newsletter.errors import ConfigError
-from newsletter.mailboxes import (
+from newsletter.core.config import IMAP_PASSWORD_ENV, settings_from_mapping
+from newsletter.core.errors import ConfigError
+from newsletter.returns.mailboxes import (
     ImapMailbox,
     IncomingMessage,
     MailboxError,
@@ -130,7 +130,7 @@ def test_imap_without_a_password_is_a_config_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("security", ["tls", "starttls"])
 def test_an_unreachable_imap_server_is_one_line(tmp_path: Path, security: str) -> None:
-    from tests.smtpserver import free_port
+    from tests.support.smtpserver import free_port
 
     port = free_port()
     settings = settings_from_mapping(

@@ -17,21 +17,22 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.identities import message_id, verp_address
-from newsletter.mailboxes import IncomingMessage, MailboxError, MaildirMailbox
-from newsletter.models import Edition
-from newsletter.outbox import OutboxRow
-from newsletter.return_mailbox import BounceReport, ReturnMessage, process_return_mailbox
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.core.models import Edition
+from newsletter.delivery.outbox import OutboxRow
+from newsletter.mail.identities import message_id, verp_address
+from newsletter.returns.mailboxes import IncomingMessage, MailboxError, MaildirMailbox
+from newsletter.returns.process import BounceReport, ReturnMessage, process_return_mailbox
 from subscribers.audience import Audience, Requester
 from subscribers.bounces import SoftBounce
 from subscribers.models import ConsentEvent, Subscriber
 from subscribers.tokens import link_token
-from tests.conftest import FixedClock
-from tests.subscribers_support import SECRET, events_of, status_of, suppression_of
+from tests.support.clock import FixedClock
+from tests.support.paths import DATA_DIR
+from tests.support.subscribers import SECRET, events_of, status_of, suppression_of
 
-CORPUS = Path(__file__).parent / "data" / "bounces"
+CORPUS = DATA_DIR / "bounces"
 RETURN_PATH = "bounces@rvjeugdzorg.nl"
 SENDER = "Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>"
 PEOPLE = {
@@ -431,7 +432,7 @@ def test_an_empty_mailbox_reports_nothing(world: World) -> None:
 
 
 def test_the_same_processing_runs_on_an_imap_mailbox(world: World) -> None:
-    from tests.test_mailboxes import SmallImapServer, imap_mailbox
+    from tests.returns.test_mailboxes import SmallImapServer, imap_mailbox
 
     with SmallImapServer() as server:
         server.folders["Verwerkt"] = []

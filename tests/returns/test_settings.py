@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from newsletter.config import IMAP_PASSWORD_ENV, Settings, load_settings, settings_from_mapping
-from newsletter.errors import ConfigError
+from newsletter.core.config import IMAP_PASSWORD_ENV, Settings, load_settings, settings_from_mapping
+from newsletter.core.errors import ConfigError
 
 
 def build(bounces: dict[str, Any], env: dict[str, str] | None = None) -> Settings:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.config import Settings
-from newsletter.errors import InvalidInput
+from newsletter.core.config import Settings
+from newsletter.core.errors import InvalidInput
 from subscribers.addresses import (
     describe_problems,
     keyed_hash,

@@ -7,14 +7,14 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import select
 
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.mailer import SmtpMailer
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.mail.mailer import SmtpMailer
 from subscribers.audience import Audience
 from subscribers.models import ConsentEvent
-from tests.conftest import FixedClock
-from tests.smtpserver import TestSmtpServer
-from tests.subscribers_support import (
+from tests.support.clock import FixedClock
+from tests.support.smtpserver import TestSmtpServer
+from tests.support.subscribers import (
     WEB,
     all_text,
     confirm_token,
@@ -93,7 +93,7 @@ def test_a_refused_mail_is_logged_as_failed_without_the_address(
 def test_an_unreachable_server_is_a_failed_delivery(
     make_settings: Callable[..., Settings], db: Database, clock: FixedClock
 ) -> None:
-    from tests.smtpserver import free_port
+    from tests.support.smtpserver import free_port
 
     settings = make_settings(smtp={"host": "127.0.0.1", "port": free_port()})
     audience = Audience(settings, db, clock=clock)
@@ -130,7 +130,7 @@ def test_notice_and_address_change_mails_are_logged_by_kind(
 
 
 def test_a_mail_that_is_not_a_sign_up_mail_is_refused(audience: Audience) -> None:
-    from newsletter.mailer import OutgoingMail
+    from newsletter.mail.mailer import OutgoingMail
 
     with pytest.raises(ValueError, match="not a subscriber mail"):
         audience.deliver(

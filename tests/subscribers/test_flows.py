@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.errors import InvalidInput
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.core.errors import InvalidInput
 from subscribers.addresses import keyed_hash
 from subscribers.audience import Audience, Requester
 from subscribers.models import ConfirmationToken, ConsentEvent, ConsentText, Subscriber
 from subscribers.tokens import link_token
-from tests.conftest import FixedClock
-from tests.subscribers_support import (
+from tests.support.clock import FixedClock
+from tests.support.subscribers import (
     CONSENT,
     FORM,
     SECRET,

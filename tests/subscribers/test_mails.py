@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-from newsletter.config import Settings
-from newsletter.mailer import OutgoingMail
+from newsletter.core.config import Settings
+from newsletter.mail.mailer import OutgoingMail
 from subscribers.mails import SubscriberMails
+from tests.support.paths import GOLDEN_DIR
 
-GOLDEN_DIR = Path(__file__).parent / "golden"
 UPDATE_GOLDEN = os.environ.get("NEWSLETTER_UPDATE_GOLDEN") == "1"
 CONFIRM = "http://127.0.0.1:8000/confirm/TOKEN-TOKEN-TOKEN-TOKEN-TOKEN-TOKEN-TOK"
 PREFERENCES = "http://127.0.0.1:8000/preferences/PUBLIC-ID-PUBLIC-ID-PU.MAC-MAC-MAC-MAC-MAC-MA"

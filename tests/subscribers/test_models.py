@@ -10,10 +10,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
-from newsletter.db import Database
-from newsletter.models import Base
+from newsletter.core.db import Database
+from newsletter.core.models import Base
 from subscribers.models import ConfirmationToken, Subscriber, Suppression
-from tests.conftest import FixedClock
+from tests.support.clock import FixedClock
 
 
 def test_the_migrated_schema_matches_the_models(db: Database) -> None:

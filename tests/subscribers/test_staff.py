@@ -9,13 +9,13 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import select
 
-from newsletter.config import Settings
-from newsletter.db import Database
-from newsletter.errors import InvalidInput, SubscriberError, UnknownSubscriber
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
+from newsletter.core.errors import InvalidInput, SubscriberError, UnknownSubscriber
 from subscribers.audience import Audience, Requester
 from subscribers.models import ConfirmationToken, ConsentEvent, Subscriber, Suppression
-from tests.conftest import FixedClock
-from tests.subscribers_support import (
+from tests.support.clock import FixedClock
+from tests.support.subscribers import (
     CONSENT,
     WEB,
     all_text,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
 from subscribers.tokens import (
     confirm_url,
     confirmation_token_hash,

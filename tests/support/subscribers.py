@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from newsletter.db import Database
-from newsletter.mailer import OutgoingMail
-from newsletter.models import Base
+from newsletter.core.db import Database
+from newsletter.core.models import Base
+from newsletter.mail.mailer import OutgoingMail
 from subscribers.addresses import keyed_hash
 from subscribers.audience import Audience, Requester
 from subscribers.models import ConsentEvent, Subscriber, Suppression

@@ -21,17 +21,17 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from newsletter.clock import utc_now
-from newsletter.config import Settings
-from newsletter.db import Database, open_database
-from newsletter.mailer import SmtpMailer
-from newsletter.models import Base
+from newsletter.core.clock import utc_now
+from newsletter.core.config import Settings
+from newsletter.core.db import Database, open_database
+from newsletter.core.models import Base
+from newsletter.mail.mailer import SmtpMailer
 from newsletter.web.app import create_app
 from newsletter.web.server import build_server
 from subscribers.audience import Audience, Requester, SubscriberView
 from subscribers.models import Subscriber
-from tests.conftest import FixedClock
-from tests.smtpserver import TestSmtpServer, free_port
+from tests.support.clock import FixedClock
+from tests.support.smtpserver import TestSmtpServer, free_port
 
 BASE_URL = "http://testserver"
 CLIENT_IP = "198.51.100.7"

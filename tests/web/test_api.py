@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter.config import Settings
-from tests.conftest import FixedClock
-from tests.webharness import WebHarness, links_in, web_harness
+from newsletter.core.config import Settings
+from tests.support.clock import FixedClock
+from tests.support.webharness import WebHarness, links_in, web_harness
 
 ACCEPTED = {
     "status": "accepted",

@@ -11,16 +11,16 @@ import feedparser
 import pytest
 from lxml import html as lxml_html  # type: ignore[import-untyped,unused-ignore]
 
-from newsletter.archive import PAGE_SIZE
-from newsletter.compose import compose_edition, sample_recipient, web_version_url
-from newsletter.config import Settings
-from newsletter.editions import get_edition
-from newsletter.preview import edition_content
-from newsletter.templating import template_environment
+from newsletter.core.config import Settings
+from newsletter.core.templating import template_environment
+from newsletter.editions.archive import PAGE_SIZE
+from newsletter.editions.compose import compose_edition, sample_recipient, web_version_url
+from newsletter.editions.lifecycle import get_edition
+from newsletter.editions.preview import edition_content
 from newsletter.web.security import CONTENT_SECURITY_POLICY, mail_document_policy
-from tests.conftest import FixedClock
-from tests.test_archive import ATOM, NOT_PUBLIC, SITE, add_edition
-from tests.webharness import BASE_URL, WebHarness, web_harness
+from tests.editions.test_archive import ATOM, NOT_PUBLIC, SITE, add_edition
+from tests.support.clock import FixedClock
+from tests.support.webharness import BASE_URL, WebHarness, web_harness
 
 FEED_LINK = '<link rel="alternate" type="application/atom+xml"'
 

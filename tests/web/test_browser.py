@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
-from newsletter.config import Settings
-from tests.test_compose import contrast_ratio
-from tests.test_render_browser import CHROMIUM, TEXT_STYLES_SCRIPT, rgb_to_hex
-from tests.webharness import RunningSite, links_in, running_site, token_in
+from newsletter.core.config import Settings
+from tests.editions.test_compose import contrast_ratio
+from tests.editions.test_compose_browser import CHROMIUM, TEXT_STYLES_SCRIPT, rgb_to_hex
+from tests.support.paths import ROOT
+from tests.support.webharness import RunningSite, links_in, running_site, token_in
 
 PHONE = {"width": 390, "height": 844}
-SCREENSHOT = Path(__file__).parent.parent / "docs" / "screenshots" / "subscribe-phone.png"
+SCREENSHOT = ROOT / "docs" / "screenshots" / "subscribe-phone.png"
 
 pytestmark = [
     pytest.mark.browser,

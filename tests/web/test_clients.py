@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
 from newsletter.web.clients import client_address, limit_key, parse_address, parse_networks
-from tests.conftest import FixedClock
-from tests.webharness import csrf_token, web_harness
+from tests.support.clock import FixedClock
+from tests.support.webharness import csrf_token, web_harness
 
 PROXIES = parse_networks(["10.0.0.0/8", "2001:db8:ffff::1"])
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from newsletter.config import Settings
-from tests.conftest import FixedClock
-from tests.webharness import (
+from newsletter.core.config import Settings
+from tests.support.clock import FixedClock
+from tests.support.webharness import (
     WebHarness,
     csrf_token,
     links_in,

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
 from newsletter.web.ratelimit import SlidingWindowLimiter, Verdict
-from tests.conftest import FixedClock
-from tests.webharness import WebHarness, csrf_token, web_harness
+from tests.support.clock import FixedClock
+from tests.support.webharness import WebHarness, csrf_token, web_harness
 
 LIMIT = 3
 WINDOW_MINUTES = 10

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
 from newsletter.web.security import CONTENT_SECURITY_POLICY
-from tests.conftest import FixedClock
-from tests.webharness import BASE_URL, WebHarness, csrf_token, token_in, web_harness
+from tests.support.clock import FixedClock
+from tests.support.webharness import BASE_URL, WebHarness, csrf_token, token_in, web_harness
 
 EXPECTED_HEADERS = {
     "content-security-policy": CONTENT_SECURITY_POLICY,

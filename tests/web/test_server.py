@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from newsletter.config import Settings
-from tests.smtpserver import free_port
-from tests.webharness import running_site
+from newsletter.core.config import Settings
+from tests.support.smtpserver import free_port
+from tests.support.webharness import running_site
 
 
 def test_serve_answers_and_stops_cleanly_on_sigterm(tmp_path: Path, database_url: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import newsletter.models
+import newsletter.core.models
 
 revision = "0001"
 down_revision = None
@@ -26,10 +26,10 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("subject", sa.String(length=300), nullable=False),
         sa.Column("intro_markdown", sa.Text(), nullable=False),
-        sa.Column("created_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("approved_at", newsletter.models.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("sent_at", newsletter.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("approved_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("sent_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=True),
         sa.Column("superseded_by", sa.Integer(), nullable=True),
         sa.CheckConstraint(
             "state IN ('draft', 'approved', 'sending', 'sent', 'superseded')",
@@ -50,10 +50,14 @@ def upgrade() -> None:
         sa.Column("title", sa.String(length=500), nullable=True),
         sa.Column("etag", sa.String(length=500), nullable=True),
         sa.Column("last_modified", sa.String(length=100), nullable=True),
-        sa.Column("last_fetched_at", newsletter.models.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("last_success_at", newsletter.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "last_fetched_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "last_success_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=True
+        ),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("created_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_feeds")),
         sa.UniqueConstraint("url", name=op.f("uq_feeds_url")),
     )
@@ -70,10 +74,14 @@ def upgrade() -> None:
         sa.Column("categories", sa.JSON(), nullable=False),
         sa.Column("image_url", sa.String(length=2000), nullable=True),
         sa.Column("image_alt", sa.String(length=500), nullable=True),
-        sa.Column("published_at", newsletter.models.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("updated_at", newsletter.models.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("first_seen_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("last_seen_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("published_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "first_seen_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "last_seen_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False
+        ),
         sa.Column("content_hash", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(
             ["feed_id"], ["feeds.id"], name=op.f("fk_articles_feed_id_feeds"), ondelete="CASCADE"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import newsletter.models
+import newsletter.core.models
 
 revision = "0002"
 down_revision = "0001"
@@ -24,7 +24,9 @@ def upgrade() -> None:
         "consent_texts",
         sa.Column("hash", sa.String(length=64), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("first_shown_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "first_shown_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False
+        ),
         sa.PrimaryKeyConstraint("hash", name=op.f("pk_consent_texts")),
     )
     op.create_table(
@@ -36,10 +38,12 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=100), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("themes", sa.JSON(), nullable=False),
-        sa.Column("created_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("confirmed_at", newsletter.models.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("unsubscribed_at", newsletter.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("confirmed_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "unsubscribed_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=True
+        ),
         sa.CheckConstraint(
             "status IN ('pending', 'confirmed', 'unsubscribed', 'bounced', 'complained')",
             name=op.f("ck_subscribers_status"),
@@ -55,7 +59,7 @@ def upgrade() -> None:
         "suppressions",
         sa.Column("address_hash", sa.String(length=64), nullable=False),
         sa.Column("reason", sa.String(length=20), nullable=False),
-        sa.Column("created_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "reason IN ('unsubscribed', 'bounced', 'complained', 'erased')",
             name=op.f("ck_suppressions_reason"),
@@ -70,8 +74,8 @@ def upgrade() -> None:
         sa.Column("purpose", sa.String(length=20), nullable=False),
         sa.Column("new_email", sa.String(length=254), nullable=True),
         sa.Column("requested", sa.JSON(), nullable=False),
-        sa.Column("created_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "purpose IN ('subscribe', 'change_email')", name=op.f("ck_confirmation_tokens_purpose")
         ),
@@ -101,7 +105,7 @@ def upgrade() -> None:
         sa.Column("user_agent", sa.String(length=300), nullable=True),
         sa.Column("consent_text_hash", sa.String(length=64), nullable=True),
         sa.Column("details", sa.JSON(none_as_null=True), nullable=True),
-        sa.Column("created_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["consent_text_hash"],
             ["consent_texts.hash"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import newsletter.models
+import newsletter.core.models
 
 revision = "0003"
 down_revision = "0002"
@@ -29,13 +29,17 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=10), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("claim", sa.String(length=80), nullable=True),
-        sa.Column("lease_until", newsletter.models.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("first_attempt_at", newsletter.models.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("next_attempt_at", newsletter.models.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("sent_at", newsletter.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", newsletter.core.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "first_attempt_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "next_attempt_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("sent_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=True),
         sa.Column("last_reply", sa.Text(), nullable=True),
-        sa.Column("created_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "state IN ('pending', 'sending', 'sent', 'retry', 'failed', 'skipped')",
             name=op.f("ck_outbox_state"),

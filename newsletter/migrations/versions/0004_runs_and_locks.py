@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import newsletter.models
+import newsletter.core.models
 
 revision = "0004"
 down_revision = "0003"
@@ -24,15 +24,15 @@ def upgrade() -> None:
         "locks",
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("holder", sa.String(length=200), nullable=False),
-        sa.Column("acquired_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("acquired_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_locks")),
     )
     op.create_table(
         "runs",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("started_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", newsletter.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=True),
         sa.Column("trigger", sa.String(length=20), nullable=False),
         sa.Column("outcome", sa.String(length=20), nullable=False),
         sa.Column("counts", sa.JSON(), nullable=False),

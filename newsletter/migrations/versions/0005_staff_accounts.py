@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import newsletter.models
+import newsletter.core.models
 
 revision = "0005"
 down_revision = "0004"
@@ -26,8 +26,10 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=60), nullable=False),
         sa.Column("password_hash", sa.String(length=200), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=True),
-        sa.Column("created_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("last_login_at", newsletter.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "last_login_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=True
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_users")),
         sa.UniqueConstraint("name", name=op.f("uq_staff_users_name")),
     )
@@ -35,8 +37,10 @@ def upgrade() -> None:
         "staff_sessions",
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("created_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("last_seen_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "last_seen_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False
+        ),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["staff_users.id"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import newsletter.models
+import newsletter.core.models
 
 revision = "0006"
 down_revision = "0005"
@@ -24,7 +24,7 @@ def upgrade() -> None:
         "return_messages",
         sa.Column("key", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
-        sa.Column("handled_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("handled_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_return_messages")),
     )
     op.create_table(
@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("subscriber_id", sa.Integer(), nullable=False),
         sa.Column("edition_id", sa.Integer(), nullable=False),
-        sa.Column("received_at", newsletter.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["subscriber_id"],
             ["subscribers.id"],

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
 
-from newsletter.accounts import StaffMember
-from newsletter.background import BackgroundSends
+from newsletter.delivery.background import BackgroundSends
+from newsletter.staff.accounts import StaffMember
 from newsletter.web.admin.context import AdminContext
 from newsletter.web.admin.dashboard import build_dashboard_router
 from newsletter.web.admin.editions import build_editions_router

@@ -10,8 +10,8 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from newsletter.accounts import StaffMember
-from newsletter.background import BackgroundSends
+from newsletter.delivery.background import BackgroundSends
+from newsletter.staff.accounts import StaffMember
 from newsletter.web.admin.sessions import LoginRequired, StaffSessions
 from newsletter.web.context import WebContext
 from newsletter.web.ratelimit import SlidingWindowLimiter

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.dashboard import Overview, overview
+from newsletter.staff.dashboard import Overview, overview
 from newsletter.web.admin.context import AdminContext
 
 

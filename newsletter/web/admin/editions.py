@@ -18,17 +18,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from newsletter import drafts
-from newsletter.accounts import StaffMember
-from newsletter.archive import image_origins
-from newsletter.caching import LruCache
-from newsletter.editions import OPEN_STATES, get_edition
-from newsletter.errors import CompositionError, EditionError, NewsletterError
-from newsletter.models import Edition
-from newsletter.outbox import StateCounts, state_counts
-from newsletter.preview import edition_content, render_preview
-from newsletter.sending import recipient_count, send_test
-from newsletter.templating import template_environment
+from newsletter.core.caching import LruCache
+from newsletter.core.errors import CompositionError, EditionError, NewsletterError
+from newsletter.core.models import Edition
+from newsletter.core.templating import template_environment
+from newsletter.delivery.outbox import StateCounts, state_counts
+from newsletter.delivery.send import recipient_count, send_test
+from newsletter.editions import changes as drafts
+from newsletter.editions.archive import image_origins
+from newsletter.editions.lifecycle import OPEN_STATES, get_edition
+from newsletter.editions.preview import edition_content, render_preview
+from newsletter.staff.accounts import StaffMember
 from newsletter.web.admin.context import AdminContext
 from newsletter.web.security import mail_document_policy
 

@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.accounts import MAX_PASSWORD_CHARS, StaffMember, authenticate
+from newsletter.staff.accounts import MAX_PASSWORD_CHARS, StaffMember, authenticate
 from newsletter.web.admin.context import AdminContext, safe_next
 from newsletter.web.forms import read_form
 

@@ -22,8 +22,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from newsletter.dashboard import subscriber_counts
-from newsletter.errors import SubscriberError
+from newsletter.core.errors import SubscriberError
+from newsletter.staff.dashboard import subscriber_counts
 from newsletter.web.admin.context import AdminContext
 from subscribers.models import EMAIL_MAX_CHARS, STATUSES
 from subscribers.staff import EXPORT_FIELDS, SubscriberLine, email_of, search_subscribers

@@ -15,9 +15,9 @@ from datetime import timedelta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.accounts import StaffMember, close_session, open_session, session_member
-from newsletter.clock import Clock
-from newsletter.db import Database
+from newsletter.core.clock import Clock
+from newsletter.core.db import Database
+from newsletter.staff.accounts import StaffMember, close_session, open_session, session_member
 
 PLAIN_COOKIE_NAME = "staff"
 SECURE_COOKIE_NAME = "__Host-staff"

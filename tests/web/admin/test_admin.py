@@ -13,14 +13,15 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from newsletter.accounts import StaffSession, add_user
-from newsletter.config import Settings
-from newsletter.editions import get_edition
-from newsletter.outbox import state_counts
-from newsletter.pipeline import draft_edition, fetch_all
-from newsletter.runs import Run
-from tests.conftest import SEEDS_FEED, FixedClock
-from tests.webharness import WebHarness, csrf_token, web_harness
+from newsletter.core.config import Settings
+from newsletter.delivery.outbox import state_counts
+from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.editions.lifecycle import get_edition
+from newsletter.jobs.runs import Run
+from newsletter.staff.accounts import StaffSession, add_user
+from tests.support.clock import FixedClock
+from tests.support.paths import SEEDS_FEED
+from tests.support.webharness import WebHarness, csrf_token, web_harness
 
 PASSWORD = "een lang genoeg wachtwoord"
 STAFF_EMAIL = "redactie@rvjeugdzorg.nl"

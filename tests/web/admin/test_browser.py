@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from newsletter.accounts import add_user
-from newsletter.clock import utc_now
-from newsletter.config import Settings
-from newsletter.pipeline import draft_edition, fetch_all
+from newsletter.core.clock import utc_now
+from newsletter.core.config import Settings
+from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.staff.accounts import add_user
 from subscribers.audience import Requester
-from tests.conftest import SEEDS_FEED
-from tests.test_render_browser import CHROMIUM
-from tests.webharness import RunningSite, running_site
+from tests.editions.test_compose_browser import CHROMIUM
+from tests.support.paths import SEEDS_FEED
+from tests.support.webharness import RunningSite, running_site
 
 PASSWORD = "een lang genoeg wachtwoord"
 STAFF_EMAIL = "redactie@rvjeugdzorg.nl"

@@ -14,20 +14,21 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from newsletter.accounts import add_user
-from newsletter.cli import app
-from newsletter.cli_support import AppContext
-from newsletter.config import Settings
-from newsletter.pipeline import draft_edition, fetch_all
-from newsletter.sending import send_edition
+from newsletter.cli.app import app
+from newsletter.cli.support import AppContext
+from newsletter.core.config import Settings
+from newsletter.delivery.send import send_edition
+from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.staff.accounts import add_user
 from newsletter.web.admin.people import EXPORT_CHUNK_ROWS, PAGE_SIZE, csv_pieces
 from subscribers.audience import Requester
 from subscribers.models import ConsentEvent, Subscriber
 from subscribers.staff import EXPORT_FIELDS
-from tests.conftest import SEEDS_FEED, FixedClock
-from tests.subscribers_support import SECRET
-from tests.test_web_admin import api_routes
-from tests.webharness import CONSENT, WebHarness, csrf_token, web_harness
+from tests.support.clock import FixedClock
+from tests.support.paths import SEEDS_FEED
+from tests.support.subscribers import SECRET
+from tests.support.webharness import CONSENT, WebHarness, csrf_token, web_harness
+from tests.web.admin.test_admin import api_routes
 
 PASSWORD = "een lang genoeg wachtwoord"
 CLI = Requester("cli")

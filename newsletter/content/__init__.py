@@ -1,0 +1,1 @@
+"""Feed to articles: fetching feeds, reading and sanitizing them, storing their articles."""

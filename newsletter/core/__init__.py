@@ -1,0 +1,1 @@
+"""What every step shares: settings, errors, the clock, the database, templates, small helpers."""

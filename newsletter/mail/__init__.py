@@ -1,0 +1,1 @@
+"""The outgoing message: MIME building, identities, DKIM, the SMTP client, single mails."""

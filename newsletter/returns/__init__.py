@@ -1,0 +1,1 @@
+"""What comes back: the return mailbox read, each message classified and acted on."""

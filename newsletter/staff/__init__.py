@@ -1,0 +1,1 @@
+"""The staff: their accounts and login sessions, and what their dashboard shows."""

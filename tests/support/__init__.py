@@ -1,0 +1,1 @@
+"""What the tests share: real local servers (HTTP, SMTP), the web harness, subscriber helpers."""
