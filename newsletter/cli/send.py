@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from babel.numbers import format_decimal
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,7 +22,8 @@ from rich.progress import (
 from sqlalchemy import select
 
 from newsletter.cli.support import AppContext, app_context, err, iso, out, print_json
-from newsletter.core.errors import NewsletterError
+from newsletter.core.errors import EXIT_WAITING, NewsletterError
+from newsletter.core.numbers import dutch_number
 from newsletter.delivery.engine import RunTotals
 from newsletter.delivery.outbox import OutboxRow, state_counts
 from newsletter.delivery.send import (
@@ -38,27 +38,19 @@ from newsletter.editions.lifecycle import get_edition
 from newsletter.jobs.locking import job_lock
 from subscribers.models import Subscriber
 
-# sysexits' EX_TEMPFAIL: nothing failed for good, but some mail waits for a retry.
-EXIT_WAITING = 75
-
-
-def _number(value: int) -> str:
-    """1234 as "1.234": the staff read Dutch numbers."""
-    return format_decimal(value, locale="nl")
-
 
 def summary_line(summary: SendSummary) -> str:
     """The outbox of one edition in a line, e.g. "edition 4: 1.234 sent, 0 failed ..."."""
     counts = summary.counts
     line = (
-        f"edition {summary.number}: {_number(counts.sent)} sent, "
-        f"{_number(counts.failed)} failed permanently, "
-        f"{_number(counts.retry + counts.pending)} waiting for retry, "
-        f"{_number(counts.skipped)} skipped"
+        f"edition {summary.number}: {dutch_number(counts.sent)} sent, "
+        f"{dutch_number(counts.failed)} failed permanently, "
+        f"{dutch_number(counts.retry + counts.pending)} waiting for retry, "
+        f"{dutch_number(counts.skipped)} skipped"
     )
     if counts.sending:
         # Rows another run (a second terminal, a worker) holds right now.
-        line += f", {_number(counts.sending)} being sent by another run"
+        line += f", {dutch_number(counts.sending)} being sent by another run"
     return line
 
 
@@ -152,13 +144,13 @@ def send(
         written = dry_run(
             context.settings, context.database, number, dry_run_dir, clock=context.clock
         )
-        out.print(f"wrote {_number(written)} messages to {dry_run_dir}", markup=False)
+        out.print(f"wrote {dutch_number(written)} messages to {dry_run_dir}", markup=False)
         return
     total = recipient_count(context.database, number)
     if not yes:
         if not sys.stdin.isatty():
             raise NewsletterError("not on a terminal: pass --yes to send without asking")
-        if not typer.confirm(f"send edition {number} to {_number(total)} subscribers?"):
+        if not typer.confirm(f"send edition {number} to {dutch_number(total)} subscribers?"):
             out.print("nothing sent")
             raise typer.Exit(1)
     if workers:
@@ -185,8 +177,8 @@ def _queue_for_workers(context: AppContext, number: int) -> None:
         with database.session() as session:
             counts = state_counts(session, number)
     out.print(
-        f"edition {number}: {_number(counts.open)} queued for the workers "
-        f"({_number(counts.sent)} sent already, {_number(counts.skipped)} skipped); "
+        f"edition {number}: {dutch_number(counts.open)} queued for the workers "
+        f"({dutch_number(counts.sent)} sent already, {dutch_number(counts.skipped)} skipped); "
         "run 'newsletter worker' (one or more, on any machine with these settings) "
         f"to send them, and 'newsletter edition status {number}' to follow",
         markup=False,
@@ -239,7 +231,7 @@ def edition_status(
         return
     out.print(f"edition {number} is {data['state']}", markup=False)
     for state, count in data["counts"].items():
-        out.print(f"  {state:<8} {_number(count)}", markup=False)
+        out.print(f"  {state:<8} {dutch_number(count)}", markup=False)
     for problem in problems:
         when = f", next try {problem['next_attempt_at']}" if problem["next_attempt_at"] else ""
         out.print(

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Annotated
 
 import typer
 
 from newsletter.cli.send import summary_line
 from newsletter.cli.support import AppContext, app_context, err, out
+from newsletter.core.signals import stop_on_signals
 from newsletter.delivery.workers import (
     DEFAULT_POLL_SECONDS,
     EditionHandled,
     WorkerReport,
     run_worker,
-    stop_on_signals,
 )
 
 
@@ -37,10 +38,17 @@ def _print_handled(result: EditionHandled) -> None:
 
 async def _work(context: AppContext, *, once: bool, poll_seconds: float) -> WorkerReport:
     stop = asyncio.Event()
-    stop_on_signals(
-        stop,
-        lambda name: err.print(f"{name}: stopping after the current batch", markup=False),
-    )
+    loop = asyncio.get_running_loop()
+
+    def stopping(signum: signal.Signals) -> None:
+        err.print(f"{signum.name}: stopping after the current batch", markup=False)
+        stop.set()
+
+    def on_signal(signum: signal.Signals) -> None:
+        # A signal handler runs between two steps of the loop: it hands the work to it.
+        loop.call_soon_threadsafe(stopping, signum)
+
+    stop_on_signals(on_signal)
     return await run_worker(
         context.settings,
         context.database,

@@ -21,6 +21,7 @@ from newsletter.content.mediarss import MEDIA_NAMESPACE, ItemFacts, scan_items
 from newsletter.content.sanitize import clean_html, excerpt, html_to_text, plain_text_to_html
 from newsletter.content.xmlguard import declares_entities
 from newsletter.core.errors import FeedParseError
+from newsletter.core.text import one_line, shorten
 
 MAX_ENTRIES = 500
 # Lengths of the articles table's columns (models.Article), so every entry can be stored.
@@ -88,15 +89,11 @@ class ParsedFeed:
 # -- describing what went wrong ---------------------------------------------------------
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _describe_exception(exc: BaseException) -> str:
     if isinstance(exc, xml.sax.SAXParseException):
         where = f"line {exc.getLineNumber()}, column {exc.getColumnNumber()}"
         return f"{exc.getMessage()} at {where}"
-    return _one_line(str(exc)) or type(exc).__name__
+    return one_line(str(exc)) or type(exc).__name__
 
 
 def _media_type(content_type: str | None) -> str:
@@ -125,11 +122,7 @@ def _why_not_a_feed(body: bytes, content_type: str | None, result: Any) -> str:
 
 
 def _text(value: Any) -> str:
-    return _one_line(value) if isinstance(value, str) else ""
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    return one_line(value) if isinstance(value, str) else ""
 
 
 def _http_url(value: Any, base: str) -> str | None:
@@ -173,7 +166,7 @@ def _plain_title(raw: Any) -> str:
         return ""
     if detail.get("type") in HTML_TYPES:
         title = html_to_text(title)
-    return _one_line(title)
+    return one_line(title)
 
 
 def _content(raw: Any, base: str, *, is_atom: bool) -> str:
@@ -202,7 +195,7 @@ def _summary(raw: Any, base: str, *, is_atom: bool) -> str:
 def _author(raw: Any) -> str | None:
     detail = raw.get("author_detail") or {}
     name = html.unescape(_text(detail.get("name")) or _text(raw.get("author")))
-    return _shorten(name, MAX_AUTHOR_CHARS) if name else None
+    return shorten(name, MAX_AUTHOR_CHARS) if name else None
 
 
 def _categories(raw: Any) -> tuple[str, ...]:
@@ -302,7 +295,7 @@ def _entry(raw: Any, *, facts: ItemFacts | None, feed_url: str, is_atom: bool) -
     return FeedEntry(
         guid=_guid(raw, link),
         link=link,
-        title=_shorten(title, MAX_TITLE_CHARS),
+        title=shorten(title, MAX_TITLE_CHARS),
         author=_author(raw),
         summary_html=summary_html,
         content_html=content_html,
@@ -400,7 +393,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
 
     feed = result.get("feed") or {}
     return ParsedFeed(
-        title=_shorten(_plain_title(feed), MAX_TITLE_CHARS) or None,
+        title=shorten(_plain_title(feed), MAX_TITLE_CHARS) or None,
         link=_http_url(feed.get("link"), url),
         entries=tuple(entries),
         warnings=tuple(warnings),

@@ -12,18 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from newsletter.content.sanitize import html_to_text
+from newsletter.core.text import one_line, shorten
 
 MEDIA_NAMESPACE = "http://search.yahoo.com/mrss/"
 # Length of the articles table's image_alt column (models.Article).
 MAX_ALT_CHARS = 500
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True)
@@ -49,7 +42,7 @@ def _media_text(element: ElementTree.Element) -> str | None:
             text = child.text
             if child.get("type") == "html":
                 text = html_to_text(text)
-            return _shorten(_one_line(text), MAX_ALT_CHARS) or None
+            return shorten(one_line(text), MAX_ALT_CHARS) or None
     return None
 
 

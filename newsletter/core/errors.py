@@ -27,6 +27,10 @@ Messages are one line and name what is wrong, so they can be shown as they are.
 
 from __future__ import annotations
 
+# The exit code when nothing failed for good but some mail waits for a retry (sysexits'
+# EX_TEMPFAIL): `newsletter send` and `newsletter worker --once`; run it again later.
+EXIT_WAITING = 75
+
 
 class NewsletterError(Exception):
     """Base of every error the product reports to a person."""

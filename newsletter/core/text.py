@@ -17,3 +17,8 @@ def one_line(value: str) -> str:
 def bare(value: str) -> str:
     """`value` (a URL or address) with every control character and space taken out."""
     return "".join(CONTROL_CHARACTERS.sub("", value).split())
+
+
+def shorten(value: str, limit: int) -> str:
+    """`value` cut to at most `limit` characters, ending in "…" when it was cut."""
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"

@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,7 +47,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
-from newsletter.core.errors import EditionError, NewsletterError, StorageError
+from newsletter.core.errors import EXIT_WAITING, EditionError, NewsletterError, StorageError
 from newsletter.core.models import Edition
 from newsletter.delivery.engine import RunTotals
 from newsletter.delivery.outbox import release_dead_claims, state_counts
@@ -61,8 +60,6 @@ logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 DEFAULT_POLL_SECONDS = 5.0
-# sysexits' EX_TEMPFAIL, as `newsletter send`: nothing failed for good, but mail waits.
-EXIT_WAITING = 75
 # After a pass with errors (the relay or the database is down) a worker waits longer,
 # doubling up to this, instead of trying again every few seconds for hours.
 MAX_BACKOFF_SECONDS = 300.0
@@ -254,19 +251,3 @@ async def run_worker(
             break
         await _wait(stop, _pause(poll_seconds, failures))
     return WorkerReport(last)
-
-
-def stop_on_signals(stop: asyncio.Event, on_stop: Callable[[str], None]) -> None:
-    """SIGTERM or SIGINT set `stop` (the worker ends after its current batch); a second
-    signal ends the process at once (its claims come back as a dead worker's)."""
-    loop = asyncio.get_running_loop()
-
-    def first(signum: signal.Signals) -> None:
-        on_stop(signum.name)
-        stop.set()
-        for number in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(number)
-            signal.signal(number, signal.SIG_DFL)
-
-    for number in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(number, first, number)

@@ -32,7 +32,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.numbers import format_decimal
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -42,6 +41,7 @@ from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import NewsletterError, StorageError
 from newsletter.core.models import Edition
+from newsletter.core.numbers import dutch_number
 from newsletter.core.templating import render_template, template_environment
 from newsletter.core.text import one_line
 from newsletter.delivery.outbox import OutboxRow
@@ -94,11 +94,6 @@ class RunCounts:
         return cls(**{key: value for key, value in data.items() if key in known})
 
 
-def _number(value: int) -> str:
-    """1234 as "1.234", as staff read numbers."""
-    return format_decimal(value, locale="nl")
-
-
 def summary_line(run_id: int, outcome: str, counts: RunCounts, error: str | None) -> str:
     """One line on what a run did, e.g. "run 12: fetched 1 feed (3 new), drafted edition 4"."""
     if outcome == "skipped":
@@ -106,7 +101,7 @@ def summary_line(run_id: int, outcome: str, counts: RunCounts, error: str | None
     if outcome == "running":
         return f"run {run_id}: running"
     parts = [
-        f"retried edition {number} ({_number(sent)} sent)"
+        f"retried edition {number} ({dutch_number(sent)} sent)"
         for number, sent in counts.retried.items()
     ]
     if counts.feeds:
@@ -120,11 +115,11 @@ def summary_line(run_id: int, outcome: str, counts: RunCounts, error: str | None
     elif "draft" not in counts.failed_steps:
         parts.append("nothing new")
     if counts.sent is not None:
-        sent = f"sent {_number(counts.sent)}"
+        sent = f"sent {dutch_number(counts.sent)}"
         if counts.failed_permanently:
-            sent += f", {_number(counts.failed_permanently)} failed permanently"
+            sent += f", {dutch_number(counts.failed_permanently)} failed permanently"
         if counts.waiting:
-            sent += f", {_number(counts.waiting)} waiting for retry"
+            sent += f", {dutch_number(counts.waiting)} waiting for retry"
         parts.append(sent)
     if counts.staff == 0:
         parts.append("no staff to tell (set [schedule] staff)")
@@ -133,7 +128,7 @@ def summary_line(run_id: int, outcome: str, counts: RunCounts, error: str | None
     if counts.returned:
         plural = "" if counts.returned == 1 else "s"
         parts.append(
-            f"read {_number(counts.returned)} returned mail{plural} "
+            f"read {dutch_number(counts.returned)} returned mail{plural} "
             f"({counts.returned_suppressed} suppressed, "
             f"{counts.returned_unknown} not understood)"
         )

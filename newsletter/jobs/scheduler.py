@@ -21,7 +21,6 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,6 +47,7 @@ from newsletter.core.config import Settings, load_settings
 from newsletter.core.db import open_database
 from newsletter.core.errors import NewsletterError, StorageError
 from newsletter.core.models import Base
+from newsletter.core.signals import stop_on_signals
 from newsletter.jobs.job import run_job
 
 logger = logging.getLogger(__name__)
@@ -202,19 +202,16 @@ def build_scheduler(
     return scheduler
 
 
-def stop_on_signals(scheduler: Any) -> None:
+def _stop_on_signals(scheduler: Any) -> None:
     """SIGTERM or SIGINT stop the scheduler; a run in progress finishes first, unless a
-    second signal comes (its default action then ends the process at once)."""
+    second signal comes and ends the process at once."""
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        logger.info("%s: stopping the scheduler", signal.Signals(signum).name)
-        for number in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(number, signal.SIG_DFL)
+    def stop(signum: signal.Signals) -> None:
+        logger.info("%s: stopping the scheduler", signum.name)
         if scheduler.running:
             scheduler.shutdown(wait=False)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop_on_signals(stop)
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -241,7 +238,7 @@ def run_scheduler(settings: Settings, *, config_path: Path, run_now: bool = Fals
             config_path=config_path.resolve(),
             run_now=run_now,
         )
-        stop_on_signals(scheduler)
+        _stop_on_signals(scheduler)
         logger.info(
             "scheduler started: %r in %s, settings %s",
             settings.schedule.cron,

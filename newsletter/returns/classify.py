@@ -31,6 +31,7 @@ from typing import Literal
 
 from flufl.bounce import all_failures
 
+from newsletter.core.text import one_line
 from newsletter.mail.identities import message_id_matches, read_message_id, read_verp_address
 from subscribers.tokens import parse_link_token
 
@@ -103,10 +104,10 @@ def classify_return_message(raw: bytes, *, secret: str) -> ReturnDecision:
 def message_key(message: Message, raw: bytes) -> str:
     """What identifies a message across mailboxes and fetches: its Message-ID and Date
     (set by whoever wrote it), or its bytes when it has no Message-ID."""
-    message_id = _one_line(str(message.get("Message-ID", "")))
+    message_id = one_line(str(message.get("Message-ID", "")))
     if not message_id:
         return hashlib.sha256(b"bytes:" + raw).hexdigest()
-    date = _one_line(str(message.get("Date", "")))
+    date = one_line(str(message.get("Date", "")))
     return hashlib.sha256(f"message-id:{message_id}\ndate:{date}".encode()).hexdigest()
 
 
@@ -182,7 +183,7 @@ def _reported_subscriber(
                 if public_id is not None:
                     public_ids.add(public_id)
         senders += [str(value) for value in reported.get_all("Return-Path", [])]
-        claim = read_message_id(_one_line(str(reported.get("Message-ID", ""))))
+        claim = read_message_id(one_line(str(reported.get("Message-ID", ""))))
     for _name, address in getaddresses(senders):
         identity = read_verp_address(secret, address)
         if identity is not None:
@@ -236,9 +237,9 @@ def _unsubscribe_request(message: Message, secret: str) -> ReturnDecision | None
 def _decoded_subject(message: Message) -> str:
     raw = str(message.get("Subject", ""))
     try:
-        return _one_line(str(make_header(decode_header(raw))))
+        return one_line(str(make_header(decode_header(raw))))
     except (LookupError, UnicodeError, ValueError):
-        return _one_line(raw)
+        return one_line(raw)
 
 
 # -- delivery reports -----------------------------------------------------------------
@@ -318,7 +319,7 @@ def _report_status(message: Message) -> tuple[str | None, str | None]:
             if not str(block.get("Action", "")).strip().lower().startswith(wanted):
                 continue
             match = _STATUS.match(str(block.get("Status", "")).strip())
-            diagnostic = _one_line(str(block.get("Diagnostic-Code", ""))).partition(";")[2]
+            diagnostic = one_line(str(block.get("Diagnostic-Code", ""))).partition(";")[2]
             return (match[0] if match else None), (diagnostic.strip() or None)
     return None, None
 
@@ -343,10 +344,6 @@ def _envelope_recipients(message: Message) -> list[str]:
     return [address for _name, address in getaddresses(values) if address]
 
 
-def _one_line(value: str) -> str:
-    return " ".join(value.split())
-
-
 def _without_addresses(text: str) -> str:
     """`text` on one line, every e-mail address in it replaced: the log keeps why, not who."""
-    return _ADDRESS.sub("(address)", _one_line(text))[:REASON_MAX_CHARS]
+    return _ADDRESS.sub("(address)", one_line(text))[:REASON_MAX_CHARS]
