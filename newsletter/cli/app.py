@@ -28,11 +28,12 @@ from newsletter.cli.support import (
     print_json,
 )
 from newsletter.content.ingest import FeedReport
+from newsletter.content.models import Article
 from newsletter.core.db import upgrade_schema
 from newsletter.core.errors import NewsletterError
-from newsletter.core.models import Article, Edition
 from newsletter.editions.drafting import draft_edition, fetch_all, preview_edition
 from newsletter.editions.lifecycle import get_edition, list_editions
+from newsletter.editions.models import Edition
 
 app = typer.Typer(
     cls=ReportingGroup,

@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from newsletter.content.feeds import FeedEntry, parse_feed
 from newsletter.content.fetching import fetch_feed
+from newsletter.content.models import Article, Feed
 from newsletter.core.clock import Clock
 from newsletter.core.db import Database
 from newsletter.core.errors import FeedError
-from newsletter.core.models import Article, Feed
 
 Outcome = Literal["stored", "unchanged", "failed"]
 

@@ -45,8 +45,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.pool import PoolProxiedConnection
 
-from newsletter.core.models import Base, Edition
+from newsletter.core.models import Base
 from newsletter.core.processes import process_is_gone
+from newsletter.editions.models import Edition
 
 OUTBOX_STATES = ("pending", "sending", "sent", "retry", "failed", "skipped")
 FINAL_STATES = ("sent", "failed", "skipped")

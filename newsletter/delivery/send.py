@@ -24,7 +24,6 @@ from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import DeliveryError, EditionError
-from newsletter.core.models import Edition, EditionArticle
 from newsletter.core.processes import process_token
 from newsletter.core.templating import template_environment
 from newsletter.delivery.engine import Delivery, DeliveryEngine, RunTotals
@@ -53,6 +52,7 @@ from newsletter.delivery.recipients import (
 )
 from newsletter.editions.compose import ComposedMail, EditionContent, compose_edition
 from newsletter.editions.lifecycle import USED_STATES, get_edition, move_edition
+from newsletter.editions.models import Edition, EditionArticle
 from newsletter.editions.preview import edition_content
 from newsletter.mail.dkim import DkimSigner
 from newsletter.mail.identities import message_id, verp_address

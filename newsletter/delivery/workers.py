@@ -48,13 +48,13 @@ from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import EXIT_WAITING, EditionError, NewsletterError, StorageError
-from newsletter.core.models import Edition
+from newsletter.delivery.due import editions_waiting
 from newsletter.delivery.engine import RunTotals
 from newsletter.delivery.outbox import release_dead_claims, state_counts
 from newsletter.delivery.send import SendSummary, deliver_prepared, prepare_send
 from newsletter.editions.compose import EditionContent
 from newsletter.editions.lifecycle import get_edition
-from newsletter.jobs.job import editions_waiting
+from newsletter.editions.models import Edition
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session, selectinload
 from newsletter.core.caching import LruCache
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
-from newsletter.core.models import Edition, EditionArticle
 from newsletter.core.templating import render_template
 from newsletter.core.text import one_line
 from newsletter.editions.compose import (
@@ -32,6 +31,7 @@ from newsletter.editions.compose import (
     web_version_url,
 )
 from newsletter.editions.lifecycle import USED_STATES
+from newsletter.editions.models import Edition, EditionArticle
 from newsletter.editions.preview import edition_content
 
 PUBLIC_STATES = USED_STATES

@@ -12,9 +12,9 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from newsletter.core.errors import EditionError
-from newsletter.core.models import Edition, EditionArticle
 from newsletter.core.text import one_line
 from newsletter.editions.lifecycle import OPEN_STATES, get_edition, move_edition
+from newsletter.editions.models import Edition, EditionArticle
 
 SUBJECT_MAX_CHARS = 300
 INTRO_MAX_CHARS = 10_000

@@ -19,8 +19,9 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from newsletter.content.models import Article
 from newsletter.core.errors import EditionError
-from newsletter.core.models import Article, Edition, EditionArticle
+from newsletter.editions.models import Edition, EditionArticle
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "draft": frozenset({"approved", "sending", "superseded"}),

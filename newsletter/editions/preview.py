@@ -9,13 +9,13 @@ import jinja2
 
 from newsletter.core.config import Settings
 from newsletter.core.errors import CompositionError
-from newsletter.core.models import Edition
 from newsletter.editions.compose import (
     ArticleView,
     EditionContent,
     compose_edition,
     sample_recipient,
 )
+from newsletter.editions.models import Edition
 
 
 def edition_content(edition: Edition) -> EditionContent:

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -40,14 +40,14 @@ from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import NewsletterError, StorageError
-from newsletter.core.models import Edition
 from newsletter.core.numbers import dutch_number
 from newsletter.core.templating import render_template, template_environment
 from newsletter.core.text import one_line
-from newsletter.delivery.outbox import OutboxRow
+from newsletter.delivery.due import editions_waiting
 from newsletter.delivery.send import send_edition, send_test
 from newsletter.editions.drafting import draft_edition, fetch_all
 from newsletter.editions.lifecycle import OPEN_STATES, get_edition, new_article_candidates
+from newsletter.editions.models import Edition
 from newsletter.jobs.locking import LockTaken, try_lock
 from newsletter.jobs.runs import close_interrupted_runs, finish_run, record_skipped, start_run
 from newsletter.mail.mailer import OutgoingMail, SmtpMailer
@@ -206,29 +206,6 @@ def run_failed_mail(settings: Settings, to: str, report: RunReport) -> OutgoingM
         "summary": report.summary,
     }
     return _staff_mail(settings, "run_failed", to, values)
-
-
-def editions_waiting(session: Session, *, now: datetime) -> list[int]:
-    """Editions being sent that have deliveries due now, or none left open at all (a send
-    that stopped just before it could mark the edition sent)."""
-    due = or_(
-        OutboxRow.state == "pending",
-        and_(OutboxRow.state == "retry", OutboxRow.next_attempt_at <= now),
-        and_(OutboxRow.state == "sending", OutboxRow.lease_until < now),
-    )
-    with_due = (
-        select(OutboxRow.edition_id)
-        .join(Edition, Edition.id == OutboxRow.edition_id)
-        .where(Edition.state == "sending", due)
-        .distinct()
-    )
-    open_rows = exists().where(
-        OutboxRow.edition_id == Edition.id,
-        OutboxRow.state.in_(("pending", "sending", "retry")),
-    )
-    without_open = select(Edition.id).where(Edition.state == "sending", ~open_rows)
-    numbers = set(session.scalars(with_due)) | set(session.scalars(without_open))
-    return sorted(numbers)
 
 
 def current_draft(session: Session, *, min_new_articles: int) -> int | None:

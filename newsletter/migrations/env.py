@@ -1,12 +1,17 @@
-"""Alembic environment: runs on the connection the application hands in (see db.py)."""
+"""Alembic environment: runs on the connection the application hands in (see core/db.py).
+
+Every module that declares a table is imported here, so that `Base.metadata` holds them all.
+"""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import Connection, text
 
+from newsletter.content import models as _content_models  # noqa: F401 (registers the tables)
 from newsletter.core.models import Base
 from newsletter.delivery import outbox as _outbox  # noqa: F401 (registers the table)
+from newsletter.editions import models as _edition_models  # noqa: F401 (registers the tables)
 from newsletter.jobs import locking as _locking  # noqa: F401 (registers the table)
 from newsletter.jobs import runs as _runs  # noqa: F401 (registers the table)
 from newsletter.jobs import scheduler as _scheduling  # noqa: F401 (registers the table)

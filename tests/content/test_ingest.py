@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from newsletter.content.fetching import make_http_client
 from newsletter.content.ingest import FeedReport, ingest_feeds
+from newsletter.content.models import Article, Feed
 from newsletter.core.db import Database
-from newsletter.core.models import Article, Feed
 from tests.support.clock import FixedClock
 from tests.support.httpserver import LocalHTTPServer, Request, Response
 

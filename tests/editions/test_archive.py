@@ -13,10 +13,10 @@ import pytest
 from lxml import html as lxml_html  # type: ignore[import-untyped,unused-ignore]
 from sqlalchemy import select
 
+from newsletter.content.models import Article, Feed
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import CompositionError
-from newsletter.core.models import Article, Edition, EditionArticle, Feed
 from newsletter.core.templating import template_environment
 from newsletter.editions.archive import (
     FEED_SIZE,
@@ -30,6 +30,7 @@ from newsletter.editions.archive import (
 )
 from newsletter.editions.compose import compose_web_version
 from newsletter.editions.lifecycle import move_edition
+from newsletter.editions.models import Edition, EditionArticle
 from tests.editions.test_compose import mail_settings, seed_edition
 from tests.support.clock import FixedClock
 

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from newsletter.content.models import Article, Feed
 from newsletter.core.db import Database
 from newsletter.core.errors import EditionError
-from newsletter.core.models import Article, Edition, Feed
 from newsletter.editions.lifecycle import (
     TRANSITIONS,
     Candidate,
@@ -21,6 +21,7 @@ from newsletter.editions.lifecycle import (
     move_edition,
     select_new_articles,
 )
+from newsletter.editions.models import Edition
 from tests.support.clock import FixedClock
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)

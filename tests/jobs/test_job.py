@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
-from newsletter.core.models import Edition
+from newsletter.editions.models import Edition
 from newsletter.jobs.job import RunCounts, run_job
 from newsletter.jobs.locking import job_lock
 from newsletter.jobs.runs import INTERRUPTED, Run, list_runs, start_run

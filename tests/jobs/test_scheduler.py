@@ -30,8 +30,8 @@ from sqlalchemy import select
 from newsletter.core.config import Settings, settings_from_mapping
 from newsletter.core.db import Database
 from newsletter.core.errors import ConfigError
-from newsletter.core.models import Edition
 from newsletter.delivery.outbox import OutboxRow
+from newsletter.editions.models import Edition
 from newsletter.jobs.runs import Run
 from newsletter.jobs.scheduler import (
     build_scheduler,

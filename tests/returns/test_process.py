@@ -19,8 +19,8 @@ from sqlalchemy import select
 
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
-from newsletter.core.models import Edition
 from newsletter.delivery.outbox import OutboxRow
+from newsletter.editions.models import Edition
 from newsletter.mail.identities import message_id, verp_address
 from newsletter.returns.mailboxes import IncomingMessage, MailboxError, MaildirMailbox
 from newsletter.returns.process import BounceReport, ReturnMessage, process_return_mailbox

@@ -20,13 +20,13 @@ from starlette.responses import HTMLResponse, Response
 
 from newsletter.core.caching import LruCache
 from newsletter.core.errors import CompositionError, EditionError, NewsletterError
-from newsletter.core.models import Edition
 from newsletter.core.templating import template_environment
 from newsletter.delivery.outbox import StateCounts, state_counts
 from newsletter.delivery.send import recipient_count, send_test
 from newsletter.editions import changes as drafts
 from newsletter.editions.archive import image_origins
 from newsletter.editions.lifecycle import OPEN_STATES, get_edition
+from newsletter.editions.models import Edition
 from newsletter.editions.preview import edition_content, render_preview
 from newsletter.staff.accounts import StaffMember
 from newsletter.web.admin.context import AdminContext
