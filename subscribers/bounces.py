@@ -105,6 +105,37 @@ def record_hard_bounce(
     return changed
 
 
+def _count_once_per_edition(
+    session: Session, subscriber: Subscriber, *, edition_id: int, now: datetime
+) -> bool:
+    """Note a temporary failure of this edition; False when it had failed before."""
+    known = session.scalar(
+        select(SoftBounce.id).where(
+            SoftBounce.subscriber_id == subscriber.id, SoftBounce.edition_id == edition_id
+        )
+    )
+    if known is not None:
+        return False
+    session.add(SoftBounce(subscriber_id=subscriber.id, edition_id=edition_id, received_at=now))
+    session.flush()
+    return True
+
+
+def _soft_bounces_in_window(
+    session: Session, subscriber: Subscriber, *, days: int, now: datetime
+) -> int:
+    """Editions that failed temporarily within `days`, and since the last confirmation."""
+    since = now - timedelta(days=days)
+    if subscriber.confirmed_at is not None and subscriber.confirmed_at > since:
+        since = subscriber.confirmed_at
+    count = session.scalar(
+        select(func.count())
+        .select_from(SoftBounce)
+        .where(SoftBounce.subscriber_id == subscriber.id, SoftBounce.received_at >= since)
+    )
+    return int(count or 0)
+
+
 def record_soft_bounce(
     session: Session,
     subscriber_id: int,
@@ -124,28 +155,8 @@ def record_soft_bounce(
     if subscriber is None:
         return False
     limits = settings.bounces
-    counted = (
-        session.scalar(
-            select(SoftBounce.id).where(
-                SoftBounce.subscriber_id == subscriber.id, SoftBounce.edition_id == edition_id
-            )
-        )
-        is None
-    )
-    if counted:
-        session.add(SoftBounce(subscriber_id=subscriber.id, edition_id=edition_id, received_at=now))
-        session.flush()
-    since = now - timedelta(days=limits.soft_bounce_days)
-    if subscriber.confirmed_at is not None and subscriber.confirmed_at > since:
-        since = subscriber.confirmed_at
-    in_window = int(
-        session.scalar(
-            select(func.count())
-            .select_from(SoftBounce)
-            .where(SoftBounce.subscriber_id == subscriber.id, SoftBounce.received_at >= since)
-        )
-        or 0
-    )
+    counted = _count_once_per_edition(session, subscriber, edition_id=edition_id, now=now)
+    in_window = _soft_bounces_in_window(session, subscriber, days=limits.soft_bounce_days, now=now)
     record_event(
         session,
         settings=settings,

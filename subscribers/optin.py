@@ -76,6 +76,19 @@ def request_opt_in(
     if subscriber.status == "confirmed":
         link = preferences_url(op.settings, subscriber.public_id)
         return [op.mails.already_subscribed(subscriber.email, preferences_url=link)]
+    return [_ask_to_confirm(session, op, subscriber, name=name, themes=themes, text_hash=text_hash)]
+
+
+def _ask_to_confirm(
+    session: Session,
+    op: Operation,
+    subscriber: Subscriber,
+    *,
+    name: str | None,
+    themes: Sequence[str],
+    text_hash: str | None,
+) -> OutgoingMail:
+    """A new confirmation link for what was asked, and the mail that carries it."""
     # A pending row stays until purge_unconfirmed_days after its newest request.
     subscriber.updated_at = op.now
     token = issue_confirmation(
@@ -86,7 +99,7 @@ def request_opt_in(
         requested={"name": name, "themes": list(themes), "consent_text_hash": text_hash},
     )
     url = confirm_url(op.settings, token)
-    return [op.mails.confirmation(subscriber.email, confirm_url=url, themes=themes)]
+    return op.mails.confirmation(subscriber.email, confirm_url=url, themes=themes)
 
 
 def find_valid_token(

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from newsletter.core.config import Settings
-from subscribers.addresses import Address, keyed_hash
+from subscribers.addresses import Address, address_key, keyed_hash
 from subscribers.consent import Requester, record_event
 from subscribers.mails import SubscriberMails
 from subscribers.models import ConfirmationToken, ConsentEvent, Subscriber, Suppression
@@ -213,3 +213,20 @@ def drop_tokens(session: Session, subscriber_id: int, *, purpose: str | None = N
     if purpose is not None:
         statement = statement.where(ConfirmationToken.purpose == purpose)
     session.execute(statement)
+
+
+def events_about(subscriber: Subscriber | None, subject: str) -> ColumnElement[bool]:
+    """Events about the person: by row (older addresses too) or by the address's hash."""
+    if subscriber is None:
+        return ConsentEvent.subject_hash == subject
+    return or_(ConsentEvent.subscriber_id == subscriber.id, ConsentEvent.subject_hash == subject)
+
+
+def address_changes_to(session: Session, key: str) -> list[ConfirmationToken]:
+    """Outstanding address changes *to* this address (by any subscriber)."""
+    candidates = session.scalars(
+        select(ConfirmationToken).where(
+            ConfirmationToken.purpose == "change_email", ConfirmationToken.new_email.is_not(None)
+        )
+    )
+    return [token for token in candidates if address_key(token.new_email or "") == key]

@@ -59,7 +59,7 @@ from newsletter.mail.mailsink import MailSink, SunkMail, first_recipient_label
 from newsletter.web.csrf import FIELD_NAME as CSRF_FIELD
 from newsletter.web.forms import HONEYPOT_FIELD
 from newsletter.web.server import build_server
-from subscribers.audience import Audience
+from subscribers.management import ListManagement
 
 DATA_DIR = Path(__file__).parent.parent / "data"
 SAMPLE_FEED = DATA_DIR / "sample-feed.xml"
@@ -414,8 +414,8 @@ def _expect(response: httpx.Response, status: int, request: str) -> httpx.Respon
 
 
 def _check_confirmed(settings: Settings, database: Database) -> None:
-    audience = Audience(settings, database, clock=utc_now)
-    confirmed = {row["email"] for row in audience.list(status="confirmed")}
+    people = ListManagement(settings, database, clock=utc_now)
+    confirmed = {row.email for row in people.subscribers(status="confirmed")}
     missing = [person.email for person in SAMPLE_PEOPLE if person.email not in confirmed]
     if missing:
         raise SubscriberError(f"not confirmed after signing up: {', '.join(missing)}")

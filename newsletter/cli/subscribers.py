@@ -1,4 +1,4 @@
-"""`newsletter subscribers ...`: staff's commands on the list, thin over subscribers.audience."""
+"""`newsletter subscribers ...`: staff's commands on the list, thin over subscribers.management."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from rich.table import Table
 from newsletter.cli.support import ReportingGroup, app_context, err, out, print_json
 from newsletter.core.errors import NewsletterError, UnknownSubscriber
 from newsletter.mail.mailer import OutgoingMail, SmtpMailer
-from subscribers.audience import Audience, Requester
+from subscribers.consent import Requester
+from subscribers.lookup import EXPORT_FIELDS, PersonRecord
+from subscribers.management import ListManagement
 from subscribers.models import STATUSES
-from subscribers.staff import EXPORT_FIELDS
 
 subscribers_app = typer.Typer(
     cls=ReportingGroup,
@@ -29,12 +30,12 @@ IMPORT = Requester(source="import")
 _STATUS_HELP = f"Only subscribers in this status ({', '.join(STATUSES)})."
 
 
-def _audience(ctx: typer.Context) -> Audience:
+def _people(ctx: typer.Context) -> ListManagement:
     context = app_context(ctx)
-    return Audience(context.settings, context.database, clock=context.clock)
+    return ListManagement(context.settings, context.database, clock=context.clock)
 
 
-def _deliver(ctx: typer.Context, audience: Audience, mails: list[OutgoingMail]) -> int:
+def _deliver(ctx: typer.Context, people: ListManagement, mails: list[OutgoingMail]) -> int:
     """Send each mail now; print what happened; return how many failed."""
     if not mails:
         return 0
@@ -52,7 +53,7 @@ def _deliver(ctx: typer.Context, audience: Audience, mails: list[OutgoingMail]) 
 
     for mail in mails:
         errors.clear()
-        if audience.deliver(mail, send):
+        if people.deliver(mail, send):
             out.print(f"{mail.kind} mail sent to {mail.to}", markup=False)
         else:
             failed += 1
@@ -65,12 +66,12 @@ def _split_themes(value: str | None) -> list[str]:
     return [slug.strip() for slug in (value or "").split(",") if slug.strip()]
 
 
-def _status_of(audience: Audience, email: str) -> str | None:
+def _status_of(people: ListManagement, email: str) -> str | None:
     try:
-        subscriber = audience.show(email)["subscriber"]
+        subscriber = people.show(email).subscriber
     except UnknownSubscriber:
         return None
-    return subscriber["status"] if subscriber else None
+    return subscriber.status if subscriber else None
 
 
 def _check_status(status: str | None) -> None:
@@ -95,9 +96,9 @@ def add(
     ] = None,
 ) -> None:
     """Add an address: pending with a confirmation mail, or --confirmed with a consent note."""
-    audience = _audience(ctx)
-    before = _status_of(audience, email)
-    mails = audience.add(
+    people = _people(ctx)
+    before = _status_of(people, email)
+    mails = people.add(
         email,
         name=name,
         themes=_split_themes(themes),
@@ -116,7 +117,7 @@ def add(
         )
     else:
         out.print(f"{email}: pending until the address confirms", markup=False)
-    if _deliver(ctx, audience, mails):
+    if _deliver(ctx, people, mails):
         raise typer.Exit(1)
 
 
@@ -135,10 +136,10 @@ def import_(
     ] = None,
 ) -> None:
     """Add every row of a CSV file as `add` would; bad rows are reported by line number."""
-    audience = _audience(ctx)
+    people = _people(ctx)
     try:
         with file.open(encoding="utf-8-sig", newline="") as text:
-            report = audience.import_csv(
+            report = people.import_csv(
                 text, requester=IMPORT, confirmed=confirmed, consent_note=consent_note
             )
     except FileNotFoundError:
@@ -149,7 +150,7 @@ def import_(
         raise NewsletterError(f"cannot read {file}: {exc.strerror}") from exc
     for problem in report.problems:
         err.print(f"line {problem.line}: {problem.reason}", markup=False)
-    failed_mails = _deliver(ctx, audience, report.mails)
+    failed_mails = _deliver(ctx, people, report.mails)
     out.print(
         f"{report.rows} rows: {report.confirmed} confirmed, {report.pending} pending "
         f"(confirmation mail), {report.unchanged} already confirmed, "
@@ -170,7 +171,7 @@ def export(
 ) -> None:
     """Write the list as CSV (email,name,status,themes,created_at,confirmed_at)."""
     _check_status(status)
-    rows = _audience(ctx).export(status=status)
+    rows = _people(ctx).export(status=status)
     if out_file is None:
         _write_csv(sys.stdout, rows)
         return
@@ -200,21 +201,22 @@ def list_(
 ) -> None:
     """List subscribers, oldest first."""
     _check_status(status)
-    rows = _audience(ctx).list(status=status)
+    rows = _people(ctx).subscribers(status=status)
     if as_json:
-        print_json(rows)
+        print_json([row.as_json() for row in rows])
         return
     if not rows:
         out.print("no subscribers" + (f" with status {status}" if status else ""))
         return
     table = Table("email", "status", "name", "themes", "since", box=None)
     for row in rows:
+        since = row.confirmed_at or row.created_at
         table.add_row(
-            row["email"],
-            row["status"],
-            row["name"] or "",
-            ", ".join(row["themes"]) or "(all)",
-            (row["confirmed_at"] or row["created_at"])[:10],
+            row.email,
+            row.status,
+            row.name or "",
+            ", ".join(row.themes) or "(all)",
+            since.isoformat()[:10],
         )
     out.print(table)
 
@@ -226,32 +228,37 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Everything held on one person, consent log included (for an access request)."""
-    person = _audience(ctx).show(email)
+    person = _people(ctx).show(email)
     if as_json:
-        print_json(person)
+        print_json(person.as_json())
         return
-    subscriber = person["subscriber"]
+    _print_person(person)
+
+
+def _print_person(person: PersonRecord) -> None:
+    record = person.as_json()  # the same words and values as --json, as lines
+    subscriber = record["subscriber"]
     if subscriber is None:
-        out.print(f"{person['email']}: no subscriber row (erased or purged)", markup=False)
+        out.print(f"{person.email}: no subscriber row (erased or purged)", markup=False)
     else:
         for key, value in subscriber.items():
             shown = ", ".join(value) if isinstance(value, list) else value
             out.print(f"{key}: {'' if shown is None else shown}", markup=False)
-    out.print(f"address hash: {person['address_hash']}", markup=False)
-    suppression = person["suppression"]
+    out.print(f"address hash: {person.address_hash}", markup=False)
+    suppression = record["suppression"]
     if suppression:
         out.print(
             f"suppressed: {suppression['reason']} since {suppression['created_at']}",
             markup=False,
         )
-    for token in person["pending_confirmations"]:
+    for token in record["pending_confirmations"]:
         out.print(
             f"open confirmation: {token['purpose']} until {token['expires_at']}"
             + (f" (to {token['new_email']})" if token["new_email"] else ""),
             markup=False,
         )
     out.print("consent log:", markup=False)
-    for event in person["consent_log"]:
+    for event in record["consent_log"]:
         parts = [event["created_at"], event["event"], f"source={event['source']}"]
         if event["ip"]:
             parts.append(f"ip={event['ip']}")
@@ -270,7 +277,7 @@ def remove(
     email: Annotated[str, typer.Argument(help="The address to unsubscribe.")],
 ) -> None:
     """Unsubscribe an address and suppress it; its data is kept."""
-    _audience(ctx).remove(email, CLI)
+    _people(ctx).remove(email, CLI)
     out.print(f"{email}: unsubscribed; it is not mailed again unless it opts in", markup=False)
 
 
@@ -285,16 +292,16 @@ def erase(
         typer.confirm(
             f"Erase everything held on {email}? This cannot be undone", abort=True, err=True
         )
-    _audience(ctx).erase(email, CLI)
+    _people(ctx).erase(email, CLI)
     out.print(f"{email}: erased; only a hashed suppression entry remains", markup=False)
 
 
 @subscribers_app.command("purge")
 def purge(ctx: typer.Context) -> None:
     """Delete sign-ups that were never confirmed in time, and expired confirmation tokens."""
-    audience = _audience(ctx)
-    subscribers = audience.purge_unconfirmed()
-    tokens = audience.purge_expired_tokens()
+    people = _people(ctx)
+    subscribers = people.purge_unconfirmed()
+    tokens = people.purge_expired_tokens()
     out.print(
         f"purged {subscribers} unconfirmed subscriber(s) and {tokens} expired token(s)",
         markup=False,

@@ -54,7 +54,7 @@ from newsletter.mail.mailer import OutgoingMail, SmtpMailer
 from newsletter.returns.mailboxes import open_return_mailbox
 from newsletter.returns.process import process_return_mailbox
 from newsletter.staff.accounts import purge_sessions
-from subscribers.audience import Audience
+from subscribers.management import ListManagement
 
 logger = logging.getLogger(__name__)
 # The run's report says what failed; its log lines are for the scheduler, which sets up
@@ -344,9 +344,9 @@ def _run_steps(
                 settings, database, edition, clock=clock, mail=mail or _smtp_mail(settings, clock)
             )
     with steps.step("purge"):
-        audience = Audience(settings, database, clock=clock)
-        steps.counts.purged_subscribers = audience.purge_unconfirmed()
-        steps.counts.purged_tokens = audience.purge_expired_tokens()
+        people = ListManagement(settings, database, clock=clock)
+        steps.counts.purged_subscribers = people.purge_unconfirmed()
+        steps.counts.purged_tokens = people.purge_expired_tokens()
         with database.session() as session:
             purge_sessions(
                 session,

@@ -139,7 +139,7 @@ def build_api_router(web: WebContext) -> APIRouter:
             return invalid(exc.problems, exc.message)
         try:
             mails = await run_in_threadpool(
-                web.audience.request_subscription,
+                web.flows.request_subscription,
                 email=email,
                 name=name,
                 themes=themes,

@@ -1,4 +1,4 @@
-"""The web app: `create_app` wires the audience service, pages, API and guards together.
+"""The web app: `create_app` wires the subscriber flows, pages, API and guards together.
 
 Layers, outermost first: security headers (and a plain page for a crash), the body cap,
 FastAPI's error handling, then the routes in `pages.py` and `api.py`. Everything the
@@ -36,7 +36,7 @@ from newsletter.web.pages import build_pages_router
 from newsletter.web.ratelimit import SlidingWindowLimiter
 from newsletter.web.rendering import PageRenderer
 from newsletter.web.security import BodyLimit, SecurityHeaders
-from subscribers.audience import Audience
+from subscribers.flows import SubscriberFlows
 
 # No form or API request of ours comes near this; anything larger is refused unread.
 MAX_BODY_BYTES = 20 * 1024
@@ -57,7 +57,7 @@ def create_app(settings: Settings, database: Database, *, clock: Clock, send: Se
         settings=settings,
         database=database,
         clock=clock,
-        audience=Audience(settings, database, clock=clock),
+        flows=SubscriberFlows(settings, database, clock=clock),
         send=send,
         pages=pages,
         csrf=csrf,

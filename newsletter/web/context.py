@@ -19,7 +19,8 @@ from newsletter.web.csrf import CsrfGuard
 from newsletter.web.forms import FormFields, read_form
 from newsletter.web.ratelimit import SlidingWindowLimiter, Verdict
 from newsletter.web.rendering import PageRenderer
-from subscribers.audience import Audience, Requester
+from subscribers.consent import Requester
+from subscribers.flows import SubscriberFlows
 from subscribers.models import USER_AGENT_MAX_CHARS
 
 Send = Callable[[OutgoingMail], None]
@@ -30,7 +31,7 @@ class WebContext:
     settings: Settings
     database: Database
     clock: Clock
-    audience: Audience
+    flows: SubscriberFlows
     send: Send
     pages: PageRenderer
     csrf: CsrfGuard
@@ -82,5 +83,5 @@ class WebContext:
         """
         tasks = BackgroundTasks()
         for mail in mails:
-            tasks.add_task(self.audience.deliver, mail, self.send)
+            tasks.add_task(self.flows.deliver, mail, self.send)
         return tasks

@@ -19,7 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from newsletter.core.errors import InvalidInput
 from newsletter.web.context import WebContext
 from newsletter.web.forms import HONEYPOT_FIELD, SignupFields, read_form
-from subscribers.audience import SubscriberView
+from subscribers.records import SubscriberView
 from subscribers.tokens import link_token
 
 # Anything else in a token's place cannot be one of ours; the service need not see it.
@@ -85,7 +85,7 @@ def build_pages_router(web: WebContext) -> APIRouter:
             return pages.page("web/check_mail.html.j2")
         try:
             mails = await run_in_threadpool(
-                web.audience.request_subscription,
+                web.flows.request_subscription,
                 email=fields.email,
                 name=fields.name_or_none,
                 themes=list(fields.themes),
@@ -100,7 +100,7 @@ def build_pages_router(web: WebContext) -> APIRouter:
 
     @router.get("/confirm/{token}")
     def show_confirm(request: Request, token: str) -> Response:
-        if not _plausible(token) or not web.audience.confirmation_is_valid(token):
+        if not _plausible(token) or not web.flows.confirmation_is_valid(token):
             return unknown_token(request)
         return pages.page("web/confirm.html.j2", request=request, token=token)
 
@@ -112,7 +112,7 @@ def build_pages_router(web: WebContext) -> APIRouter:
         if not _plausible(token):
             return unknown_token(request)
         subscriber = await run_in_threadpool(
-            web.audience.confirm, token, web.requester(request, "web")
+            web.flows.confirm, token, web.requester(request, "web")
         )
         if subscriber is None:
             return unknown_token(request)
@@ -120,9 +120,7 @@ def build_pages_router(web: WebContext) -> APIRouter:
 
     @router.get("/unsubscribe/{token}")
     def show_unsubscribe(request: Request, token: str) -> Response:
-        subscriber = (
-            web.audience.subscriber_for(token, "unsubscribe") if _plausible(token) else None
-        )
+        subscriber = web.flows.subscriber_for(token, "unsubscribe") if _plausible(token) else None
         if subscriber is None:
             return unknown_token(request)
         return pages.page("web/unsubscribe.html.j2", token=token, subscriber=subscriber)
@@ -133,9 +131,7 @@ def build_pages_router(web: WebContext) -> APIRouter:
         # page's button and an empty POST all mean the same thing.
         if not _plausible(token):
             return unknown_token(request)
-        done = await run_in_threadpool(
-            web.audience.unsubscribe, token, web.requester(request, "web")
-        )
+        done = await run_in_threadpool(web.flows.unsubscribe, token, web.requester(request, "web"))
         if not done:
             return unknown_token(request)
         return pages.page("web/unsubscribed.html.j2")
@@ -165,9 +161,7 @@ def build_pages_router(web: WebContext) -> APIRouter:
 
     @router.get("/preferences/{token}")
     def show_preferences(request: Request, token: str) -> Response:
-        subscriber = (
-            web.audience.subscriber_for(token, "preferences") if _plausible(token) else None
-        )
+        subscriber = web.flows.subscriber_for(token, "preferences") if _plausible(token) else None
         if subscriber is None:
             return unknown_token(request)
         return preferences_page(request, token, subscriber)
@@ -188,7 +182,7 @@ def build_pages_router(web: WebContext) -> APIRouter:
         if action not in PREFERENCE_ACTIONS:
             return unreadable()
         subscriber = (
-            await run_in_threadpool(web.audience.subscriber_for, token, "preferences")
+            await run_in_threadpool(web.flows.subscriber_for, token, "preferences")
             if _plausible(token)
             else None
         )
@@ -204,7 +198,7 @@ def build_pages_router(web: WebContext) -> APIRouter:
         secret = web.settings.require_secret_key()
         unsubscribe_token = link_token(secret, "unsubscribe", subscriber.public_id)
         await run_in_threadpool(
-            web.audience.unsubscribe, unsubscribe_token, web.requester(request, "web")
+            web.flows.unsubscribe, unsubscribe_token, web.requester(request, "web")
         )
         return pages.page("web/unsubscribed.html.j2")
 
@@ -213,7 +207,7 @@ def build_pages_router(web: WebContext) -> APIRouter:
     ) -> Response:
         try:
             mails = await run_in_threadpool(
-                web.audience.request_address_change,
+                web.flows.request_address_change,
                 token,
                 new_email=new_email,
                 requester=web.requester(request, "web"),
@@ -234,7 +228,7 @@ def build_pages_router(web: WebContext) -> APIRouter:
     ) -> Response:
         try:
             updated = await run_in_threadpool(
-                web.audience.update_preferences,
+                web.flows.update_preferences,
                 token,
                 name=fields.name_or_none,
                 themes=list(fields.themes),

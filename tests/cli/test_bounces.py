@@ -14,7 +14,8 @@ from newsletter.cli.app import app
 from newsletter.cli.support import AppContext
 from newsletter.core.config import IMAP_PASSWORD_ENV, load_settings
 from newsletter.core.db import open_database
-from subscribers.audience import Audience, Requester
+from subscribers.consent import Requester
+from subscribers.management import ListManagement
 from subscribers.models import Subscriber
 from tests.returns.test_process import RETURN_PATH, SENDER, add_edition, render
 from tests.support.clock import FixedClock
@@ -58,7 +59,7 @@ def returns(config: Path, clock: FixedClock) -> mailbox.Maildir:
     settings = load_settings(config, env=ENV)
     database = open_database(settings.database_url)
     try:
-        Audience(settings, database, clock=clock).add(
+        ListManagement(settings, database, clock=clock).add(
             "anouk@example.org",
             name=None,
             themes=[],

@@ -25,7 +25,8 @@ from newsletter.delivery.send import (
 )
 from newsletter.editions.drafting import draft_edition, fetch_all
 from newsletter.editions.lifecycle import get_edition
-from subscribers.audience import Audience, Requester
+from subscribers.consent import Requester
+from subscribers.management import ListManagement
 from subscribers.models import ConsentEvent, Subscriber, Suppression
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
@@ -65,10 +66,10 @@ def add_subscribers(
     *,
     first: int = 0,
 ) -> list[str]:
-    audience = Audience(settings, db, clock=clock)
+    people = ListManagement(settings, db, clock=clock)
     addresses = [f"lezer{i}@example.org" for i in range(first, first + count)]
     for address in addresses:
-        audience.add(
+        people.add(
             address,
             name=None,
             themes=list(themes),
@@ -228,7 +229,7 @@ def test_someone_who_leaves_during_the_send_is_skipped(
         smtp_server.faults.rcpt[address] = "451 4.7.1 greylisted"
     send_edition(settings, db, edition, clock=clock)
     # ...and one of them unsubscribes before the retry.
-    Audience(settings, db, clock=clock).remove(addresses[0], STAFF)
+    ListManagement(settings, db, clock=clock).remove(addresses[0], STAFF)
     smtp_server.faults.rcpt.clear()
     summary = send_edition(settings, db, edition, clock=clock.later(minutes=10))
     assert summary.finished
@@ -240,7 +241,7 @@ def test_theme_choices_get_only_their_articles_and_none_get_no_mail(
     settings: Settings, db: Database, clock: FixedClock, edition: int, smtp_server: TestSmtpServer
 ) -> None:
     add_subscribers(settings, db, clock, 2, themes=("mensen-en-initiatieven",))
-    Audience(settings, db, clock=clock).add(
+    ListManagement(settings, db, clock=clock).add(
         "alles@example.org",
         name=None,
         themes=[],
@@ -286,8 +287,8 @@ def test_the_outbox_keeps_why_not_who_and_show_lists_deliveries(
     with db.session() as session:
         replies = session.scalars(select(OutboxRow.last_reply)).all()
     assert all(addresses[0] not in (reply or "") for reply in replies)
-    shown = Audience(settings, db, clock=clock).show(addresses[1])
-    assert [(d["edition"], d["state"]) for d in shown["deliveries"]] == [(edition, "sent")]
+    shown = ListManagement(settings, db, clock=clock).show(addresses[1])
+    assert [(d.edition, d.state) for d in shown.deliveries] == [(edition, "sent")]
 
 
 def test_outcomes_are_synced_to_disk_before_the_next_message(

@@ -16,7 +16,9 @@ from newsletter.editions.models import Edition
 from newsletter.jobs.job import RunCounts, run_job
 from newsletter.jobs.locking import job_lock
 from newsletter.jobs.runs import INTERRUPTED, Run, list_runs, start_run
-from subscribers.audience import Audience, Requester
+from subscribers.consent import Requester
+from subscribers.flows import SubscriberFlows
+from subscribers.management import ListManagement
 from subscribers.models import ConfirmationToken, Subscriber
 from tests.returns.test_process import RETURN_PATH
 from tests.returns.test_process import render as render_bounce
@@ -61,10 +63,10 @@ def settings(configure: Callable[..., Settings]) -> Settings:
 
 
 def add_readers(settings: Settings, db: Database, clock: FixedClock, count: int) -> list[str]:
-    audience = Audience(settings, db, clock=clock)
+    people = ListManagement(settings, db, clock=clock)
     addresses = [f"lezer{i}@example.org" for i in range(count)]
     for address in addresses:
-        audience.add(
+        people.add(
             address,
             name=None,
             themes=[],
@@ -197,9 +199,9 @@ def test_deliveries_waiting_for_a_retry_go_out_on_the_next_run(
 def test_stale_sign_ups_and_expired_tokens_are_purged(
     settings: Settings, db: Database, clock: FixedClock, smtp_server: TestSmtpServer
 ) -> None:
-    subscribe(Audience(settings, db, clock=clock), "twijfel@example.org")
-    subscribe(Audience(settings, db, clock=clock.later(days=3)), "laat@example.org")
-    subscribe(Audience(settings, db, clock=clock.later(days=3)), "laat@example.org")
+    subscribe(SubscriberFlows(settings, db, clock=clock), "twijfel@example.org")
+    subscribe(SubscriberFlows(settings, db, clock=clock.later(days=3)), "laat@example.org")
+    subscribe(SubscriberFlows(settings, db, clock=clock.later(days=3)), "laat@example.org")
     # Day 7.5: the first sign-up is over a week old; the other's first link (48 hours)
     # has expired, its second one not.
     report = run_job(settings, db, clock=clock.later(days=1.5), trigger="schedule")
@@ -219,8 +221,8 @@ def test_a_failing_step_fails_the_run_the_others_still_run_and_staff_hear_once(
 ) -> None:
     missing = tmp_path / "weg.xml"
     settings = configure(feed={"urls": [str(SEEDS_FEED), str(missing)]})
-    audience = Audience(settings, db, clock=clock)
-    subscribe(audience, "twijfel@example.org")
+    flows = SubscriberFlows(settings, db, clock=clock)
+    subscribe(flows, "twijfel@example.org")
     clock.advance(days=8)
     report = run_job(settings, db, clock=clock, trigger="schedule")
     assert (report.outcome, report.exit_code) == ("failed", 1)
@@ -314,14 +316,14 @@ def test_the_run_reads_the_return_mailbox_before_it_sends(
     box = mailbox.Maildir(settings.base_dir / "returns", create=True)
     first = run_job(settings, db, clock=clock, trigger="schedule")
     assert first.outcome == "ok" and first.counts.returned == 0
-    public_id = Audience(settings, db, clock=clock).show(readers[0])["subscriber"]["public_id"]
+    public_id = ListManagement(settings, db, clock=clock).show(readers[0]).subscriber.public_id
     box.add(render_bounce("postfix.eml", {"anouk": public_id}, edition=1))
     box.close()
 
     second = run_job(settings, db, clock=clock.later(days=1), trigger="schedule")
     assert second.outcome == "nothing_new", second.summary
     assert "read 1 returned mail (1 suppressed, 0 not understood)" in second.summary
-    assert Audience(settings, db, clock=clock).show(readers[0])["subscriber"]["status"] == (
+    assert ListManagement(settings, db, clock=clock).show(readers[0]).subscriber.status == (
         "bounced"
     )
     assert the_run(db, second.run_id).counts["returned"] == 1

@@ -39,7 +39,8 @@ from newsletter.jobs.scheduler import (
     next_scheduled_run,
     scheduled_run,
 )
-from subscribers.audience import Audience, Requester
+from subscribers.consent import Requester
+from subscribers.management import ListManagement
 from tests.support.clock import FixedClock
 from tests.support.paths import ROOT, SEEDS_FEED
 from tests.support.smtpserver import TestSmtpServer
@@ -233,9 +234,9 @@ def test_two_schedulers_started_together_make_one_edition_and_one_send(
     tmp_path: Path,
 ) -> None:
     readers = ["lezer0@example.org", "lezer1@example.org"]
-    audience = Audience(make_settings(), db, clock=clock)
+    people = ListManagement(make_settings(), db, clock=clock)
     for address in readers:
-        audience.add(
+        people.add(
             address,
             name=None,
             themes=[],

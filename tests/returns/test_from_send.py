@@ -20,7 +20,8 @@ from newsletter.delivery.send import send_edition
 from newsletter.editions.drafting import draft_edition, fetch_all
 from newsletter.returns.mailboxes import MaildirMailbox
 from newsletter.returns.process import process_return_mailbox
-from subscribers.audience import Audience, Requester
+from subscribers.consent import Requester
+from subscribers.management import ListManagement
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
 from tests.support.smtpserver import Received, TestSmtpServer
@@ -98,9 +99,9 @@ def test_reports_about_a_real_send_reach_the_right_subscribers(
     fetch_all(settings, db, clock=clock)
     edition = draft_edition(settings, db, clock=clock.later(minutes=1)).number
     assert edition is not None
-    audience = Audience(settings, db, clock=clock)
+    people = ListManagement(settings, db, clock=clock)
     for address in READERS:
-        audience.add(
+        people.add(
             address,
             name=None,
             themes=[],

@@ -24,8 +24,10 @@ from newsletter.editions.models import Edition
 from newsletter.mail.identities import message_id, verp_address
 from newsletter.returns.mailboxes import IncomingMessage, MailboxError, MaildirMailbox
 from newsletter.returns.process import BounceReport, ReturnMessage, process_return_mailbox
-from subscribers.audience import Audience, Requester
 from subscribers.bounces import SoftBounce
+from subscribers.consent import Requester
+from subscribers.flows import SubscriberFlows
+from subscribers.management import ListManagement
 from subscribers.models import ConsentEvent, Subscriber
 from subscribers.tokens import link_token
 from tests.support.clock import FixedClock
@@ -156,9 +158,9 @@ def add_edition(db: Database, clock: FixedClock, subscriber_ids: list[int]) -> i
 
 @pytest.fixture
 def world(settings: Settings, db: Database, clock: FixedClock, maildir: mailbox.Maildir) -> World:
-    audience = Audience(settings, db, clock=clock)
+    people = ListManagement(settings, db, clock=clock)
     for email in PEOPLE.values():
-        audience.add(
+        people.add(
             email,
             name=None,
             themes=[],
@@ -369,7 +371,9 @@ def consent_details_list(world: World, event: str) -> list[object]:
 
 def test_a_bounce_for_someone_who_left_keeps_their_status_and_is_logged(world: World) -> None:
     unsubscribe = link_token(SECRET, "unsubscribe", world.public_ids["anouk"])
-    assert Audience(world.settings, world.db, clock=world.clock).unsubscribe(unsubscribe, STAFF)
+    assert SubscriberFlows(world.settings, world.db, clock=world.clock).unsubscribe(
+        unsubscribe, STAFF
+    )
     world.deliver("gmail.eml")
     world.deliver("arf-abuse.eml")
     world.deliver("mailto-unsubscribe.eml")
@@ -412,7 +416,7 @@ def test_a_complaint_identified_by_message_id_needs_the_edition_to_match(world: 
 
 
 def test_a_bounce_for_an_erased_subscriber_is_set_aside(world: World) -> None:
-    Audience(world.settings, world.db, clock=world.clock).erase(PEOPLE["anouk"], STAFF)
+    ListManagement(world.settings, world.db, clock=world.clock).erase(PEOPLE["anouk"], STAFF)
     raw = world.deliver("postfix.eml")
     report = world.process()
     assert report.not_understood == 1

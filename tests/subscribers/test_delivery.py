@@ -10,7 +10,8 @@ from sqlalchemy import select
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.mail.mailer import SmtpMailer
-from subscribers.audience import Audience
+from subscribers.flows import SubscriberFlows
+from subscribers.management import ListManagement
 from subscribers.models import ConsentEvent
 from tests.support.clock import FixedClock
 from tests.support.smtpserver import TestSmtpServer
@@ -40,8 +41,13 @@ def smtp_settings(make_settings: Callable[..., Settings], smtp_server: TestSmtpS
 
 
 @pytest.fixture
-def audience(smtp_settings: Settings, db: Database, clock: FixedClock) -> Audience:
-    return Audience(smtp_settings, db, clock=clock)
+def flows(smtp_settings: Settings, db: Database, clock: FixedClock) -> SubscriberFlows:
+    return SubscriberFlows(smtp_settings, db, clock=clock)
+
+
+@pytest.fixture
+def people(smtp_settings: Settings, db: Database, clock: FixedClock) -> ListManagement:
+    return ListManagement(smtp_settings, db, clock=clock)
 
 
 @pytest.fixture
@@ -50,10 +56,10 @@ def mailer(smtp_settings: Settings, clock: FixedClock) -> SmtpMailer:
 
 
 def test_the_confirmation_mail_arrives_and_its_link_confirms(
-    audience: Audience, mailer: SmtpMailer, smtp_server: TestSmtpServer, db: Database
+    flows: SubscriberFlows, mailer: SmtpMailer, smtp_server: TestSmtpServer, db: Database
 ) -> None:
-    [mail] = subscribe(audience, "ouder@example.org", name="Sanne\u00a0de Vries")
-    assert audience.deliver(mail, mailer.send_now)
+    [mail] = subscribe(flows, "ouder@example.org", name="Sanne\u00a0de Vries")
+    assert flows.deliver(mail, mailer.send_now)
     [received] = smtp_server.received
     assert received.recipients == ["ouder@example.org"]
     message = received.message()
@@ -65,7 +71,7 @@ def test_the_confirmation_mail_arrives_and_its_link_confirms(
     assert text is not None and html is not None
     assert "Sanne" not in received.data.decode("utf-8", "replace")
     assert '<html lang="nl">' in html.get_content()
-    assert audience.confirm(confirm_token(mail), WEB) is not None
+    assert flows.confirm(confirm_token(mail), WEB) is not None
     assert events_of(db, "ouder@example.org") == [
         "subscribe_requested",
         "confirmation_mail_sent",
@@ -74,11 +80,11 @@ def test_the_confirmation_mail_arrives_and_its_link_confirms(
 
 
 def test_a_refused_mail_is_logged_as_failed_without_the_address(
-    audience: Audience, mailer: SmtpMailer, smtp_server: TestSmtpServer, db: Database
+    flows: SubscriberFlows, mailer: SmtpMailer, smtp_server: TestSmtpServer, db: Database
 ) -> None:
     smtp_server.faults.rcpt["weg@example.org"] = "550 5.1.1 unknown user"
-    [mail] = subscribe(audience, "weg@example.org")
-    assert not audience.deliver(mail, mailer.send_now)
+    [mail] = subscribe(flows, "weg@example.org")
+    assert not flows.deliver(mail, mailer.send_now)
     assert smtp_server.received == []
     assert events_of(db, "weg@example.org") == ["subscribe_requested", "confirmation_mail_failed"]
     with db.session() as session:
@@ -96,21 +102,21 @@ def test_an_unreachable_server_is_a_failed_delivery(
     from tests.support.smtpserver import free_port
 
     settings = make_settings(smtp={"host": "127.0.0.1", "port": free_port()})
-    audience = Audience(settings, db, clock=clock)
-    [mail] = subscribe(audience, "ouder@example.org")
-    assert not audience.deliver(mail, SmtpMailer(settings, clock=clock).send_now)
+    flows = SubscriberFlows(settings, db, clock=clock)
+    [mail] = subscribe(flows, "ouder@example.org")
+    assert not flows.deliver(mail, SmtpMailer(settings, clock=clock).send_now)
     assert events_of(db, "ouder@example.org")[-1] == "confirmation_mail_failed"
 
 
 def test_notice_and_address_change_mails_are_logged_by_kind(
-    audience: Audience, mailer: SmtpMailer, smtp_server: TestSmtpServer, db: Database
+    flows: SubscriberFlows, mailer: SmtpMailer, smtp_server: TestSmtpServer, db: Database
 ) -> None:
-    view = subscribe_and_confirm(audience, "oud@example.org")
-    [notice] = subscribe(audience, "oud@example.org")
-    assert audience.deliver(notice, mailer.send_now)
+    view = subscribe_and_confirm(flows, "oud@example.org")
+    [notice] = subscribe(flows, "oud@example.org")
+    assert flows.deliver(notice, mailer.send_now)
     token = view.preferences_url.rsplit("/", 1)[1]
-    [change] = audience.request_address_change(token, new_email="nieuw@example.org", requester=WEB)
-    assert audience.deliver(change, mailer.send_now)
+    [change] = flows.request_address_change(token, new_email="nieuw@example.org", requester=WEB)
+    assert flows.deliver(change, mailer.send_now)
     assert smtp_server.delivered_to() == ["oud@example.org", "nieuw@example.org"]
     assert events_of(db, "oud@example.org")[-1] == "notice_mail_sent"
     assert events_of(db, "nieuw@example.org") == [
@@ -129,10 +135,10 @@ def test_notice_and_address_change_mails_are_logged_by_kind(
     assert "nieuw@example.org" in all_text(db)  # the pending change, until confirmed
 
 
-def test_a_mail_that_is_not_a_sign_up_mail_is_refused(audience: Audience) -> None:
+def test_a_mail_that_is_not_a_sign_up_mail_is_refused(flows: SubscriberFlows) -> None:
     from newsletter.mail.mailer import OutgoingMail
 
     with pytest.raises(ValueError, match="not a subscriber mail"):
-        audience.deliver(
+        flows.deliver(
             OutgoingMail(to="x@example.org", subject="x", text="x", kind="edition"), print
         )

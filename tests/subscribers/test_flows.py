@@ -13,7 +13,9 @@ from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import InvalidInput
 from subscribers.addresses import keyed_hash
-from subscribers.audience import Audience, Requester
+from subscribers.consent import Requester
+from subscribers.flows import SubscriberFlows
+from subscribers.management import ListManagement
 from subscribers.models import ConfirmationToken, ConsentEvent, ConsentText, Subscriber
 from subscribers.tokens import link_token
 from tests.support.clock import FixedClock
@@ -34,8 +36,13 @@ from tests.support.subscribers import (
 
 
 @pytest.fixture
-def audience(settings: Settings, db: Database, clock: FixedClock) -> Audience:
-    return Audience(settings, db, clock=clock)
+def flows(settings: Settings, db: Database, clock: FixedClock) -> SubscriberFlows:
+    return SubscriberFlows(settings, db, clock=clock)
+
+
+@pytest.fixture
+def people(settings: Settings, db: Database, clock: FixedClock) -> ListManagement:
+    return ListManagement(settings, db, clock=clock)
 
 
 def subscriber_row(db: Database, email: str) -> Subscriber:
@@ -54,9 +61,9 @@ def count(db: Database, model: Any) -> int:
 
 
 def test_a_new_address_becomes_pending_and_gets_one_confirmation_mail(
-    audience: Audience, db: Database
+    flows: SubscriberFlows, db: Database
 ) -> None:
-    [mail] = subscribe(audience, "Ouder@Example.ORG", name="Sanne", themes=["doe-je-mee"])
+    [mail] = subscribe(flows, "Ouder@Example.ORG", name="Sanne", themes=["doe-je-mee"])
     assert mail.kind == "confirmation"
     assert mail.to == "Ouder@example.org"  # domain lower-cased, local part kept
     assert (
@@ -78,13 +85,13 @@ def test_a_new_address_becomes_pending_and_gets_one_confirmation_mail(
 
 
 def test_confirming_makes_the_subscriber_confirmed_with_what_was_asked(
-    audience: Audience, db: Database, clock: FixedClock
+    flows: SubscriberFlows, db: Database, clock: FixedClock
 ) -> None:
-    [mail] = subscribe(audience, "ouder@example.org", name="Sanne", themes=["doe-je-mee"])
+    [mail] = subscribe(flows, "ouder@example.org", name="Sanne", themes=["doe-je-mee"])
     token = confirm_token(mail)
     clock.advance(hours=3)
-    assert audience.confirmation_is_valid(token)
-    view = audience.confirm(token, WEB)
+    assert flows.confirmation_is_valid(token)
+    view = flows.confirm(token, WEB)
     assert view is not None
     assert (view.email, view.name, view.status, view.themes) == (
         "ouder@example.org",
@@ -100,8 +107,8 @@ def test_confirming_makes_the_subscriber_confirmed_with_what_was_asked(
     assert count(db, ConfirmationToken) == 0  # single use: the row is gone
 
 
-def test_the_token_is_stored_only_as_its_hash(audience: Audience, db: Database) -> None:
-    [mail] = subscribe(audience, "ouder@example.org")
+def test_the_token_is_stored_only_as_its_hash(flows: SubscriberFlows, db: Database) -> None:
+    [mail] = subscribe(flows, "ouder@example.org")
     token = confirm_token(mail)
     with db.session() as session:
         [stored] = session.scalars(select(ConfirmationToken)).all()
@@ -113,27 +120,25 @@ def test_the_token_is_stored_only_as_its_hash(audience: Audience, db: Database) 
 
 
 def test_a_pending_address_gets_a_new_mail_and_the_newest_request_wins(
-    audience: Audience, db: Database
+    flows: SubscriberFlows, db: Database
 ) -> None:
-    [first] = subscribe(audience, "ouder@example.org", name="Eerste", themes=["doe-je-mee"])
-    [second] = subscribe(
-        audience, "OUDER@example.org", name="Tweede", themes=["kampvuurgesprekken"]
-    )
+    [first] = subscribe(flows, "ouder@example.org", name="Eerste", themes=["doe-je-mee"])
+    [second] = subscribe(flows, "OUDER@example.org", name="Tweede", themes=["kampvuurgesprekken"])
     assert second.kind == "confirmation" and confirm_token(first) != confirm_token(second)
     assert status_of(db, "ouder@example.org") == "pending"
     # Even the older link confirms what the newest request asked for.
-    view = audience.confirm(confirm_token(first), WEB)
+    view = flows.confirm(confirm_token(first), WEB)
     assert view is not None and (view.name, view.themes) == ("Tweede", ("kampvuurgesprekken",))
     # And every outstanding sign-up link is spent now.
-    assert audience.confirm(confirm_token(second), WEB) is None
+    assert flows.confirm(confirm_token(second), WEB) is None
     assert count(db, Subscriber) == 1
 
 
 def test_a_confirmed_address_gets_a_notice_with_its_preferences_link(
-    audience: Audience, db: Database
+    flows: SubscriberFlows, db: Database
 ) -> None:
-    view = subscribe_and_confirm(audience, "ouder@example.org", name="Sanne", themes=["doe-je-mee"])
-    [notice] = subscribe(audience, "ouder@example.org", name="Iemand anders", themes=[])
+    view = subscribe_and_confirm(flows, "ouder@example.org", name="Sanne", themes=["doe-je-mee"])
+    [notice] = subscribe(flows, "ouder@example.org", name="Iemand anders", themes=[])
     assert notice.kind == "notice"
     assert view.preferences_url in notice.text
     assert notice.html is not None and view.preferences_url in notice.html
@@ -144,18 +149,18 @@ def test_a_confirmed_address_gets_a_notice_with_its_preferences_link(
 
 @pytest.mark.parametrize("status", ["unsubscribed", "bounced", "complained"])
 def test_a_suppressed_subscriber_keeps_its_status_until_it_confirms_again(
-    audience: Audience, db: Database, status: str
+    flows: SubscriberFlows, db: Database, status: str
 ) -> None:
-    view = subscribe_and_confirm(audience, "ouder@example.org")
+    view = subscribe_and_confirm(flows, "ouder@example.org")
     if status == "unsubscribed":
-        assert audience.unsubscribe(view.unsubscribe_url.rsplit("/", 1)[1], WEB)
+        assert flows.unsubscribe(view.unsubscribe_url.rsplit("/", 1)[1], WEB)
     else:
         force_status(db, "ouder@example.org", status)
-    [mail] = subscribe(audience, "ouder@example.org", themes=["doe-je-mee"])
+    [mail] = subscribe(flows, "ouder@example.org", themes=["doe-je-mee"])
     assert mail.kind == "confirmation"
     assert status_of(db, "ouder@example.org") == status
     assert suppression_of(db, "ouder@example.org") == status
-    confirmed = audience.confirm(confirm_token(mail), WEB)
+    confirmed = flows.confirm(confirm_token(mail), WEB)
     assert confirmed is not None and confirmed.public_id == view.public_id
     assert status_of(db, "ouder@example.org") == "confirmed"
     assert suppression_of(db, "ouder@example.org") is None
@@ -163,49 +168,51 @@ def test_a_suppressed_subscriber_keeps_its_status_until_it_confirms_again(
 
 
 def test_an_erased_address_gets_a_new_pending_row_and_stays_suppressed_until_it_confirms(
-    audience: Audience, db: Database
+    flows: SubscriberFlows, people: ListManagement, db: Database
 ) -> None:
-    old = subscribe_and_confirm(audience, "ouder@example.org")
-    audience.erase("ouder@example.org", Requester("cli"))
-    [mail] = subscribe(audience, "ouder@example.org")
+    old = subscribe_and_confirm(flows, "ouder@example.org")
+    people.erase("ouder@example.org", Requester("cli"))
+    [mail] = subscribe(flows, "ouder@example.org")
     assert mail.kind == "confirmation"
     row = subscriber_row(db, "ouder@example.org")
     assert row.status == "pending" and row.public_id != old.public_id
     assert suppression_of(db, "ouder@example.org") == "erased"
-    assert audience.confirm(confirm_token(mail), WEB) is not None
+    assert flows.confirm(confirm_token(mail), WEB) is not None
     assert suppression_of(db, "ouder@example.org") is None
 
 
 # -- enumeration -------------------------------------------------------------------------
 
 
-def _put_in_state(audience: Audience, db: Database, email: str, state: str) -> None:
+def _put_in_state(
+    flows: SubscriberFlows, people: ListManagement, db: Database, email: str, state: str
+) -> None:
     if state == "new":
         return
     if state == "pending":
-        subscribe(audience, email)
+        subscribe(flows, email)
         return
-    view = subscribe_and_confirm(audience, email)
+    view = subscribe_and_confirm(flows, email)
     if state == "unsubscribed":
-        audience.unsubscribe(view.unsubscribe_url.rsplit("/", 1)[1], WEB)
+        flows.unsubscribe(view.unsubscribe_url.rsplit("/", 1)[1], WEB)
     elif state in ("bounced", "complained"):
         force_status(db, email, state)
     elif state == "erased":
-        audience.erase(email, Requester("cli"))
+        people.erase(email, Requester("cli"))
 
 
 STATES = ["new", "pending", "confirmed", "unsubscribed", "bounced", "complained", "erased"]
 
 
 def test_every_state_gets_the_same_answer_shape(
-    audience: Audience, db: Database, clock: FixedClock
+    flows: SubscriberFlows, people: ListManagement, db: Database, clock: FixedClock
 ) -> None:
     answers: dict[str, Any] = {}
     for state in STATES:
         email = f"{state}@example.org"
-        _put_in_state(audience, db, email, state)
+        _put_in_state(flows, people, db, email, state)
         clock.advance(hours=25)  # a fresh day: the setup's mails do not count
-        answer = subscribe(audience, email, name="Sanne", themes=["doe-je-mee"])
+        answer = subscribe(flows, email, name="Sanne", themes=["doe-je-mee"])
         assert isinstance(answer, list) and len(answer) == 1
         answers[state] = answer[0]
     confirmation = {state: mail for state, mail in answers.items() if state != "confirmed"}
@@ -230,11 +237,11 @@ def test_every_state_gets_the_same_answer_shape(
     ],
 )
 def test_a_malformed_address_is_the_only_reason_for_an_exception(
-    audience: Audience, db: Database, email: str, code: str
+    flows: SubscriberFlows, db: Database, email: str, code: str
 ) -> None:
     before = snapshot(db)
     with pytest.raises(InvalidInput) as caught:
-        subscribe(audience, email)
+        subscribe(flows, email)
     assert caught.value.problems == {"email": code}
     assert snapshot(db) == before
 
@@ -243,48 +250,51 @@ def test_a_malformed_address_is_the_only_reason_for_an_exception(
 
 
 def test_the_fourth_mail_in_a_day_is_not_sent_and_is_logged(
-    audience: Audience, db: Database, clock: FixedClock
+    flows: SubscriberFlows, db: Database, clock: FixedClock
 ) -> None:
     for _ in range(3):
-        assert len(subscribe(audience, "ouder@example.org")) == 1
+        assert len(subscribe(flows, "ouder@example.org")) == 1
         clock.advance(hours=1)
     tokens_before = count(db, ConfirmationToken)
-    assert subscribe(audience, "ouder@example.org") == []
+    assert subscribe(flows, "ouder@example.org") == []
     assert count(db, ConfirmationToken) == tokens_before
     assert events_of(db, "ouder@example.org")[-1] == "mail_limit_reached"
     clock.advance(hours=21, minutes=1)  # 24 h after the first mail
-    assert len(subscribe(audience, "ouder@example.org")) == 1
+    assert len(subscribe(flows, "ouder@example.org")) == 1
 
 
 def test_notices_count_towards_the_limit_too(
-    audience: Audience, db: Database, clock: FixedClock
+    flows: SubscriberFlows, db: Database, clock: FixedClock
 ) -> None:
-    subscribe_and_confirm(audience, "ouder@example.org")
-    assert len(subscribe(audience, "ouder@example.org")) == 1
-    assert len(subscribe(audience, "ouder@example.org")) == 1
-    assert subscribe(audience, "ouder@example.org") == []
+    subscribe_and_confirm(flows, "ouder@example.org")
+    assert len(subscribe(flows, "ouder@example.org")) == 1
+    assert len(subscribe(flows, "ouder@example.org")) == 1
+    assert subscribe(flows, "ouder@example.org") == []
 
 
 def test_the_limit_is_per_address_and_follows_the_settings(
     make_settings: Callable[..., Settings], db: Database, clock: FixedClock
 ) -> None:
-    audience = Audience(
+    flows = SubscriberFlows(
         make_settings(subscribers={"max_confirmation_mails_per_day": 1}), db, clock=clock
     )
-    assert len(subscribe(audience, "een@example.org")) == 1
-    assert subscribe(audience, "een@example.org") == []
-    assert len(subscribe(audience, "twee@example.org")) == 1
+    assert len(subscribe(flows, "een@example.org")) == 1
+    assert subscribe(flows, "een@example.org") == []
+    assert len(subscribe(flows, "twee@example.org")) == 1
 
 
 def test_a_new_address_past_its_limit_gets_no_row(
     make_settings: Callable[..., Settings], db: Database, clock: FixedClock
 ) -> None:
-    audience = Audience(
+    flows = SubscriberFlows(
         make_settings(subscribers={"max_confirmation_mails_per_day": 1}), db, clock=clock
     )
-    subscribe_and_confirm(audience, "ouder@example.org")
-    audience.erase("ouder@example.org", Requester("cli"))
-    assert subscribe(audience, "ouder@example.org") == []
+    people = ListManagement(
+        make_settings(subscribers={"max_confirmation_mails_per_day": 1}), db, clock=clock
+    )
+    subscribe_and_confirm(flows, "ouder@example.org")
+    people.erase("ouder@example.org", Requester("cli"))
+    assert subscribe(flows, "ouder@example.org") == []
     assert status_of(db, "ouder@example.org") is None
 
 
@@ -305,28 +315,28 @@ def test_a_new_address_past_its_limit_gets_no_row(
     ],
 )
 def test_names_that_carry_links_markup_or_headers_are_refused_and_nothing_is_stored(
-    audience: Audience, db: Database, name: str, code: str
+    flows: SubscriberFlows, db: Database, name: str, code: str
 ) -> None:
     before = snapshot(db)
     with pytest.raises(InvalidInput) as caught:
-        subscribe(audience, "ouder@example.org", name=name)
+        subscribe(flows, "ouder@example.org", name=name)
     assert caught.value.problems == {"name": code}
     assert snapshot(db) == before
 
 
-def test_unknown_themes_are_refused(audience: Audience, db: Database) -> None:
+def test_unknown_themes_are_refused(flows: SubscriberFlows, db: Database) -> None:
     before = snapshot(db)
     with pytest.raises(InvalidInput) as caught:
-        subscribe(audience, "ouder@example.org", themes=["doe-je-mee", "bestaat-niet"])
+        subscribe(flows, "ouder@example.org", themes=["doe-je-mee", "bestaat-niet"])
     assert caught.value.problems == {"themes": "unknown"}
     assert snapshot(db) == before
 
 
 def test_themes_are_deduplicated_in_the_order_of_the_settings(
-    audience: Audience, db: Database
+    flows: SubscriberFlows, db: Database
 ) -> None:
     subscribe_and_confirm(
-        audience, "ouder@example.org", themes=["doe-je-mee", "opstarten-beweging", "doe-je-mee"]
+        flows, "ouder@example.org", themes=["doe-je-mee", "opstarten-beweging", "doe-je-mee"]
     )
     assert subscriber_row(db, "ouder@example.org").themes == ["opstarten-beweging", "doe-je-mee"]
 
@@ -335,25 +345,25 @@ def test_themes_are_deduplicated_in_the_order_of_the_settings(
 
 
 def test_an_expired_token_changes_nothing(
-    audience: Audience, db: Database, clock: FixedClock
+    flows: SubscriberFlows, db: Database, clock: FixedClock
 ) -> None:
-    [mail] = subscribe(audience, "ouder@example.org")
+    [mail] = subscribe(flows, "ouder@example.org")
     token = confirm_token(mail)
     clock.advance(hours=48)
     before = snapshot(db)
-    assert not audience.confirmation_is_valid(token)
-    assert audience.confirm(token, WEB) is None
+    assert not flows.confirmation_is_valid(token)
+    assert flows.confirm(token, WEB) is None
     assert snapshot(db) == before
     assert status_of(db, "ouder@example.org") == "pending"
 
 
-def test_a_token_works_once(audience: Audience, db: Database) -> None:
-    [mail] = subscribe(audience, "ouder@example.org")
+def test_a_token_works_once(flows: SubscriberFlows, db: Database) -> None:
+    [mail] = subscribe(flows, "ouder@example.org")
     token = confirm_token(mail)
-    assert audience.confirm(token, WEB) is not None
+    assert flows.confirm(token, WEB) is not None
     before = snapshot(db)
-    assert not audience.confirmation_is_valid(token)
-    assert audience.confirm(token, WEB) is None
+    assert not flows.confirmation_is_valid(token)
+    assert flows.confirm(token, WEB) is None
     assert snapshot(db) == before
 
 
@@ -363,9 +373,9 @@ def _tampered(token: str) -> str:
 
 
 def test_tampered_truncated_and_junk_confirmation_tokens_change_nothing(
-    audience: Audience, db: Database
+    flows: SubscriberFlows, db: Database
 ) -> None:
-    [mail] = subscribe(audience, "ouder@example.org")
+    [mail] = subscribe(flows, "ouder@example.org")
     token = confirm_token(mail)
     before = snapshot(db)
     for bad in (
@@ -378,16 +388,16 @@ def test_tampered_truncated_and_junk_confirmation_tokens_change_nothing(
         token.upper() if token.upper() != token else token.lower(),
         "\x00" * 43,
     ):
-        assert not audience.confirmation_is_valid(bad)
-        assert audience.confirm(bad, WEB) is None
+        assert not flows.confirmation_is_valid(bad)
+        assert flows.confirm(bad, WEB) is None
     assert snapshot(db) == before
 
 
-def test_checking_a_token_reads_only(audience: Audience, db: Database) -> None:
-    [mail] = subscribe(audience, "ouder@example.org")
+def test_checking_a_token_reads_only(flows: SubscriberFlows, db: Database) -> None:
+    [mail] = subscribe(flows, "ouder@example.org")
     before = snapshot(db)
     for _ in range(3):
-        assert audience.confirmation_is_valid(confirm_token(mail))
+        assert flows.confirmation_is_valid(confirm_token(mail))
     assert snapshot(db) == before
 
 
@@ -398,35 +408,35 @@ def _token(url: str) -> str:
     return url.rsplit("/", 1)[1]
 
 
-def test_unsubscribing_suppresses_and_is_idempotent(audience: Audience, db: Database) -> None:
-    view = subscribe_and_confirm(audience, "ouder@example.org")
+def test_unsubscribing_suppresses_and_is_idempotent(flows: SubscriberFlows, db: Database) -> None:
+    view = subscribe_and_confirm(flows, "ouder@example.org")
     token = _token(view.unsubscribe_url)
-    assert audience.subscriber_for(token, "unsubscribe") == view
-    assert audience.unsubscribe(token, WEB)
+    assert flows.subscriber_for(token, "unsubscribe") == view
+    assert flows.unsubscribe(token, WEB)
     assert status_of(db, "ouder@example.org") == "unsubscribed"
     assert suppression_of(db, "ouder@example.org") == "unsubscribed"
-    assert audience.unsubscribe(token, WEB)
+    assert flows.unsubscribe(token, WEB)
     assert events_of(db, "ouder@example.org").count("unsubscribed") == 1
-    still = audience.subscriber_for(token, "unsubscribe")
+    still = flows.subscriber_for(token, "unsubscribe")
     assert still is not None and still.status == "unsubscribed"
 
 
 def test_unsubscribing_spends_an_outstanding_sign_up_mail(
-    audience: Audience, db: Database, clock: FixedClock
+    flows: SubscriberFlows, db: Database, clock: FixedClock
 ) -> None:
-    view = subscribe_and_confirm(audience, "ouder@example.org")
-    audience.unsubscribe(_token(view.unsubscribe_url), WEB)
-    [mail] = subscribe(audience, "ouder@example.org")
-    audience.unsubscribe(_token(view.unsubscribe_url), WEB)
-    assert audience.confirm(confirm_token(mail), WEB) is None
+    view = subscribe_and_confirm(flows, "ouder@example.org")
+    flows.unsubscribe(_token(view.unsubscribe_url), WEB)
+    [mail] = subscribe(flows, "ouder@example.org")
+    flows.unsubscribe(_token(view.unsubscribe_url), WEB)
+    assert flows.confirm(confirm_token(mail), WEB) is None
     assert status_of(db, "ouder@example.org") == "unsubscribed"
 
 
 def test_link_tokens_only_work_for_their_purpose_and_subscriber(
-    audience: Audience, db: Database
+    flows: SubscriberFlows, db: Database
 ) -> None:
-    mine = subscribe_and_confirm(audience, "ouder@example.org")
-    other = subscribe_and_confirm(audience, "ander@example.org")
+    mine = subscribe_and_confirm(flows, "ouder@example.org")
+    other = subscribe_and_confirm(flows, "ander@example.org")
     unsubscribe = _token(mine.unsubscribe_url)
     preferences = _token(mine.preferences_url)
     foreign = link_token("een-heel-andere-sleutel", "unsubscribe", mine.public_id)
@@ -446,28 +456,26 @@ def test_link_tokens_only_work_for_their_purpose_and_subscriber(
     ]
     before = snapshot(db)
     for bad in bad_tokens:
-        assert audience.subscriber_for(bad, "unsubscribe") is None, bad
-        assert not audience.unsubscribe(bad, WEB), bad
+        assert flows.subscriber_for(bad, "unsubscribe") is None, bad
+        assert not flows.unsubscribe(bad, WEB), bad
     for bad in [_tampered(preferences), preferences[:-2], unsubscribe, moved]:
-        assert audience.subscriber_for(bad, "preferences") is None, bad
-        assert audience.update_preferences(bad, name="X", themes=[], requester=WEB) is None
-        assert (
-            audience.request_address_change(bad, new_email="nieuw@example.org", requester=WEB) == []
-        )
+        assert flows.subscriber_for(bad, "preferences") is None, bad
+        assert flows.update_preferences(bad, name="X", themes=[], requester=WEB) is None
+        assert flows.request_address_change(bad, new_email="nieuw@example.org", requester=WEB) == []
     assert snapshot(db) == before
 
 
-def test_preferences_change_name_and_themes(audience: Audience, db: Database) -> None:
-    view = subscribe_and_confirm(audience, "ouder@example.org", name="Sanne")
+def test_preferences_change_name_and_themes(flows: SubscriberFlows, db: Database) -> None:
+    view = subscribe_and_confirm(flows, "ouder@example.org", name="Sanne")
     token = _token(view.preferences_url)
-    changed = audience.update_preferences(
+    changed = flows.update_preferences(
         token, name="  Sanne   de Vries ", themes=["kampvuurgesprekken"], requester=WEB
     )
     assert changed is not None
     assert (changed.name, changed.themes) == ("Sanne de Vries", ("kampvuurgesprekken",))
     assert events_of(db, "ouder@example.org")[-1] == "preferences_changed"
     with pytest.raises(InvalidInput):
-        audience.update_preferences(token, name="zie www.spam.example", themes=[], requester=WEB)
+        flows.update_preferences(token, name="zie www.spam.example", themes=[], requester=WEB)
     assert subscriber_row(db, "ouder@example.org").name == "Sanne de Vries"
 
 
@@ -475,15 +483,15 @@ def test_preferences_change_name_and_themes(audience: Audience, db: Database) ->
 
 
 def test_an_address_change_is_confirmed_by_the_new_address(
-    audience: Audience, db: Database
+    flows: SubscriberFlows, db: Database
 ) -> None:
-    view = subscribe_and_confirm(audience, "oud@example.org")
-    [mail] = audience.request_address_change(
+    view = subscribe_and_confirm(flows, "oud@example.org")
+    [mail] = flows.request_address_change(
         _token(view.preferences_url), new_email="Nieuw@Example.org", requester=WEB
     )
     assert mail.kind == "address_change" and mail.to == "Nieuw@example.org"
     assert status_of(db, "oud@example.org") == "confirmed"  # nothing moves before confirming
-    moved = audience.confirm(confirm_token(mail), WEB)
+    moved = flows.confirm(confirm_token(mail), WEB)
     assert moved is not None
     assert moved.email == "Nieuw@example.org" and moved.public_id == view.public_id
     assert moved.unsubscribe_url == view.unsubscribe_url  # the links stay with the row
@@ -493,39 +501,35 @@ def test_an_address_change_is_confirmed_by_the_new_address(
 
 
 def test_an_address_change_onto_an_address_on_the_list_changes_nothing(
-    audience: Audience, db: Database
+    flows: SubscriberFlows, db: Database
 ) -> None:
-    view = subscribe_and_confirm(audience, "oud@example.org")
-    [mail] = audience.request_address_change(
+    view = subscribe_and_confirm(flows, "oud@example.org")
+    [mail] = flows.request_address_change(
         _token(view.preferences_url), new_email="bezet@example.org", requester=WEB
     )
-    subscribe(audience, "bezet@example.org")  # meanwhile someone else signs up with it
+    subscribe(flows, "bezet@example.org")  # meanwhile someone else signs up with it
     before = snapshot(db)
-    assert audience.confirm(confirm_token(mail), WEB) is None
+    assert flows.confirm(confirm_token(mail), WEB) is None
     assert snapshot(db) == before
 
 
-def test_address_changes_share_the_new_address_limit(audience: Audience, db: Database) -> None:
-    view = subscribe_and_confirm(audience, "oud@example.org")
+def test_address_changes_share_the_new_address_limit(flows: SubscriberFlows, db: Database) -> None:
+    view = subscribe_and_confirm(flows, "oud@example.org")
     token = _token(view.preferences_url)
     for _ in range(3):
         assert (
-            len(
-                audience.request_address_change(token, new_email="nieuw@example.org", requester=WEB)
-            )
+            len(flows.request_address_change(token, new_email="nieuw@example.org", requester=WEB))
             == 1
         )
-    assert (
-        audience.request_address_change(token, new_email="nieuw@example.org", requester=WEB) == []
-    )
-    assert subscribe(audience, "nieuw@example.org") == []
+    assert flows.request_address_change(token, new_email="nieuw@example.org", requester=WEB) == []
+    assert subscribe(flows, "nieuw@example.org") == []
     assert events_of(db, "nieuw@example.org")[-1] == "mail_limit_reached"
 
 
-def test_an_address_change_needs_a_valid_address(audience: Audience) -> None:
-    view = subscribe_and_confirm(audience, "oud@example.org")
+def test_an_address_change_needs_a_valid_address(flows: SubscriberFlows) -> None:
+    view = subscribe_and_confirm(flows, "oud@example.org")
     with pytest.raises(InvalidInput):
-        audience.request_address_change(
+        flows.request_address_change(
             _token(view.preferences_url), new_email="geen adres", requester=WEB
         )
 
@@ -537,9 +541,9 @@ def test_an_address_change_needs_a_valid_address(audience: Audience) -> None:
 def test_events_carry_source_ip_per_policy_user_agent_and_consent_text(
     make_settings: Callable[..., Settings], db: Database, clock: FixedClock, policy: str
 ) -> None:
-    audience = Audience(make_settings(subscribers={"ip_policy": policy}), db, clock=clock)
+    flows = SubscriberFlows(make_settings(subscribers={"ip_policy": policy}), db, clock=clock)
     requester = Requester("api", ip="2001:DB8::1", user_agent="Agent/1.0 " + "x" * 400)
-    audience.request_subscription(
+    flows.request_subscription(
         email="ouder@example.org", name=None, themes=[], requester=requester, consent_text=CONSENT
     )
     with db.session() as session:
@@ -558,17 +562,17 @@ def test_events_carry_source_ip_per_policy_user_agent_and_consent_text(
     assert event.ip == expected
 
 
-def test_a_consent_text_is_stored_once(audience: Audience, db: Database) -> None:
-    subscribe(audience, "een@example.org")
-    subscribe(audience, "twee@example.org")
-    subscribe(audience, "drie@example.org", consent_text="Een andere tekst.")
+def test_a_consent_text_is_stored_once(flows: SubscriberFlows, db: Database) -> None:
+    subscribe(flows, "een@example.org")
+    subscribe(flows, "twee@example.org")
+    subscribe(flows, "drie@example.org", consent_text="Een andere tekst.")
     assert count(db, ConsentText) == 2
 
 
 def test_the_confirmation_refers_to_the_consent_text_of_the_request(
-    audience: Audience, db: Database
+    flows: SubscriberFlows, db: Database
 ) -> None:
-    subscribe_and_confirm(audience, "ouder@example.org")
+    subscribe_and_confirm(flows, "ouder@example.org")
     with db.session() as session:
         hashes = session.execute(
             select(ConsentEvent.event, ConsentEvent.consent_text_hash).order_by(ConsentEvent.id)
@@ -577,15 +581,15 @@ def test_the_confirmation_refers_to_the_consent_text_of_the_request(
     assert requested is not None and requested == confirmed
 
 
-def test_the_consent_text_is_required(audience: Audience) -> None:
+def test_the_consent_text_is_required(flows: SubscriberFlows) -> None:
     with pytest.raises(InvalidInput):
-        subscribe(audience, "ouder@example.org", consent_text="  ")
+        subscribe(flows, "ouder@example.org", consent_text="  ")
 
 
 def test_request_and_confirmation_are_attributed_to_their_requesters(
-    audience: Audience, db: Database
+    flows: SubscriberFlows, db: Database
 ) -> None:
-    subscribe_and_confirm(audience, "ouder@example.org")
+    subscribe_and_confirm(flows, "ouder@example.org")
     with db.session() as session:
         sources = session.execute(
             select(ConsentEvent.event, ConsentEvent.source).order_by(ConsentEvent.id)
@@ -601,7 +605,7 @@ def test_request_and_confirmation_are_attributed_to_their_requesters(
 
 
 def test_two_sign_ups_of_one_new_address_at_once_make_one_row(
-    audience: Audience, db: Database, clock: FixedClock
+    flows: SubscriberFlows, db: Database, clock: FixedClock
 ) -> None:
     """The second insert collides on the unique key; the request is retried, not lost."""
     inserted, release = threading.Event(), threading.Event()
@@ -627,9 +631,7 @@ def test_two_sign_ups_of_one_new_address_at_once_make_one_row(
     first = threading.Thread(target=first_request)
     first.start()
     assert inserted.wait(10)
-    second = threading.Thread(
-        target=lambda: answers.append(subscribe(audience, "ouder@example.org"))
-    )
+    second = threading.Thread(target=lambda: answers.append(subscribe(flows, "ouder@example.org")))
     second.start()
     second.join(0.5)  # let it reach the insert and wait on the first one's lock
     release.set()

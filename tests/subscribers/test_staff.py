@@ -12,7 +12,9 @@ from sqlalchemy import select
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import InvalidInput, SubscriberError, UnknownSubscriber
-from subscribers.audience import Audience, Requester
+from subscribers.consent import Requester
+from subscribers.flows import SubscriberFlows
+from subscribers.management import ListManagement
 from subscribers.models import ConfirmationToken, ConsentEvent, Subscriber, Suppression
 from tests.support.clock import FixedClock
 from tests.support.subscribers import (
@@ -34,8 +36,13 @@ IMPORT = Requester(source="import")
 
 
 @pytest.fixture
-def audience(settings: Settings, db: Database, clock: FixedClock) -> Audience:
-    return Audience(settings, db, clock=clock)
+def flows(settings: Settings, db: Database, clock: FixedClock) -> SubscriberFlows:
+    return SubscriberFlows(settings, db, clock=clock)
+
+
+@pytest.fixture
+def people(settings: Settings, db: Database, clock: FixedClock) -> ListManagement:
+    return ListManagement(settings, db, clock=clock)
 
 
 def csv_text(*lines: str) -> io.StringIO:
@@ -46,20 +53,20 @@ def csv_text(*lines: str) -> io.StringIO:
 
 
 def test_add_makes_a_pending_subscriber_and_a_confirmation_mail(
-    audience: Audience, db: Database
+    flows: SubscriberFlows, people: ListManagement, db: Database
 ) -> None:
-    [mail] = audience.add("ouder@example.org", name="Sanne", themes=["doe-je-mee"], requester=CLI)
+    [mail] = people.add("ouder@example.org", name="Sanne", themes=["doe-je-mee"], requester=CLI)
     assert mail.kind == "confirmation" and "Sanne" not in mail.text
     assert status_of(db, "ouder@example.org") == "pending"
-    view = audience.confirm(confirm_token(mail), WEB)
+    view = flows.confirm(confirm_token(mail), WEB)
     assert view is not None and (view.name, view.themes) == ("Sanne", ("doe-je-mee",))
 
 
-def test_add_confirmed_needs_a_consent_note(audience: Audience, db: Database) -> None:
+def test_add_confirmed_needs_a_consent_note(people: ListManagement, db: Database) -> None:
     before = snapshot(db)
     for note in (None, "", "   "):
         with pytest.raises(InvalidInput) as caught:
-            audience.add(
+            people.add(
                 "ouder@example.org",
                 name=None,
                 themes=[],
@@ -71,8 +78,10 @@ def test_add_confirmed_needs_a_consent_note(audience: Audience, db: Database) ->
     assert snapshot(db) == before
 
 
-def test_add_confirmed_logs_the_note_and_sends_nothing(audience: Audience, db: Database) -> None:
-    mails = audience.add(
+def test_add_confirmed_logs_the_note_and_sends_nothing(
+    people: ListManagement, db: Database
+) -> None:
+    mails = people.add(
         "ouder@example.org",
         name=None,
         themes=[],
@@ -82,17 +91,17 @@ def test_add_confirmed_logs_the_note_and_sends_nothing(audience: Audience, db: D
     )
     assert mails == []
     assert status_of(db, "ouder@example.org") == "confirmed"
-    person = audience.show("ouder@example.org")
-    [event] = person["consent_log"]
-    assert event["event"] == "added_by_staff" and event["source"] == "cli"
-    assert event["details"]["note"] == "Aangemeld op papier, actiedag Utrecht 12 juni"
+    person = people.show("ouder@example.org")
+    [event] = person.consent_log
+    assert event.event == "added_by_staff" and event.source == "cli"
+    assert event.details["note"] == "Aangemeld op papier, actiedag Utrecht 12 juni"
 
 
 def test_add_confirms_a_pending_subscriber_and_spends_its_links(
-    audience: Audience, db: Database
+    flows: SubscriberFlows, people: ListManagement, db: Database
 ) -> None:
-    [mail] = subscribe(audience, "ouder@example.org")
-    audience.add(
+    [mail] = subscribe(flows, "ouder@example.org")
+    people.add(
         "ouder@example.org",
         name="Sanne",
         themes=[],
@@ -101,15 +110,17 @@ def test_add_confirms_a_pending_subscriber_and_spends_its_links(
         consent_note="Belde ons op",
     )
     assert status_of(db, "ouder@example.org") == "confirmed"
-    assert audience.confirm(confirm_token(mail), WEB) is None
+    assert flows.confirm(confirm_token(mail), WEB) is None
 
 
-def test_add_leaves_a_confirmed_subscriber_alone(audience: Audience, db: Database) -> None:
-    subscribe_and_confirm(audience, "ouder@example.org", name="Sanne")
+def test_add_leaves_a_confirmed_subscriber_alone(
+    flows: SubscriberFlows, people: ListManagement, db: Database
+) -> None:
+    subscribe_and_confirm(flows, "ouder@example.org", name="Sanne")
     before = snapshot(db)
-    assert audience.add("ouder@example.org", name="Ander", themes=[], requester=CLI) == []
+    assert people.add("ouder@example.org", name="Ander", themes=[], requester=CLI) == []
     assert (
-        audience.add(
+        people.add(
             "ouder@example.org",
             name="Ander",
             themes=[],
@@ -124,18 +135,18 @@ def test_add_leaves_a_confirmed_subscriber_alone(audience: Audience, db: Databas
 
 @pytest.mark.parametrize("status", ["unsubscribed", "bounced", "complained", "erased"])
 def test_staff_cannot_confirm_a_suppressed_address_but_can_ask_it_to_opt_in(
-    audience: Audience, db: Database, status: str
+    flows: SubscriberFlows, people: ListManagement, db: Database, status: str
 ) -> None:
-    view = subscribe_and_confirm(audience, "ouder@example.org")
+    view = subscribe_and_confirm(flows, "ouder@example.org")
     if status == "unsubscribed":
-        audience.unsubscribe(view.unsubscribe_url.rsplit("/", 1)[1], WEB)
+        flows.unsubscribe(view.unsubscribe_url.rsplit("/", 1)[1], WEB)
     elif status == "erased":
-        audience.erase("ouder@example.org", CLI)
+        people.erase("ouder@example.org", CLI)
     else:
         force_status(db, "ouder@example.org", status)
     before = snapshot(db)
     with pytest.raises(SubscriberError, match=rf"ouder@example\.org is suppressed \({status}\)"):
-        audience.add(
+        people.add(
             "ouder@example.org",
             name=None,
             themes=[],
@@ -144,10 +155,10 @@ def test_staff_cannot_confirm_a_suppressed_address_but_can_ask_it_to_opt_in(
             consent_note="Stond op de oude lijst",
         )
     assert snapshot(db) == before
-    [mail] = audience.add("ouder@example.org", name=None, themes=[], requester=CLI)
+    [mail] = people.add("ouder@example.org", name=None, themes=[], requester=CLI)
     assert mail.kind == "confirmation"
     assert suppression_of(db, "ouder@example.org") == status
-    assert audience.confirm(confirm_token(mail), WEB) is not None
+    assert flows.confirm(confirm_token(mail), WEB) is not None
     assert suppression_of(db, "ouder@example.org") is None
 
 
@@ -155,7 +166,7 @@ def test_staff_cannot_confirm_a_suppressed_address_but_can_ask_it_to_opt_in(
 
 
 def test_import_reports_bad_rows_by_line_number_and_imports_the_others(
-    audience: Audience, db: Database
+    people: ListManagement, db: Database
 ) -> None:
     text = csv_text(
         "email,name,themes",
@@ -169,7 +180,7 @@ def test_import_reports_bad_rows_by_line_number_and_imports_the_others(
         "zes@example.org,Zes,,te veel",
         '"zeven@example.org","Zeven ""7""",',
     )
-    report = audience.import_csv(text, requester=IMPORT)
+    report = people.import_csv(text, requester=IMPORT)
     assert [(problem.line, problem.reason) for problem in report.problems] == [
         (3, "not a valid e-mail address"),
         (4, "the name holds a line break, link, address or markup"),
@@ -194,8 +205,10 @@ def test_import_reports_bad_rows_by_line_number_and_imports_the_others(
     assert events_of(db, "een@example.org") == ["subscribe_requested"]
 
 
-def test_import_confirmed_records_imported_with_the_note(audience: Audience, db: Database) -> None:
-    report = audience.import_csv(
+def test_import_confirmed_records_imported_with_the_note(
+    people: ListManagement, db: Database
+) -> None:
+    report = people.import_csv(
         csv_text("themes,email", "doe-je-mee,een@example.org", ",twee@example.org"),
         requester=IMPORT,
         confirmed=True,
@@ -215,47 +228,49 @@ def test_import_confirmed_records_imported_with_the_note(audience: Audience, db:
     ],
 )
 def test_import_refuses_a_file_without_a_usable_header(
-    audience: Audience, db: Database, text: str, message: str
+    people: ListManagement, db: Database, text: str, message: str
 ) -> None:
     before = snapshot(db)
     with pytest.raises(SubscriberError, match=message):
-        audience.import_csv(io.StringIO(text), requester=IMPORT)
+        people.import_csv(io.StringIO(text), requester=IMPORT)
     assert snapshot(db) == before
 
 
 def test_import_accepts_a_byte_order_mark_and_capitals_in_the_header(
-    audience: Audience,
+    people: ListManagement,
 ) -> None:
-    report = audience.import_csv(
-        io.StringIO("\ufeffEmail,Name\nx@example.org,X\n"), requester=IMPORT
-    )
+    report = people.import_csv(io.StringIO("\ufeffEmail,Name\nx@example.org,X\n"), requester=IMPORT)
     assert report.pending == 1 and report.problems == []
 
 
-def test_erase_then_reimport_needs_a_new_opt_in(audience: Audience, db: Database) -> None:
-    subscribe_and_confirm(audience, "ouder@example.org")
-    audience.erase("ouder@example.org", CLI)
+def test_erase_then_reimport_needs_a_new_opt_in(
+    flows: SubscriberFlows, people: ListManagement, db: Database
+) -> None:
+    subscribe_and_confirm(flows, "ouder@example.org")
+    people.erase("ouder@example.org", CLI)
     lines = ("email,name,themes", "ouder@example.org,Sanne,")
-    report = audience.import_csv(
+    report = people.import_csv(
         csv_text(*lines), requester=IMPORT, confirmed=True, consent_note="Oude ledenlijst"
     )
     [problem] = report.problems
     assert problem.line == 2 and "suppressed (erased)" in problem.reason
     assert status_of(db, "ouder@example.org") is None
     # Without --confirmed the row asks the address itself.
-    report = audience.import_csv(csv_text(*lines), requester=IMPORT)
+    report = people.import_csv(csv_text(*lines), requester=IMPORT)
     [mail] = report.mails
     assert status_of(db, "ouder@example.org") == "pending"
     assert suppression_of(db, "ouder@example.org") == "erased"
-    assert audience.confirm(confirm_token(mail), WEB) is not None
+    assert flows.confirm(confirm_token(mail), WEB) is not None
     assert status_of(db, "ouder@example.org") == "confirmed"
     assert suppression_of(db, "ouder@example.org") is None
 
 
-def test_import_reports_an_address_past_its_mail_limit(audience: Audience) -> None:
+def test_import_reports_an_address_past_its_mail_limit(
+    flows: SubscriberFlows, people: ListManagement
+) -> None:
     for _ in range(3):
-        subscribe(audience, "ouder@example.org")
-    report = audience.import_csv(csv_text("email", "ouder@example.org"), requester=IMPORT)
+        subscribe(flows, "ouder@example.org")
+    report = people.import_csv(csv_text("email", "ouder@example.org"), requester=IMPORT)
     [problem] = report.problems
     assert problem.line == 2 and "confirmation mails for today" in problem.reason
 
@@ -263,15 +278,17 @@ def test_import_reports_an_address_past_its_mail_limit(audience: Audience) -> No
 # -- list, export, show -----------------------------------------------------------------
 
 
-def test_list_and_export_filter_by_status(audience: Audience, clock: FixedClock) -> None:
+def test_list_and_export_filter_by_status(
+    flows: SubscriberFlows, people: ListManagement, clock: FixedClock
+) -> None:
     subscribe_and_confirm(
-        audience, "een@example.org", name="Een", themes=["doe-je-mee", "kampvuurgesprekken"]
+        flows, "een@example.org", name="Een", themes=["doe-je-mee", "kampvuurgesprekken"]
     )
     clock.advance(minutes=1)
-    subscribe(audience, "twee@example.org")
-    assert [row["email"] for row in audience.list()] == ["een@example.org", "twee@example.org"]
-    assert [row["email"] for row in audience.list(status="pending")] == ["twee@example.org"]
-    [exported] = list(audience.export(status="confirmed"))
+    subscribe(flows, "twee@example.org")
+    assert [row.email for row in people.subscribers()] == ["een@example.org", "twee@example.org"]
+    assert [row.email for row in people.subscribers(status="pending")] == ["twee@example.org"]
+    [exported] = list(people.export(status="confirmed"))
     assert exported == {
         "email": "een@example.org",
         "name": "Een",
@@ -281,78 +298,82 @@ def test_list_and_export_filter_by_status(audience: Audience, clock: FixedClock)
         "confirmed_at": "2026-11-17T08:00:00+00:00",
     }
     with pytest.raises(InvalidInput):
-        audience.list(status="weg")
+        people.subscribers(status="weg")
     with pytest.raises(InvalidInput):
-        audience.export(status="weg")
+        people.export(status="weg")
 
 
-def test_export_keeps_names_from_becoming_spreadsheet_formulas(audience: Audience) -> None:
-    subscribe_and_confirm(audience, "formule@example.org", name="=1+2")
-    [exported] = list(audience.export())
+def test_export_keeps_names_from_becoming_spreadsheet_formulas(
+    flows: SubscriberFlows, people: ListManagement
+) -> None:
+    subscribe_and_confirm(flows, "formule@example.org", name="=1+2")
+    [exported] = list(people.export())
     assert exported["name"] == "'=1+2"
 
 
 def test_show_returns_everything_held_including_the_consent_texts(
-    audience: Audience,
+    flows: SubscriberFlows,
+    people: ListManagement,
 ) -> None:
-    view = subscribe_and_confirm(audience, "ouder@example.org", name="Sanne")
-    person = audience.show("OUDER@example.org")
-    assert person["subscriber"]["public_id"] == view.public_id
-    assert person["subscriber"]["name"] == "Sanne"
-    assert person["subscriber"]["unsubscribe_url"] == view.unsubscribe_url
-    assert person["suppression"] is None
-    log = person["consent_log"]
-    assert [event["event"] for event in log] == ["subscribe_requested", "confirmed"]
-    assert all(event["consent_text"] == CONSENT for event in log)
-    assert log[0]["source"] == "form" and log[0]["user_agent"] == "Mozilla/5.0 (test)"
-    assert re.fullmatch(r"[0-9a-f]{64}", log[0]["ip"])  # the default policy: hashed
+    view = subscribe_and_confirm(flows, "ouder@example.org", name="Sanne")
+    person = people.show("OUDER@example.org")
+    assert person.subscriber.public_id == view.public_id
+    assert person.subscriber.name == "Sanne"
+    assert person.subscriber.unsubscribe_url == view.unsubscribe_url
+    assert person.suppression is None
+    log = person.consent_log
+    assert [event.event for event in log] == ["subscribe_requested", "confirmed"]
+    assert all(event.consent_text == CONSENT for event in log)
+    assert log[0].source == "form" and log[0].user_agent == "Mozilla/5.0 (test)"
+    assert re.fullmatch(r"[0-9a-f]{64}", log[0].ip)  # the default policy: hashed
 
 
-def test_show_lists_open_confirmations(audience: Audience) -> None:
-    subscribe(audience, "ouder@example.org", name="Sanne")
-    [token] = audience.show("ouder@example.org")["pending_confirmations"]
-    assert token["purpose"] == "subscribe" and token["requested"]["name"] == "Sanne"
+def test_show_lists_open_confirmations(flows: SubscriberFlows, people: ListManagement) -> None:
+    subscribe(flows, "ouder@example.org", name="Sanne")
+    [token] = people.show("ouder@example.org").pending_confirmations
+    assert token.purpose == "subscribe" and token.requested["name"] == "Sanne"
 
 
-def test_show_an_unknown_address(audience: Audience) -> None:
+def test_show_an_unknown_address(people: ListManagement) -> None:
     with pytest.raises(UnknownSubscriber, match=r"niemand@example\.org is not on the list"):
-        audience.show("niemand@example.org")
+        people.show("niemand@example.org")
 
 
 # -- remove and erase ----------------------------------------------------------------------
 
 
 def test_remove_unsubscribes_and_suppresses_but_keeps_the_data(
-    audience: Audience, db: Database
+    flows: SubscriberFlows, people: ListManagement, db: Database
 ) -> None:
-    subscribe_and_confirm(audience, "ouder@example.org", name="Sanne")
-    audience.remove("ouder@example.org", CLI)
+    subscribe_and_confirm(flows, "ouder@example.org", name="Sanne")
+    people.remove("ouder@example.org", CLI)
     assert status_of(db, "ouder@example.org") == "unsubscribed"
     assert suppression_of(db, "ouder@example.org") == "unsubscribed"
-    assert audience.show("ouder@example.org")["subscriber"]["name"] == "Sanne"
+    assert people.show("ouder@example.org").subscriber.name == "Sanne"
     assert events_of(db, "ouder@example.org")[-1] == "removed"
     with pytest.raises(UnknownSubscriber):
-        audience.remove("niemand@example.org", CLI)
+        people.remove("niemand@example.org", CLI)
 
 
 def test_erase_leaves_no_address_name_or_ip_anywhere(
     make_settings: Callable[..., Settings], db: Database, clock: FixedClock
 ) -> None:
-    audience = Audience(make_settings(subscribers={"ip_policy": "store"}), db, clock=clock)
+    flows = SubscriberFlows(make_settings(subscribers={"ip_policy": "store"}), db, clock=clock)
+    people = ListManagement(make_settings(subscribers={"ip_policy": "store"}), db, clock=clock)
     requester = Requester("form", ip="198.51.100.77", user_agent="Firefox/Sanne-PC")
     view = subscribe_and_confirm(
-        audience, "Sanne.Jansen@Example.org", name="Sanne Jansen", requester=requester
+        flows, "Sanne.Jansen@Example.org", name="Sanne Jansen", requester=requester
     )
     token = view.preferences_url.rsplit("/", 1)[1]
-    audience.update_preferences(token, name="Sanne J.", themes=["doe-je-mee"], requester=requester)
-    audience.request_address_change(token, new_email="sanne.nieuw@example.org", requester=requester)
+    flows.update_preferences(token, name="Sanne J.", themes=["doe-je-mee"], requester=requester)
+    flows.request_address_change(token, new_email="sanne.nieuw@example.org", requester=requester)
     subscribe_and_confirm(
-        audience,
+        flows,
         "buurman@example.org",
         name="Buurman",
         requester=Requester("form", ip="203.0.113.5"),
     )
-    audience.erase("sanne.jansen@example.org", CLI)
+    people.erase("sanne.jansen@example.org", CLI)
 
     text = all_text(db).casefold()
     for secret in ("sanne", "jansen", "198.51.100.77", "firefox", "sanne.nieuw"):
@@ -386,46 +407,48 @@ def test_erase_leaves_no_address_name_or_ip_anywhere(
     assert anonymous[0].consent_text_hash is not None  # what was consented to stays provable
 
 
-def test_show_after_erase_returns_only_the_hashed_remains(audience: Audience) -> None:
-    subscribe_and_confirm(audience, "ouder@example.org", name="Sanne")
-    audience.erase("ouder@example.org", CLI)
-    person = audience.show("ouder@example.org")
-    assert person["subscriber"] is None
-    assert person["suppression"]["reason"] == "erased"
-    assert [event["event"] for event in person["consent_log"]] == [
+def test_show_after_erase_returns_only_the_hashed_remains(
+    flows: SubscriberFlows, people: ListManagement
+) -> None:
+    subscribe_and_confirm(flows, "ouder@example.org", name="Sanne")
+    people.erase("ouder@example.org", CLI)
+    person = people.show("ouder@example.org")
+    assert person.subscriber is None
+    assert person.suppression.reason == "erased"
+    assert [event.event for event in person.consent_log] == [
         "subscribe_requested",
         "confirmed",
         "erased",
     ]
-    assert all(event["ip"] is None for event in person["consent_log"])
+    assert all(event.ip is None for event in person.consent_log)
 
 
-def test_erase_an_unknown_address(audience: Audience, db: Database) -> None:
+def test_erase_an_unknown_address(people: ListManagement, db: Database) -> None:
     with pytest.raises(UnknownSubscriber):
-        audience.erase("niemand@example.org", CLI)
+        people.erase("niemand@example.org", CLI)
     assert snapshot(db)["suppressions"] == []
 
 
-def test_an_erased_subscribers_links_die(audience: Audience) -> None:
-    view = subscribe_and_confirm(audience, "ouder@example.org")
-    audience.erase("ouder@example.org", CLI)
+def test_an_erased_subscribers_links_die(flows: SubscriberFlows, people: ListManagement) -> None:
+    view = subscribe_and_confirm(flows, "ouder@example.org")
+    people.erase("ouder@example.org", CLI)
     token = view.unsubscribe_url.rsplit("/", 1)[1]
-    assert audience.subscriber_for(token, "unsubscribe") is None
-    assert not audience.unsubscribe(token, WEB)
+    assert flows.subscriber_for(token, "unsubscribe") is None
+    assert not flows.unsubscribe(token, WEB)
 
 
 # -- purge -------------------------------------------------------------------------------
 
 
 def test_purge_deletes_sign_ups_never_confirmed_in_time(
-    audience: Audience, db: Database, clock: FixedClock
+    flows: SubscriberFlows, people: ListManagement, db: Database, clock: FixedClock
 ) -> None:
-    subscribe(audience, "oud@example.org", name="Oud")
-    subscribe_and_confirm(audience, "bevestigd@example.org")
+    subscribe(flows, "oud@example.org", name="Oud")
+    subscribe_and_confirm(flows, "bevestigd@example.org")
     clock.advance(days=6)
-    subscribe(audience, "recent@example.org")
+    subscribe(flows, "recent@example.org")
     clock.advance(days=1, seconds=1)
-    assert audience.purge_unconfirmed() == 1
+    assert people.purge_unconfirmed() == 1
     assert status_of(db, "oud@example.org") is None
     assert status_of(db, "recent@example.org") == "pending"
     assert status_of(db, "bevestigd@example.org") == "confirmed"
@@ -436,27 +459,29 @@ def test_purge_deletes_sign_ups_never_confirmed_in_time(
         owners = session.scalars(select(ConfirmationToken.subscriber_id)).all()
         assert len(owners) == 1  # only recent@'s token is left
     assert "Oud" not in all_text(db)
-    assert audience.purge_unconfirmed() == 0
+    assert people.purge_unconfirmed() == 0
 
 
 def test_a_new_request_keeps_a_pending_row_from_the_purge(
-    audience: Audience, db: Database, clock: FixedClock
+    flows: SubscriberFlows, people: ListManagement, db: Database, clock: FixedClock
 ) -> None:
-    subscribe(audience, "ouder@example.org")
+    subscribe(flows, "ouder@example.org")
     clock.advance(days=6)
-    [mail] = subscribe(audience, "ouder@example.org")
+    [mail] = subscribe(flows, "ouder@example.org")
     clock.advance(days=1, hours=1)
-    assert audience.purge_unconfirmed() == 0
-    assert audience.confirm(confirm_token(mail), WEB) is not None
+    assert people.purge_unconfirmed() == 0
+    assert flows.confirm(confirm_token(mail), WEB) is not None
 
 
-def test_purge_expired_tokens(audience: Audience, db: Database, clock: FixedClock) -> None:
-    subscribe(audience, "een@example.org")
+def test_purge_expired_tokens(
+    flows: SubscriberFlows, people: ListManagement, db: Database, clock: FixedClock
+) -> None:
+    subscribe(flows, "een@example.org")
     clock.advance(hours=47)
-    subscribe(audience, "twee@example.org")
+    subscribe(flows, "twee@example.org")
     clock.advance(hours=1)
-    assert audience.purge_expired_tokens() == 1
-    assert audience.purge_expired_tokens() == 0
+    assert people.purge_expired_tokens() == 1
+    assert people.purge_expired_tokens() == 0
     with db.session() as session:
         assert len(session.scalars(select(ConfirmationToken)).all()) == 1
         assert len(session.scalars(select(Suppression)).all()) == 0

@@ -11,7 +11,8 @@ from newsletter.core.db import Database
 from newsletter.core.models import Base
 from newsletter.mail.mailer import OutgoingMail
 from subscribers.addresses import keyed_hash
-from subscribers.audience import Audience, Requester
+from subscribers.consent import Requester
+from subscribers.flows import SubscriberFlows
 from subscribers.models import ConsentEvent, Subscriber, Suppression
 
 SECRET = "test-secret-key-0123456789abcdef"  # what conftest's make_settings puts in the env
@@ -47,7 +48,7 @@ def link_token(url: str) -> str:
     return match.group(2)
 
 
-def subscribe(audience: Audience, email: str, **overrides: Any) -> list[OutgoingMail]:
+def subscribe(flows: SubscriberFlows, email: str, **overrides: Any) -> list[OutgoingMail]:
     values: dict[str, Any] = {
         "email": email,
         "name": None,
@@ -56,12 +57,12 @@ def subscribe(audience: Audience, email: str, **overrides: Any) -> list[Outgoing
         "consent_text": CONSENT,
     }
     values.update(overrides)
-    return audience.request_subscription(**values)
+    return flows.request_subscription(**values)
 
 
-def subscribe_and_confirm(audience: Audience, email: str, **overrides: Any) -> Any:
-    [mail] = subscribe(audience, email, **overrides)
-    view = audience.confirm(confirm_token(mail), WEB)
+def subscribe_and_confirm(flows: SubscriberFlows, email: str, **overrides: Any) -> Any:
+    [mail] = subscribe(flows, email, **overrides)
+    view = flows.confirm(confirm_token(mail), WEB)
     assert view is not None and view.status == "confirmed"
     return view
 

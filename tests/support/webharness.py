@@ -28,8 +28,11 @@ from newsletter.core.models import Base
 from newsletter.mail.mailer import SmtpMailer
 from newsletter.web.app import create_app
 from newsletter.web.server import build_server
-from subscribers.audience import Audience, Requester, SubscriberView
+from subscribers.consent import Requester
+from subscribers.flows import SubscriberFlows
+from subscribers.management import ListManagement
 from subscribers.models import Subscriber
+from subscribers.records import SubscriberView
 from tests.support.clock import FixedClock
 from tests.support.smtpserver import TestSmtpServer, free_port
 
@@ -74,7 +77,8 @@ class WebHarness:
     clock: FixedClock
     smtp: TestSmtpServer
     app: FastAPI
-    audience: Audience
+    flows: SubscriberFlows
+    people: ListManagement
     clients: list[TestClient] = field(default_factory=list)
 
     def client(self, ip: str = CLIENT_IP, **options: Any) -> TestClient:
@@ -106,7 +110,7 @@ class WebHarness:
 
     def request(self, email: str, *, name: str | None = None, themes: tuple[str, ...] = ()) -> str:
         """Sign `email` up through the service; the confirmation token mailed to it."""
-        mails = self.audience.request_subscription(
+        mails = self.flows.request_subscription(
             email=email,
             name=name,
             themes=list(themes),
@@ -114,22 +118,22 @@ class WebHarness:
             consent_text=CONSENT,
         )
         for mail in mails:
-            self.audience.deliver(mail, SmtpMailer(self.settings, clock=self.clock).send_now)
+            self.flows.deliver(mail, SmtpMailer(self.settings, clock=self.clock).send_now)
         return token_in(self.confirm_url_for(email))
 
     def confirmed(self, email: str, **fields: Any) -> SubscriberView:
-        view = self.audience.confirm(self.request(email, **fields), Requester("web"))
+        view = self.flows.confirm(self.request(email, **fields), Requester("web"))
         assert view is not None
         return view
 
     def unsubscribed(self, email: str) -> SubscriberView:
         view = self.confirmed(email)
-        assert self.audience.unsubscribe(token_in(view.unsubscribe_url), Requester("web"))
+        assert self.flows.unsubscribe(token_in(view.unsubscribe_url), Requester("web"))
         return view
 
     def erased(self, email: str) -> None:
         self.confirmed(email)
-        self.audience.erase(email, Requester("cli"))
+        self.people.erase(email, Requester("cli"))
 
     def with_status(self, email: str, status: str) -> None:
         """A confirmed subscriber moved to `status` (bounced, complained) in the table."""
@@ -155,7 +159,13 @@ def web_harness(
     send = SmtpMailer(settings, clock=clock).send_now
     app = create_app(settings, database, clock=clock, send=send)
     harness = WebHarness(
-        settings, database, clock, smtp, app, Audience(settings, database, clock=clock)
+        settings,
+        database,
+        clock,
+        smtp,
+        app,
+        SubscriberFlows(settings, database, clock=clock),
+        ListManagement(settings, database, clock=clock),
     )
     try:
         yield harness
@@ -172,7 +182,8 @@ class RunningSite:
     settings: Settings
     database: Database
     smtp: TestSmtpServer
-    audience: Audience
+    flows: SubscriberFlows
+    people: ListManagement
 
     def wait_for_mail(self, address: str, count: int = 1) -> EmailMessage:
         """The newest mail to `address` once `count` have come (they go after the answer)."""
@@ -207,7 +218,12 @@ def running_site(
         time.sleep(0.05)
     try:
         yield RunningSite(
-            base_url, settings, database, smtp, Audience(settings, database, clock=utc_now)
+            base_url,
+            settings,
+            database,
+            smtp,
+            SubscriberFlows(settings, database, clock=utc_now),
+            ListManagement(settings, database, clock=utc_now),
         )
     finally:
         server.should_exit = True

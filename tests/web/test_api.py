@@ -38,10 +38,10 @@ def test_a_sign_up_is_accepted_and_the_mail_goes_out(web: WebHarness) -> None:
     assert response.json() == ACCEPTED
     [message] = web.messages_to("ouder@example.org")
     assert any("/confirm/" in url for url in links_in(message))
-    log = web.audience.show("ouder@example.org")["consent_log"]
-    assert log[0]["event"] == "subscribe_requested"
-    assert log[0]["source"] == "api"
-    assert log[0]["consent_text"].startswith("Ik wil de nieuwsbrief van")
+    log = web.people.show("ouder@example.org").consent_log
+    assert log[0].event == "subscribe_requested"
+    assert log[0].source == "api"
+    assert log[0].consent_text.startswith("Ik wil de nieuwsbrief van")
 
 
 def test_only_email_is_required(web: WebHarness) -> None:

@@ -40,7 +40,7 @@ def site(make_settings: Callable[..., Settings]) -> Iterator[RunningSite]:
 
 
 def status_of(site: RunningSite, email: str) -> str:
-    status: str = site.audience.show(email)["subscriber"]["status"]
+    status: str = site.people.show(email).subscriber.status
     return status
 
 
@@ -75,11 +75,11 @@ def test_sign_up_confirm_and_leave_in_a_real_browser(
     assert page.get_by_role("heading", level=1).inner_text() == "Gelukt, je bent aangemeld"
     assert "Kampvuurgesprekken" in page.content()
     assert status_of(site, "ouder@example.org") == "confirmed"
-    assert site.audience.show("ouder@example.org")["subscriber"]["name"] == "Sanne"
+    assert site.people.show("ouder@example.org").subscriber.name == "Sanne"
 
     preferences_url = page.get_by_role("link", name="Voorkeuren aanpassen").get_attribute("href")
     assert preferences_url is not None
-    view = site.audience.subscriber_for(token_in(preferences_url), "preferences")
+    view = site.flows.subscriber_for(token_in(preferences_url), "preferences")
     assert view is not None
     page.goto(view.unsubscribe_url)
     assert page.get_by_role("heading", level=1).inner_text() == "Afmelden"

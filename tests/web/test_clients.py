@@ -89,5 +89,5 @@ def test_the_consent_log_gets_the_client_address(
         browser = web.client(ip="10.0.0.2", headers={"X-Forwarded-For": "198.51.100.1"})
         token = csrf_token(browser.get("/subscribe").text)
         browser.post("/subscribe", data={"csrf_token": token, "email": "ouder@example.org"})
-        log = web.audience.show("ouder@example.org")["consent_log"]
-        assert log[0]["ip"] == logged
+        log = web.people.show("ouder@example.org").consent_log
+        assert log[0].ip == logged

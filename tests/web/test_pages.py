@@ -98,11 +98,11 @@ def test_the_consent_text_shown_is_the_one_recorded(web: WebHarness) -> None:
 def test_requester_ip_and_user_agent_reach_the_consent_log(web: WebHarness) -> None:
     client = web.client(ip="203.0.113.50", headers={"User-Agent": "Testbrowser/1.0"})
     signup(client, "ouder@example.org")
-    details = web.audience.show("ouder@example.org")
-    [requested] = [e for e in details["consent_log"] if e["event"] == "subscribe_requested"]
-    assert requested["source"] == "form"
-    assert requested["user_agent"] == "Testbrowser/1.0"
-    assert requested["ip"] not in (None, "203.0.113.50")  # hashed by default
+    details = web.people.show("ouder@example.org")
+    [requested] = [e for e in details.consent_log if e.event == "subscribe_requested"]
+    assert requested.source == "form"
+    assert requested.user_agent == "Testbrowser/1.0"
+    assert requested.ip not in (None, "203.0.113.50")  # hashed by default
 
 
 @pytest.mark.parametrize(
@@ -212,8 +212,8 @@ def test_the_confirm_link_shows_a_button_and_only_the_button_confirms(web: WebHa
     assert "Gelukt, je bent aangemeld" in done.text
     assert "ouder@example.org" in done.text
     assert "Kampvuurgesprekken" in done.text
-    view = web.audience.show("ouder@example.org")
-    assert view["subscriber"]["status"] == "confirmed"
+    view = web.people.show("ouder@example.org")
+    assert view.subscriber.status == "confirmed"
     preferences = [u for u in links_in_html(done.text) if "/preferences/" in u]
     assert preferences and client.get(preferences[0]).status_code == 200
 
@@ -310,7 +310,7 @@ def test_the_unsubscribe_link_shows_a_button_and_only_the_button_unsubscribes(
     done = client.post(view.unsubscribe_url)
     assert done.status_code == 200
     assert "Je bent afgemeld" in done.text
-    assert web.audience.show("lezer@example.org")["subscriber"]["status"] == "unsubscribed"
+    assert web.people.show("lezer@example.org").subscriber.status == "unsubscribed"
     again = client.get(view.unsubscribe_url)
     assert "Je bent al afgemeld" in again.text
 
@@ -327,8 +327,8 @@ def test_one_click_unsubscribe_needs_no_cookie_and_may_come_twice(web: WebHarnes
         )
         assert response.status_code == 200
         assert "Je bent afgemeld" in response.text
-    assert web.audience.show("lezer@example.org")["subscriber"]["status"] == "unsubscribed"
-    events = [e["event"] for e in web.audience.show("lezer@example.org")["consent_log"]]
+    assert web.people.show("lezer@example.org").subscriber.status == "unsubscribed"
+    events = [e.event for e in web.people.show("lezer@example.org").consent_log]
     assert events.count("unsubscribed") == 1
 
 
@@ -338,7 +338,7 @@ def test_one_click_as_multipart_works_too(web: WebHarness) -> None:
         view.unsubscribe_url, files={"List-Unsubscribe": (None, "One-Click")}
     )
     assert response.status_code == 200
-    assert web.audience.show("lezer@example.org")["subscriber"]["status"] == "unsubscribed"
+    assert web.people.show("lezer@example.org").subscriber.status == "unsubscribed"
 
 
 @pytest.mark.parametrize("purpose", ["unsubscribe", "preferences"])
@@ -392,9 +392,9 @@ def test_preferences_change_name_and_themes(web: WebHarness) -> None:
     )
     assert response.status_code == 200
     assert "Je wijzigingen zijn opgeslagen" in response.text
-    subscriber = web.audience.show("lezer@example.org")["subscriber"]
-    assert subscriber["name"] == "Sanne de Vries"
-    assert sorted(subscriber["themes"]) == ["doe-je-mee", "kampvuurgesprekken"]
+    subscriber = web.people.show("lezer@example.org").subscriber
+    assert subscriber.name == "Sanne de Vries"
+    assert sorted(subscriber.themes) == ["doe-je-mee", "kampvuurgesprekken"]
 
 
 def test_preferences_refuse_a_name_with_a_link(web: WebHarness) -> None:
@@ -407,7 +407,7 @@ def test_preferences_refuse_a_name_with_a_link(web: WebHarness) -> None:
     )
     assert response.status_code == 400
     assert "zonder links" in response.text
-    assert web.audience.show("lezer@example.org")["subscriber"]["name"] == "Sanne"
+    assert web.people.show("lezer@example.org").subscriber.name == "Sanne"
 
 
 def test_preferences_unsubscribe(web: WebHarness) -> None:
@@ -419,7 +419,7 @@ def test_preferences_unsubscribe(web: WebHarness) -> None:
     )
     assert response.status_code == 200
     assert "Je bent afgemeld" in response.text
-    assert web.audience.show("lezer@example.org")["subscriber"]["status"] == "unsubscribed"
+    assert web.people.show("lezer@example.org").subscriber.status == "unsubscribed"
 
 
 def test_a_new_address_must_confirm_before_it_counts(web: WebHarness) -> None:
@@ -436,14 +436,14 @@ def test_a_new_address_must_confirm_before_it_counts(web: WebHarness) -> None:
     )
     assert response.status_code == 200
     assert "Kijk in je nieuwe mailbox" in response.text
-    assert web.audience.show("oud@example.org")["subscriber"]["status"] == "confirmed"
+    assert web.people.show("oud@example.org").subscriber.status == "confirmed"
 
     url = web.confirm_url_for("nieuw@example.org")
     confirm_page = client.get(url)
     done = client.post(url, data={"csrf_token": csrf_token(confirm_page.text)})
     assert done.status_code == 200
     assert "nieuw@example.org" in done.text
-    assert web.audience.show("nieuw@example.org")["subscriber"]["public_id"] == view.public_id
+    assert web.people.show("nieuw@example.org").subscriber.public_id == view.public_id
 
 
 def test_a_new_address_with_a_typo_gets_a_dutch_message(web: WebHarness) -> None:
@@ -525,7 +525,7 @@ def test_no_get_changes_anything(web: WebHarness) -> None:
         response = client.get(path, follow_redirects=False)
         assert response.status_code < 500, path
     assert web.snapshot() == before
-    assert web.audience.confirmation_is_valid(token_in(pending_url))
+    assert web.flows.confirmation_is_valid(token_in(pending_url))
 
 
 def test_health_says_ok_and_nothing_more(web: WebHarness) -> None:

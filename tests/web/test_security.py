@@ -177,7 +177,7 @@ def test_confirming_without_the_right_csrf_token_is_refused(web: WebHarness) -> 
     for response in csrf_attempts(web, url, {}):
         assert response.status_code == 403
     assert web.snapshot() == before
-    assert web.audience.confirmation_is_valid(token_in(url))
+    assert web.flows.confirmation_is_valid(token_in(url))
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from newsletter.web.admin.people import build_people_router
 from newsletter.web.admin.sessions import LoginRequired, StaffSessions
 from newsletter.web.context import WebContext
 from newsletter.web.ratelimit import SlidingWindowLimiter
+from subscribers.management import ListManagement
 
 
 def build_admin_context(web: WebContext) -> AdminContext:
@@ -44,6 +45,7 @@ def build_admin_context(web: WebContext) -> AdminContext:
             limit=settings.login_limit, window=window, clock=web.clock
         ),
         sends=BackgroundSends(web.settings, web.database, clock=web.clock),
+        people=ListManagement(web.settings, web.database, clock=web.clock),
     )
 
 

@@ -15,6 +15,7 @@ from newsletter.staff.accounts import StaffMember
 from newsletter.web.admin.sessions import LoginRequired, StaffSessions
 from newsletter.web.context import WebContext
 from newsletter.web.ratelimit import SlidingWindowLimiter
+from subscribers.management import ListManagement
 
 # Where a login may lead back to: a path under /admin, nothing that leaves the site.
 _SAFE_NEXT = re.compile(r"/admin(/[A-Za-z0-9/_.-]*)?(\?[A-Za-z0-9=&_.%-]*)?")
@@ -38,6 +39,7 @@ class AdminContext:
     login_by_client: SlidingWindowLimiter
     login_by_name: SlidingWindowLimiter
     sends: BackgroundSends
+    people: ListManagement
 
     def page(
         self,

@@ -13,8 +13,6 @@ import logging
 import re
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -25,8 +23,8 @@ from starlette.responses import Response, StreamingResponse
 from newsletter.core.errors import SubscriberError
 from newsletter.staff.dashboard import subscriber_counts
 from newsletter.web.admin.context import AdminContext
+from subscribers.lookup import EXPORT_FIELDS, SubscriberLine, email_of, search_subscribers
 from subscribers.models import EMAIL_MAX_CHARS, STATUSES
-from subscribers.staff import EXPORT_FIELDS, SubscriberLine, email_of, search_subscribers
 
 logger = logging.getLogger(__name__)
 
@@ -121,30 +119,6 @@ def csv_pieces(rows: Iterator[dict[str, str]]) -> Iterator[str]:
             rows.close()
 
 
-def _with_moments(record: Mapping[str, Any]) -> dict[str, Any]:
-    """`record` with its ISO timestamps (`..._at`) as datetimes, for the date filters."""
-    return {
-        key: datetime.fromisoformat(value)
-        if key.endswith("_at") and isinstance(value, str)
-        else value
-        for key, value in record.items()
-    }
-
-
-def readable_person(person: Mapping[str, Any]) -> dict[str, Any]:
-    """What `Audience.show` holds on a person, with datetimes where it has ISO strings."""
-    subscriber = person["subscriber"]
-    suppression = person["suppression"]
-    return {
-        **person,
-        "subscriber": _with_moments(subscriber) if subscriber is not None else None,
-        "suppression": _with_moments(suppression) if suppression is not None else None,
-        "pending_confirmations": [_with_moments(t) for t in person["pending_confirmations"]],
-        "consent_log": [_with_moments(event) for event in person["consent_log"]],
-        "deliveries": [_with_moments(delivery) for delivery in person["deliveries"]],
-    }
-
-
 def build_people_router(admin: AdminContext) -> APIRouter:
     router = APIRouter(prefix="/admin")
     web = admin.web
@@ -201,7 +175,7 @@ def build_people_router(admin: AdminContext) -> APIRouter:
         status = request.query_params.get("status") or None
         if status is not None and status not in STATUSES:
             return search_page(request, Search(), results=None, problem="status", status=400)
-        rows = web.audience.export(status=status)
+        rows = admin.people.export(status=status)
         # Who took the list home, and when: the log is where an audit would look.
         logger.info(
             "subscriber list exported by staff member %r (status: %s)",
@@ -226,13 +200,12 @@ def build_people_router(admin: AdminContext) -> APIRouter:
         if email is None:
             return not_found()
         try:
-            person = web.audience.show(email)
+            person = admin.people.show(email)
         except SubscriberError:
             return not_found()
-        subscriber = person["subscriber"]
         # The row may have changed its address or gone in between: then this id is not it.
-        if subscriber is None or subscriber["public_id"] != public_id:
+        if person.subscriber is None or person.subscriber.public_id != public_id:
             return not_found()
-        return admin.page("subscriber.html.j2", request, person=readable_person(person))
+        return admin.page("subscriber.html.j2", request, person=person)
 
     return router

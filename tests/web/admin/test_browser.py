@@ -16,7 +16,7 @@ from newsletter.core.clock import utc_now
 from newsletter.core.config import Settings
 from newsletter.editions.drafting import draft_edition, fetch_all
 from newsletter.staff.accounts import add_user
-from subscribers.audience import Requester
+from subscribers.consent import Requester
 from tests.editions.test_compose_browser import CHROMIUM
 from tests.support.paths import SEEDS_FEED
 from tests.support.webharness import RunningSite, running_site
@@ -41,7 +41,7 @@ def site(make_settings: Callable[..., Settings]) -> Iterator[RunningSite]:
         with running.database.session() as session:
             add_user(session, "redactie", PASSWORD, email=STAFF_EMAIL, now=utc_now())
         for address in READERS:
-            running.audience.add(
+            running.people.add(
                 address,
                 name=None,
                 themes=[],

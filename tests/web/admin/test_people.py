@@ -21,9 +21,9 @@ from newsletter.delivery.send import send_edition
 from newsletter.editions.drafting import draft_edition, fetch_all
 from newsletter.staff.accounts import add_user
 from newsletter.web.admin.people import EXPORT_CHUNK_ROWS, PAGE_SIZE, csv_pieces
-from subscribers.audience import Requester
+from subscribers.consent import Requester
+from subscribers.lookup import EXPORT_FIELDS
 from subscribers.models import ConsentEvent, Subscriber
-from subscribers.staff import EXPORT_FIELDS
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
 from tests.support.subscribers import SECRET
@@ -70,9 +70,7 @@ def staff(web: WebHarness) -> TestClient:
 
 def add(web: WebHarness, email: str, name: str | None = None, **options: Any) -> str:
     """Put `email` on the list as staff would (confirmed, no mail); its public id."""
-    web.audience.add(
-        email, name=name, themes=[], requester=CLI, confirmed=True, consent_note="test"
-    )
+    web.people.add(email, name=name, themes=[], requester=CLI, confirmed=True, consent_note="test")
     web.clock.advance(minutes=1)  # each one newer than the one before
     return public_id(web, email)
 
@@ -203,7 +201,7 @@ def test_like_wildcards_in_the_search_are_literal(web: WebHarness, staff: TestCl
 
 def test_results_come_in_pages(web: WebHarness, staff: TestClient) -> None:
     for number in range(PAGE_SIZE + 3):
-        web.audience.add(
+        web.people.add(
             f"lezer{number:03}@example.org",
             name=None,
             themes=[],
@@ -269,7 +267,7 @@ def test_a_person_shows_their_details_and_consent_log_in_order(
     token = web.request("ouder@example.org", name="Sanne de Vries", themes=("onderzoek",))
     web.clock.advance(minutes=20)
     visitor = Requester("web", ip="203.0.113.5", user_agent="Testbrowser/1.0")
-    assert web.audience.confirm(token, visitor) is not None
+    assert web.flows.confirm(token, visitor) is not None
     web.clock.advance(minutes=20)
     add(web, "ander@example.org", name="Ander")  # someone else's log stays out
     person = public_id(web, "ouder@example.org")
@@ -317,7 +315,7 @@ def test_an_unknown_person_is_a_404(web: WebHarness, staff: TestClient) -> None:
 
 def test_an_erased_person_is_gone(web: WebHarness, staff: TestClient) -> None:
     person = add(web, "weg@example.org")
-    web.audience.erase("weg@example.org", CLI)
+    web.people.erase("weg@example.org", CLI)
     assert staff.get(f"/admin/subscribers/{person}").status_code == 404
 
 

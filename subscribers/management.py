@@ -1,0 +1,157 @@
+"""Staff's work on the list: add and import people, look them up, export, remove, erase.
+
+What the CLI (`newsletter subscribers ...`) and the staff pages ask of the list; the
+work of each call is in staff.py (writes) and lookup.py (reads), inside one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TextIO
+
+from newsletter.core.errors import InvalidInput, SubscriberError
+from newsletter.mail.mailer import OutgoingMail
+from subscribers import lookup, staff
+from subscribers.addresses import normalize_address, validate_name, validate_themes
+from subscribers.consent import Requester
+from subscribers.importing import ImportReport, ImportRow, RowProblem, read_rows
+from subscribers.lookup import PersonRecord, SubscriberSummary
+from subscribers.models import STATUSES
+from subscribers.service import ListService
+
+
+class ListManagement(ListService):
+    """The subscriber list as staff manage it."""
+
+    def add(
+        self,
+        email: str,
+        *,
+        name: str | None,
+        themes: Sequence[str],
+        requester: Requester,
+        confirmed: bool = False,
+        consent_note: str | None = None,
+    ) -> list[OutgoingMail]:
+        """Add an address: pending with a confirmation mail, or confirmed with a consent note.
+
+        An address that is confirmed already is left as it is (no mail). A suppressed
+        address cannot be added as confirmed (SubscriberError): only its own opt-in can.
+        """
+        note = _consent_note(confirmed, consent_note)
+        address = normalize_address(email)
+        valid_name = validate_name(name)
+        chosen = validate_themes(themes, self._settings)
+        row = ImportRow(line=0, address=address, name=valid_name, themes=chosen)
+        return self._add_row(
+            row, requester=requester, confirmed=confirmed, note=note, event="added_by_staff"
+        ).mails
+
+    def _add_row(
+        self, row: ImportRow, *, requester: Requester, confirmed: bool, note: str | None, event: str
+    ) -> staff.AddOutcome:
+        return self._transaction(
+            lambda session, op: staff.add_address(
+                session,
+                op,
+                row.address,
+                name=row.name,
+                themes=row.themes,
+                requester=requester,
+                confirmed=confirmed,
+                consent_note=note,
+                confirmed_event=event,
+            )
+        )
+
+    def import_csv(
+        self,
+        text: TextIO,
+        *,
+        requester: Requester,
+        confirmed: bool = False,
+        consent_note: str | None = None,
+    ) -> ImportReport:
+        """Add every row of a CSV file (email,name,themes) as `add` would, each on its own.
+
+        A bad row is reported with its line number and the others go on. The report's
+        mails are the confirmations to deliver.
+        """
+        note = _consent_note(confirmed, consent_note)
+        report = ImportReport()
+        for item in read_rows(text, self._settings):
+            if isinstance(item, RowProblem):
+                report.problems.append(item)
+                continue
+            try:
+                outcome = self._add_row(
+                    item, requester=requester, confirmed=confirmed, note=note, event="imported"
+                )
+            except SubscriberError as exc:
+                report.problems.append(RowProblem(item.line, str(exc)))
+                continue
+            if outcome.result == "confirmed":
+                report.confirmed += 1
+            elif outcome.result == "pending":
+                report.pending += 1
+                report.mails.extend(outcome.mails)
+            elif outcome.result == "already_confirmed":
+                report.unchanged += 1
+            else:
+                report.problems.append(
+                    RowProblem(item.line, "this address had its confirmation mails for today")
+                )
+        return report
+
+    def export(self, *, status: str | None = None) -> Iterator[dict[str, str]]:
+        """Rows of email,name,status,themes,created_at,confirmed_at (themes joined by ";")."""
+        _check_status(status)
+        return self._export(status)
+
+    def _export(self, status: str | None) -> Iterator[dict[str, str]]:
+        with self._database.session() as session:
+            yield from lookup.export_rows(session, status=status)
+
+    def subscribers(self, *, status: str | None = None) -> list[SubscriberSummary]:
+        """Every subscriber (or those in `status`), oldest first."""
+        _check_status(status)
+        with self._database.session() as session:
+            return lookup.list_subscribers(session, status=status)
+
+    def show(self, email: str) -> PersonRecord:
+        """Everything held on the person with `email`, consent log and texts included."""
+        address = normalize_address(email)
+        with self._database.session() as session:
+            return lookup.describe_person(session, self._operation(), address)
+
+    def remove(self, email: str, requester: Requester) -> None:
+        """Unsubscribe on staff's word: status unsubscribed and suppressed; data kept."""
+        address = normalize_address(email)
+        self._transaction(
+            lambda session, op: staff.remove_subscriber(session, op, address, requester)
+        )
+
+    def erase(self, email: str, requester: Requester) -> None:
+        """Delete the person's data; keep a hashed suppression and an anonymous log."""
+        address = normalize_address(email)
+        self._transaction(lambda session, op: staff.erase_person(session, op, address, requester))
+
+    def purge_unconfirmed(self) -> int:
+        """Delete sign-ups never confirmed within purge_unconfirmed_days; how many."""
+        return self._transaction(staff.purge_unconfirmed)
+
+    def purge_expired_tokens(self) -> int:
+        """Delete confirmation tokens past their time; how many."""
+        return self._transaction(staff.purge_expired_tokens)
+
+
+def _consent_note(confirmed: bool, consent_note: str | None) -> str | None:
+    note = " ".join((consent_note or "").split()) or None
+    if confirmed and note is None:
+        raise InvalidInput({"consent_note": "required"})
+    return note
+
+
+def _check_status(status: str | None) -> None:
+    if status is not None and status not in STATUSES:
+        raise InvalidInput({"status": "unknown"})
