@@ -155,60 +155,6 @@ def release_claim(session: Session, edition_id: int, *, claim: str, now: datetim
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def _finish(session: Session, row_id: int, holder: str, now: datetime, **values: object) -> bool:
-    """End a claimed row's attempt; False when `holder` no longer holds the row."""
-    result = session.execute(
-        update(OutboxRow)
-        .where(OutboxRow.id == row_id, OutboxRow.claim == holder, OutboxRow.state == "sending")
-        .values(
-            updated_at=now,
-            claim=None,
-            attempts=OutboxRow.attempts + 1,
-            first_attempt_at=func.coalesce(OutboxRow.first_attempt_at, now),
-            **values,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def mark_sent(session: Session, row_id: int, *, claim: str, now: datetime, reply: str) -> bool:
-    return _finish(
-        session,
-        row_id,
-        claim,
-        now,
-        state="sent",
-        sent_at=now,
-        last_reply=reply,
-    )
-
-
-def mark_retry(
-    session: Session, row_id: int, *, claim: str, now: datetime, reply: str, at: datetime
-) -> bool:
-    return _finish(
-        session,
-        row_id,
-        claim,
-        now,
-        state="retry",
-        next_attempt_at=at,
-        last_reply=reply,
-    )
-
-
-def mark_failed(session: Session, row_id: int, *, claim: str, now: datetime, reply: str) -> bool:
-    return _finish(
-        session,
-        row_id,
-        claim,
-        now,
-        state="failed",
-        last_reply=reply,
-    )
-
-
 @dataclass(frozen=True)
 class StateCounts:
     """How many rows of an edition are in each state."""
