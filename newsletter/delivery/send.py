@@ -29,18 +29,15 @@ from newsletter.core.templating import template_environment
 from newsletter.delivery.engine import Delivery, DeliveryEngine, RunTotals
 from newsletter.delivery.groupcommit import GroupCommit, Ticket
 from newsletter.delivery.outbox import (
-    Outcome,
     StateCounts,
-    claim_rows,
     give_back_row,
-    record_outcomes,
     release_claim,
     release_dead_claims,
     renew_lease,
     sent_times_since,
-    skip_rows,
     state_counts,
 )
+from newsletter.delivery.outbox_sql import Outcome, claim_rows, record_outcomes, skip_rows
 from newsletter.delivery.pacing import Pacer, next_attempt_at
 from newsletter.delivery.recipients import (
     confirmed_subscribers,

@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import DeliveryError
-from newsletter.delivery.outbox import NewRow, OutboxRow, add_rows, state_counts
+from newsletter.delivery.outbox import OutboxRow, state_counts
+from newsletter.delivery.outbox_sql import NewRow, add_rows
 from newsletter.delivery.send import (
     OutcomeWriter,
     dry_run,
