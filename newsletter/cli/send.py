@@ -24,16 +24,10 @@ from sqlalchemy import select
 from newsletter.cli.support import AppContext, app_context, err, iso, out, print_json
 from newsletter.core.errors import EXIT_WAITING, NewsletterError
 from newsletter.core.numbers import dutch_number
+from newsletter.delivery.copies import dry_run, send_test
 from newsletter.delivery.engine import RunTotals
 from newsletter.delivery.outbox import OutboxRow, state_counts
-from newsletter.delivery.send import (
-    SendSummary,
-    dry_run,
-    prepare_send,
-    recipient_count,
-    send_edition,
-    send_test,
-)
+from newsletter.delivery.send import SendSummary, prepare_send, recipient_count, send_edition
 from newsletter.editions.lifecycle import get_edition
 from newsletter.jobs.locking import job_lock
 from subscribers.models import Subscriber

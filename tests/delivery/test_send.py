@@ -13,17 +13,11 @@ from sqlalchemy import select, update
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import DeliveryError
+from newsletter.delivery.copies import dry_run, send_test
 from newsletter.delivery.outbox import OutboxRow, state_counts
 from newsletter.delivery.outbox_sql import NewRow, add_rows
-from newsletter.delivery.send import (
-    OutcomeWriter,
-    dry_run,
-    finish_if_done,
-    prepare_send,
-    recipient_count,
-    send_edition,
-    send_test,
-)
+from newsletter.delivery.send import finish_if_done, prepare_send, recipient_count, send_edition
+from newsletter.delivery.store import OutcomeWriter
 from newsletter.editions.drafting import draft_edition, fetch_all
 from newsletter.editions.lifecycle import get_edition
 from subscribers.audience import Audience, Requester
