@@ -30,7 +30,8 @@ from newsletter.delivery.groupcommit import Ticket
 from newsletter.delivery.pacing import Pacer
 from newsletter.mail.dkim import DkimSigner
 from newsletter.mail.messages import MessageRecipient, MessageTemplate
-from newsletter.mail.smtp import Reply, SmtpConnection, SmtpOptions
+from newsletter.mail.smtp import SmtpConnection, SmtpOptions
+from newsletter.mail.smtp_protocol import Reply
 
 RESENDS = 3
 LEASE_RENEWAL_SECONDS = 30.0
