@@ -344,43 +344,69 @@ class SmtpConnection:
             mail_line += " SMTPUTF8"
         envelope = [mail_line] + [f"RCPT TO:<{_check_address(r)}>" for r in recipients]
         if self.pipelining:
-            self._protocol.send_body_on_go_ahead(payload, len(recipients) + 2, gate)
-            await self._write("".join(f"{line}\r\n" for line in [*envelope, "DATA"]).encode())
-            group = await self._read_replies(len(recipients) + 2, "the replies to MAIL, RCPT, DATA")
-            mail = group[0][0]
-            replies = {r: reply for r, (reply, _) in zip(recipients, group[1:-1], strict=True)}
-            data_go = group[-1][0]
-            if not mail.ok or not any(reply.ok for reply in replies.values()):
-                # DATA was sent regardless; if the server nonetheless said 354, end the
-                # empty message so it is discarded, then reset.
-                if data_go.code == 354:
-                    await self._write(b".\r\n")
-                    await self._read_reply("the end of an empty message")
-                await self._reset_after_failure()
-                return TransactionResult(mail, replies, None)
-        else:
-            mail = await self.command(envelope[0])
-            if not mail.ok:
-                await self._reset_after_failure()
-                return TransactionResult(mail, {}, None)
-            replies = {}
-            for recipient, line in zip(recipients, envelope[1:], strict=True):
-                replies[recipient] = await self.command(line)
-            if not any(reply.ok for reply in replies.values()):
-                await self._reset_after_failure()
-                return TransactionResult(mail, replies, None)
-            data_go = await self.command("DATA")
+            return await self._send_pipelined(envelope, recipients, payload, gate)
+        return await self._send_step_by_step(envelope, recipients, payload, gate)
+
+    async def _send_pipelined(
+        self,
+        envelope: list[str],
+        recipients: Sequence[str],
+        payload: bytes,
+        gate: BodyGate | None,
+    ) -> TransactionResult:
+        """The envelope and DATA in one write; the receiving side sends the body."""
+        self._protocol.send_body_on_go_ahead(payload, len(recipients) + 2, gate)
+        await self._write("".join(f"{line}\r\n" for line in [*envelope, "DATA"]).encode())
+        group = await self._read_replies(len(recipients) + 2, "the replies to MAIL, RCPT, DATA")
+        mail = group[0][0]
+        replies = {r: reply for r, (reply, _) in zip(recipients, group[1:-1], strict=True)}
+        data_go = group[-1][0]
+        if not mail.ok or not any(reply.ok for reply in replies.values()):
+            # DATA was sent regardless; if the server nonetheless said 354, end the
+            # empty message so it is discarded, then reset.
+            if data_go.code == 354:
+                await self._write(b".\r\n")
+                await self._read_reply("the end of an empty message")
+            await self._reset_after_failure()
+            return TransactionResult(mail, replies, None)
         if data_go.code != 354:
             await self._reset_after_failure()
             return TransactionResult(mail, replies, data_go)
-        if self.pipelining:
-            await self._body_written()
-        elif gate is None or gate.is_open:
+        await self._body_written()
+        return await self._message_reply(mail, replies)
+
+    async def _send_step_by_step(
+        self,
+        envelope: list[str],
+        recipients: Sequence[str],
+        payload: bytes,
+        gate: BodyGate | None,
+    ) -> TransactionResult:
+        """Each command after the reply to the one before (a server without PIPELINING)."""
+        mail = await self.command(envelope[0])
+        if not mail.ok:
+            await self._reset_after_failure()
+            return TransactionResult(mail, {}, None)
+        replies = {}
+        for recipient, line in zip(recipients, envelope[1:], strict=True):
+            replies[recipient] = await self.command(line)
+        if not any(reply.ok for reply in replies.values()):
+            await self._reset_after_failure()
+            return TransactionResult(mail, replies, None)
+        data_go = await self.command("DATA")
+        if data_go.code != 354:
+            await self._reset_after_failure()
+            return TransactionResult(mail, replies, data_go)
+        if gate is None or gate.is_open:
             await self._write(payload)
         else:
             await self._write(memoryview(payload)[: -len(DATA_END)])
             await self._through(gate)
             await self._write(DATA_END)
+        return await self._message_reply(mail, replies)
+
+    async def _message_reply(self, mail: Reply, replies: dict[str, Reply]) -> TransactionResult:
+        """The server's verdict on the message just sent; reset unless it took it."""
         data = await self._read_reply("the reply to the message")
         if data.code != 250:
             await self._reset_after_failure()
