@@ -27,25 +27,16 @@ from newsletter.core.numbers import dutch_number
 from newsletter.delivery.copies import dry_run, send_test
 from newsletter.delivery.engine import RunTotals
 from newsletter.delivery.outbox import OutboxRow, state_counts
-from newsletter.delivery.send import SendSummary, prepare_send, recipient_count, send_edition
+from newsletter.delivery.send import (
+    SendSummary,
+    describe_send,
+    prepare_send,
+    recipient_count,
+    send_edition,
+)
 from newsletter.editions.lifecycle import get_edition
 from newsletter.jobs.locking import job_lock
 from subscribers.models import Subscriber
-
-
-def summary_line(summary: SendSummary) -> str:
-    """The outbox of one edition in a line, e.g. "edition 4: 1.234 sent, 0 failed ..."."""
-    counts = summary.counts
-    line = (
-        f"edition {summary.number}: {dutch_number(counts.sent)} sent, "
-        f"{dutch_number(counts.failed)} failed permanently, "
-        f"{dutch_number(counts.retry + counts.pending)} waiting for retry, "
-        f"{dutch_number(counts.skipped)} skipped"
-    )
-    if counts.sending:
-        # Rows another run (a second terminal, a worker) holds right now.
-        line += f", {dutch_number(counts.sending)} being sent by another run"
-    return line
 
 
 class _LogProgress:
@@ -153,7 +144,7 @@ def send(
     # The job lock: a scheduled run and a person never work on an edition at once.
     with job_lock(context.database, clock=context.clock):
         summary = _run_with_progress(context, number, total)
-    out.print(summary_line(summary), markup=False)
+    out.print(describe_send(summary), markup=False)
     for failure in summary.run.failures[:20]:
         err.print(f"failed: {failure}", markup=False)
     if summary.counts.failed:

@@ -19,6 +19,7 @@ from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import DeliveryError, EditionError
+from newsletter.core.numbers import dutch_number
 from newsletter.core.templating import template_environment
 from newsletter.delivery.addressing import message_headers
 from newsletter.delivery.engine import DeliveryEngine, RunTotals
@@ -139,6 +140,21 @@ class SendSummary:
     counts: StateCounts
     run: RunTotals
     finished: bool  # every row is sent, failed or skipped; the edition is `sent`
+
+
+def describe_send(summary: SendSummary) -> str:
+    """The outbox of one edition in a line, e.g. "edition 4: 1.234 sent, 0 failed ..."."""
+    counts = summary.counts
+    line = (
+        f"edition {summary.number}: {dutch_number(counts.sent)} sent, "
+        f"{dutch_number(counts.failed)} failed permanently, "
+        f"{dutch_number(counts.retry + counts.pending)} waiting for retry, "
+        f"{dutch_number(counts.skipped)} skipped"
+    )
+    if counts.sending:
+        # Rows another run (a second terminal, a worker) holds right now.
+        line += f", {dutch_number(counts.sending)} being sent by another run"
+    return line
 
 
 def finish_if_done(database: Database, number: int, *, now: datetime) -> tuple[StateCounts, bool]:
