@@ -1,4 +1,4 @@
-"""`newsletter worker`: a send worker process (workers.py), one of any number at once."""
+"""`newsletter worker`: a send worker (delivery/workers.py), one of any number at once."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ each outcome before it starts its next transaction on that connection: after a c
 the only rows that can go out twice are those in flight, one per open connection. Rows
 of a dead sender come back when their lease runs out (at once when it ran on this host).
 The claim and outcome statements, which every message runs, are written out per dialect
-in outbox_sql.py.
+in delivery/outbox_sql.py.
 """
 
 from __future__ import annotations

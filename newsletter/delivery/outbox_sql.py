@@ -4,7 +4,7 @@ A send claims every row and records every outcome. For these few statements buil
 compiling and reading through SQLAlchemy cost more than the database's own work, so
 they are written out once per dialect and run on the driver's connection. `{name}`
 marks a parameter; driver_sql turns it into the driver's placeholder. The states and
-their transitions are drawn in outbox.py.
+their transitions are drawn in delivery/outbox.py.
 """
 
 from __future__ import annotations

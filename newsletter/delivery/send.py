@@ -87,8 +87,8 @@ def prepare_send(
 ) -> EditionContent:
     """Check the edition can go, snapshot its recipients, and mark it sending."""
     with database.session() as session:
-        # Locked: a sender finishing the edition meanwhile (workers.py) either sees the
-        # rows added here, or this sees the edition sent.
+        # Locked: a sender finishing the edition meanwhile (delivery/workers.py) either
+        # sees the rows added here, or this sees the edition sent.
         edition = get_edition(session, number, lock=True)
         if edition.state == "sent":
             raise EditionError(f"edition {number} was sent already")
@@ -206,8 +206,8 @@ async def deliver_prepared(
     """Deliver the due rows of an edition `prepare_send` made ready, until none is left
     or `stop` is set (then after the current batch); mark it sent when nothing is open.
 
-    Safe beside other processes doing the same (workers.py): rows are claimed, never
-    shared. DeliveryError when the server could not be reached and mail still waits.
+    Safe beside other processes doing the same (delivery/workers.py): rows are claimed,
+    never shared. DeliveryError when the server could not be reached and mail still waits.
     """
     number = content.number
     with database.session() as session:

@@ -35,11 +35,11 @@ def _anonymous(reply: str, delivery: Delivery) -> str:
 class OutcomeWriter:
     """The send's one driver connection: claims, and outcomes committed in groups.
 
-    Outcomes go through a GroupCommit (delivery/groupcommit.py): a worker waits for its outcome
-    only where the crash bound needs it, before the final dot of its next message, so
-    the outcomes of several connections share one commit. Commits run on the loop:
-    handing them to a thread measured slower (its wake-ups and the GIL cost more than
-    the loop time saved).
+    Outcomes go through a GroupCommit (delivery/groupcommit.py): a worker waits for its
+    outcome only where the crash bound needs it, before the final dot of its next
+    message, so the outcomes of several connections share one commit. Commits run on
+    the loop: handing them to a thread measured slower (its wake-ups and the GIL cost
+    more than the loop time saved).
 
     On SQLite this connection commits with `synchronous=FULL`, so an outcome is on disk
     before the message after it can be accepted: a power cut, not only a crash, repeats

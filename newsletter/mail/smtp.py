@@ -413,7 +413,7 @@ class SmtpConnection:
         return TransactionResult(mail, replies, data)
 
     async def _body_written(self) -> None:
-        """Until the receiving side wrote the whole message (see send_body_on_go_ahead)."""
+        """Until the protocol wrote the whole message (see its send_body_on_go_ahead)."""
         protocol = self._protocol
         if protocol.body_pending:
             waiter = self._loop.create_future()
