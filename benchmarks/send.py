@@ -36,7 +36,8 @@ from sqlalchemy import insert
 from newsletter.core.clock import utc_now
 from newsletter.core.config import Settings, settings_from_mapping
 from newsletter.core.db import open_database
-from newsletter.delivery.send import dry_run, send_edition
+from newsletter.delivery.copies import dry_run
+from newsletter.delivery.send import send_edition
 from subscribers.models import Subscriber
 from subscribers.tokens import new_public_id
 

@@ -50,7 +50,7 @@ from newsletter.core.clock import utc_now
 from newsletter.core.config import SECRET_KEY_ENV, Settings, settings_from_mapping
 from newsletter.core.db import Database, open_database
 from newsletter.core.errors import DeliveryError, FeedError, NewsletterError, SubscriberError
-from newsletter.delivery.send import SendSummary, send_edition
+from newsletter.delivery.send import SendSummary, describe_send, send_edition
 from newsletter.editions.drafting import draft_edition, fetch_all, preview_edition
 from newsletter.jobs.job import RunCounts, summary_line
 from newsletter.jobs.runs import list_runs, run_json
@@ -571,23 +571,13 @@ def _send_directly(settings: Settings, database: Database, number: int, out: Con
     summary = send_edition(settings, database, number, clock=utc_now)
     _check_sent(summary)
     out.print("sent the edition through the delivery engine:")
-    out.print(f"  {_summary_line(summary)}", markup=False)
-
-
-def _summary_line(summary: SendSummary) -> str:
-    """The outcome of a send, in the words `newsletter send` uses."""
-    counts = summary.counts
-    waiting = counts.retry + counts.pending + counts.sending
-    return (
-        f"edition {summary.number}: {counts.sent} sent, {counts.failed} failed permanently, "
-        f"{waiting} waiting for retry, {counts.skipped} skipped"
-    )
+    out.print(f"  {describe_send(summary)}", markup=False)
 
 
 def _check_sent(summary: SendSummary) -> None:
     if summary.counts.sent != len(SAMPLE_PEOPLE):
         raise DeliveryError(
-            f"not every sample subscriber got the edition ({_summary_line(summary)})"
+            f"not every sample subscriber got the edition ({describe_send(summary)})"
         )
 
 

@@ -1,6 +1,6 @@
 """`newsletter send` and `newsletter edition status`: delivering an edition, and its state.
 
-`send N --workers` only hands the edition over: `newsletter worker` (cli_worker.py)
+`send N --workers` only hands the edition over: `newsletter worker` (cli/worker.py)
 processes deliver it.
 """
 
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import (
@@ -19,39 +20,21 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from sqlalchemy import select
 
 from newsletter.cli.support import AppContext, app_context, err, iso, out, print_json
 from newsletter.core.errors import EXIT_WAITING, NewsletterError
 from newsletter.core.numbers import dutch_number
+from newsletter.delivery import status as delivery_status
+from newsletter.delivery.copies import dry_run, send_test
 from newsletter.delivery.engine import RunTotals
-from newsletter.delivery.outbox import OutboxRow, state_counts
 from newsletter.delivery.send import (
     SendSummary,
-    dry_run,
+    describe_send,
     prepare_send,
     recipient_count,
     send_edition,
-    send_test,
 )
-from newsletter.editions.lifecycle import get_edition
 from newsletter.jobs.locking import job_lock
-from subscribers.models import Subscriber
-
-
-def summary_line(summary: SendSummary) -> str:
-    """The outbox of one edition in a line, e.g. "edition 4: 1.234 sent, 0 failed ..."."""
-    counts = summary.counts
-    line = (
-        f"edition {summary.number}: {dutch_number(counts.sent)} sent, "
-        f"{dutch_number(counts.failed)} failed permanently, "
-        f"{dutch_number(counts.retry + counts.pending)} waiting for retry, "
-        f"{dutch_number(counts.skipped)} skipped"
-    )
-    if counts.sending:
-        # Rows another run (a second terminal, a worker) holds right now.
-        line += f", {dutch_number(counts.sending)} being sent by another run"
-    return line
 
 
 class _LogProgress:
@@ -76,7 +59,7 @@ class _LogProgress:
         )
 
 
-def _run_with_progress(context: Any, number: int, total: int) -> SendSummary:
+def _run_with_progress(context: AppContext, number: int, total: int) -> SendSummary:
     settings, database, clock = context.settings, context.database, context.clock
     if not sys.stderr.isatty():
         return send_edition(
@@ -136,30 +119,45 @@ def send(
             "--workers sends for real: it goes with neither --test-to nor --dry-run"
         )
     if test_to:
-        addresses = [*test_to, *(more_addresses or [])]
-        send_test(context.settings, context.database, number, addresses, clock=context.clock)
-        out.print(f"test copy of edition {number} sent to {', '.join(addresses)}", markup=False)
+        _send_test_copies(context, number, [*test_to, *(more_addresses or [])])
         return
     if dry_run_dir is not None:
-        written = dry_run(
-            context.settings, context.database, number, dry_run_dir, clock=context.clock
-        )
-        out.print(f"wrote {dutch_number(written)} messages to {dry_run_dir}", markup=False)
+        _write_dry_run(context, number, dry_run_dir)
         return
     total = recipient_count(context.database, number)
     if not yes:
-        if not sys.stdin.isatty():
-            raise NewsletterError("not on a terminal: pass --yes to send without asking")
-        if not typer.confirm(f"send edition {number} to {dutch_number(total)} subscribers?"):
-            out.print("nothing sent")
-            raise typer.Exit(1)
+        _confirm(number, total)
     if workers:
         _queue_for_workers(context, number)
         return
     # The job lock: a scheduled run and a person never work on an edition at once.
     with job_lock(context.database, clock=context.clock):
         summary = _run_with_progress(context, number, total)
-    out.print(summary_line(summary), markup=False)
+    _report(summary)
+
+
+def _send_test_copies(context: AppContext, number: int, addresses: list[str]) -> None:
+    send_test(context.settings, context.database, number, addresses, clock=context.clock)
+    out.print(f"test copy of edition {number} sent to {', '.join(addresses)}", markup=False)
+
+
+def _write_dry_run(context: AppContext, number: int, out_dir: Path) -> None:
+    written = dry_run(context.settings, context.database, number, out_dir, clock=context.clock)
+    out.print(f"wrote {dutch_number(written)} messages to {out_dir}", markup=False)
+
+
+def _confirm(number: int, total: int) -> None:
+    """Ask the person at the terminal; refuse when there is none to ask."""
+    if not sys.stdin.isatty():
+        raise NewsletterError("not on a terminal: pass --yes to send without asking")
+    if not typer.confirm(f"send edition {number} to {dutch_number(total)} subscribers?"):
+        out.print("nothing sent")
+        raise typer.Exit(1)
+
+
+def _report(summary: SendSummary) -> None:
+    """The summary, the first failures, and an exit code for what did not go out."""
+    out.print(describe_send(summary), markup=False)
     for failure in summary.run.failures[:20]:
         err.print(f"failed: {failure}", markup=False)
     if summary.counts.failed:
@@ -174,8 +172,7 @@ def _queue_for_workers(context: AppContext, number: int) -> None:
     # Under the job lock as a send from here: the scheduler is not drafting or sending.
     with job_lock(database, clock=clock):
         prepare_send(context.settings, database, number, now=clock())
-        with database.session() as session:
-            counts = state_counts(session, number)
+        counts = delivery_status.edition_status(database, number).counts
     out.print(
         f"edition {number}: {dutch_number(counts.open)} queued for the workers "
         f"({dutch_number(counts.sent)} sent already, {dutch_number(counts.skipped)} skipped); "
@@ -192,50 +189,28 @@ def edition_status(
 ) -> None:
     """Counts per delivery state, and the failures with their last SMTP reply."""
     context = app_context(ctx)
-    with context.database.session() as session:
-        edition = get_edition(session, number)
-        counts = state_counts(session, number)
-        rows = session.execute(
-            select(OutboxRow, Subscriber.email)
-            .outerjoin(Subscriber, Subscriber.id == OutboxRow.subscriber_id)
-            .where(OutboxRow.edition_id == number, OutboxRow.state.in_(("failed", "retry")))
-            .order_by(OutboxRow.id)
-        ).all()
-        problems = [
-            {
-                "email": email,
-                "state": row.state,
-                "attempts": row.attempts,
-                "last_reply": row.last_reply,
-                "next_attempt_at": iso(row.next_attempt_at),
-            }
-            for row, email in rows
-        ]
-        data: dict[str, Any] = {
-            "number": number,
-            "state": edition.state,
-            "sent_at": iso(edition.sent_at),
-            "counts": {
-                "pending": counts.pending,
-                "sending": counts.sending,
-                "sent": counts.sent,
-                "retry": counts.retry,
-                "failed": counts.failed,
-                "skipped": counts.skipped,
-                "total": counts.total,
-            },
-            "problems": problems,
-        }
+    status = delivery_status.edition_status(context.database, number)
+    counts = {**asdict(status.counts), "total": status.counts.total}
     if as_json:
-        print_json(data)
+        print_json(
+            {
+                "number": status.number,
+                "state": status.state,
+                "sent_at": iso(status.sent_at),
+                "counts": counts,
+                "problems": [
+                    {**asdict(problem), "next_attempt_at": iso(problem.next_attempt_at)}
+                    for problem in status.problems
+                ],
+            }
+        )
         return
-    out.print(f"edition {number} is {data['state']}", markup=False)
-    for state, count in data["counts"].items():
+    out.print(f"edition {number} is {status.state}", markup=False)
+    for state, count in counts.items():
         out.print(f"  {state:<8} {dutch_number(count)}", markup=False)
-    for problem in problems:
-        when = f", next try {problem['next_attempt_at']}" if problem["next_attempt_at"] else ""
+    for problem in status.problems:
+        when = f", next try {iso(problem.next_attempt_at)}" if problem.next_attempt_at else ""
         out.print(
-            f"  {problem['state']:<7} {problem['email'] or '(erased)'}: "
-            f"{problem['last_reply']}{when}",
+            f"  {problem.state:<7} {problem.email or '(erased)'}: {problem.last_reply}{when}",
             markup=False,
         )

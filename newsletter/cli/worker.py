@@ -1,4 +1,4 @@
-"""`newsletter worker`: a send worker process (workers.py), one of any number at once."""
+"""`newsletter worker`: a send worker (delivery/workers.py), one of any number at once."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.send import summary_line
 from newsletter.cli.support import AppContext, app_context, err, out
 from newsletter.core.signals import stop_on_signals
+from newsletter.delivery.send import describe_send
 from newsletter.delivery.workers import (
     DEFAULT_POLL_SECONDS,
     EditionHandled,
@@ -26,7 +26,7 @@ def _print_handled(result: EditionHandled) -> None:
         return
     run = result.summary.run
     line = (
-        f"{summary_line(result.summary)}; this worker: {run.sent} sent, {run.failed} failed, "
+        f"{describe_send(result.summary)}; this worker: {run.sent} sent, {run.failed} failed, "
         f"{run.retry} to retry"
     )
     if result.summary.finished:

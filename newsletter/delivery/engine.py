@@ -2,10 +2,10 @@
 
 The store hands out claimed rows in batches; `connections` workers each keep one SMTP
 session open and send one message at a time. Each outcome is recorded in the store,
-which commits outcomes in groups (groupcommit.py): a worker goes on with its next
-message at once, but that message's final dot, which lets the server accept it, waits
-until the last outcome is committed, so a crash can only repeat what was in flight, one
-message per connection.
+which commits outcomes in groups (delivery/groupcommit.py): a worker goes on with its
+next message at once, but that message's final dot, which lets the server accept it,
+waits until the last outcome is committed, so a crash can only repeat what was in
+flight, one message per connection.
 
 - 250 for DATA: sent.
 - 4xx for MAIL, RCPT or DATA: retry later (the store schedules it, until a deadline).
@@ -30,7 +30,8 @@ from newsletter.delivery.groupcommit import Ticket
 from newsletter.delivery.pacing import Pacer
 from newsletter.mail.dkim import DkimSigner
 from newsletter.mail.messages import MessageRecipient, MessageTemplate
-from newsletter.mail.smtp import Reply, SmtpConnection, SmtpOptions
+from newsletter.mail.smtp import SmtpConnection, SmtpOptions
+from newsletter.mail.smtp_protocol import Reply
 
 RESENDS = 3
 LEASE_RENEWAL_SECONDS = 30.0
@@ -79,7 +80,7 @@ class Delivery:
 
 
 class DeliveryStore(Protocol):
-    """Where deliveries come from and where their outcomes go (see sending.OutboxStore)."""
+    """Where deliveries come from and where their outcomes go (delivery/store.py)."""
 
     def claim(self, limit: int) -> Sequence[Delivery]: ...
     # Each outcome's ticket opens once it is committed: the end of the worker's next

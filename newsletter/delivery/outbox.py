@@ -16,20 +16,19 @@ number of senders share an edition without two ever holding one row. A sender re
 each outcome before it starts its next transaction on that connection: after a crash,
 the only rows that can go out twice are those in flight, one per open connection. Rows
 of a dead sender come back when their lease runs out (at once when it ran on this host).
+The claim and outcome statements, which every message runs, are written out per dialect
+in delivery/outbox_sql.py.
 """
 
 from __future__ import annotations
 
-import functools
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
-    Connection,
     ForeignKey,
     Index,
     String,
@@ -43,7 +42,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from sqlalchemy.pool import PoolProxiedConnection
 
 from newsletter.core.models import Base
 from newsletter.core.processes import process_is_gone
@@ -155,60 +153,6 @@ def release_claim(session: Session, edition_id: int, *, claim: str, now: datetim
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def _finish(session: Session, row_id: int, holder: str, now: datetime, **values: object) -> bool:
-    """End a claimed row's attempt; False when `holder` no longer holds the row."""
-    result = session.execute(
-        update(OutboxRow)
-        .where(OutboxRow.id == row_id, OutboxRow.claim == holder, OutboxRow.state == "sending")
-        .values(
-            updated_at=now,
-            claim=None,
-            attempts=OutboxRow.attempts + 1,
-            first_attempt_at=func.coalesce(OutboxRow.first_attempt_at, now),
-            **values,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def mark_sent(session: Session, row_id: int, *, claim: str, now: datetime, reply: str) -> bool:
-    return _finish(
-        session,
-        row_id,
-        claim,
-        now,
-        state="sent",
-        sent_at=now,
-        last_reply=reply,
-    )
-
-
-def mark_retry(
-    session: Session, row_id: int, *, claim: str, now: datetime, reply: str, at: datetime
-) -> bool:
-    return _finish(
-        session,
-        row_id,
-        claim,
-        now,
-        state="retry",
-        next_attempt_at=at,
-        last_reply=reply,
-    )
-
-
-def mark_failed(session: Session, row_id: int, *, claim: str, now: datetime, reply: str) -> bool:
-    return _finish(
-        session,
-        row_id,
-        claim,
-        now,
-        state="failed",
-        last_reply=reply,
-    )
-
-
 @dataclass(frozen=True)
 class StateCounts:
     """How many rows of an edition are in each state."""
@@ -257,260 +201,3 @@ def sent_times_since(session: Session, since: datetime) -> Iterator[datetime]:
     for sent_at in session.scalars(query):
         if sent_at is not None:
             yield sent_at
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one attempt ended, to be written with others in one transaction."""
-
-    row_id: int
-    state: str  # "sent", "retry" or "failed"
-    reply: str
-    next_attempt_at: datetime | None = None
-
-
-# -- the hot path ---------------------------------------------------------------------
-#
-# A send claims every row and records every outcome. For these few statements building,
-# compiling and reading through SQLAlchemy cost more than the database's own work, so
-# they are written out once per dialect and run on the driver's connection. `{name}`
-# marks a parameter; driver_sql turns it into the driver's placeholder.
-
-_CLAIM_SQL = {
-    # One arm per state, each walking the (edition_id, state) index in id order and
-    # stopping at the limit, so a claim reads about what it takes: one OR over the states
-    # made SQLite scan and sort every row of the edition for each claim (quadratic in the
-    # size of a send). The re-check leaves the edition out (a row never changes it): with
-    # it SQLite would walk the edition's index instead of looking the ids up.
-    "sqlite": (
-        "UPDATE outbox SET state = 'sending', claim = {claim}, lease_until = {lease}, "
-        "updated_at = {now} WHERE id IN ("
-        "SELECT id FROM (SELECT id FROM outbox WHERE edition_id = {edition} "
-        "AND state = 'pending' ORDER BY id LIMIT {limit}) "
-        "UNION ALL SELECT id FROM (SELECT id FROM outbox WHERE edition_id = {edition} "
-        "AND state = 'retry' AND next_attempt_at <= {now} ORDER BY id LIMIT {limit}) "
-        "UNION ALL SELECT id FROM (SELECT id FROM outbox WHERE edition_id = {edition} "
-        "AND state = 'sending' AND lease_until < {now} ORDER BY id LIMIT {limit}) "
-        "ORDER BY id LIMIT {limit}) "
-        "AND (state = 'pending' OR (state = 'retry' AND next_attempt_at <= {now}) "
-        "OR (state = 'sending' AND lease_until < {now})) RETURNING id"
-    ),
-    # The same arms, each locked with FOR UPDATE SKIP LOCKED (which a UNION cannot
-    # take, a CTE can): senders never wait for each other's rows, and a row another
-    # sender took in the meantime fails the re-check instead of being claimed twice.
-    # Rows an arm locked beyond the limit are free again at the commit.
-    "postgresql": (
-        "WITH pending AS (SELECT id FROM outbox WHERE edition_id = {edition} "
-        "AND state = 'pending' ORDER BY id LIMIT {limit} FOR UPDATE SKIP LOCKED), "
-        "retry AS (SELECT id FROM outbox WHERE edition_id = {edition} AND state = 'retry' "
-        "AND next_attempt_at <= {now} ORDER BY id LIMIT {limit} FOR UPDATE SKIP LOCKED), "
-        "expired AS (SELECT id FROM outbox WHERE edition_id = {edition} "
-        "AND state = 'sending' AND lease_until < {now} ORDER BY id LIMIT {limit} "
-        "FOR UPDATE SKIP LOCKED) "
-        "UPDATE outbox SET state = 'sending', claim = {claim}, lease_until = {lease}, "
-        "updated_at = {now} WHERE id IN (SELECT id FROM (SELECT id FROM pending "
-        "UNION ALL SELECT id FROM retry UNION ALL SELECT id FROM expired) AS due "
-        "ORDER BY id LIMIT {limit}) "
-        "AND (state = 'pending' OR (state = 'retry' AND next_attempt_at <= {now}) "
-        "OR (state = 'sending' AND lease_until < {now})) RETURNING id"
-    ),
-}
-_CLAIMED_SQL = (
-    "SELECT o.id, o.variant, o.first_attempt_at, o.attempts, s.id, s.public_id, s.email, "
-    "s.name, s.status FROM outbox o LEFT JOIN subscribers s ON s.id = o.subscriber_id "
-    "WHERE o.id IN ({ids}) ORDER BY o.id"
-)
-_SKIP_SQL = (
-    "UPDATE outbox SET state = 'skipped', last_reply = {reason}, claim = NULL, "
-    "updated_at = {now} WHERE id = {row} AND claim = {claim}"
-)
-_OUTCOME_SQL = (
-    "UPDATE outbox SET state = {state}, last_reply = {reply}, sent_at = {sent}, "
-    "next_attempt_at = {retry_at}, claim = NULL, attempts = attempts + 1, "
-    "first_attempt_at = COALESCE(first_attempt_at, {now}), updated_at = {now} "
-    "WHERE id = {row} AND claim = {claim} AND state = 'sending'"
-)
-_INSERT_SQL = (
-    "INSERT INTO outbox (edition_id, subscriber_id, variant, state, last_reply, attempts, "
-    "created_at, updated_at) VALUES ({edition}, {subscriber}, {variant}, {state}, {reply}, "
-    "0, {now}, {now})"
-)
-
-
-@functools.cache
-def driver_sql(sql: str, dialect: str) -> str:
-    """`sql` with named placeholders in the driver's style (sqlite3 and psycopg take a
-    mapping of parameters)."""
-    names = re.findall(r"\{(\w+)\}", sql)
-    style = ":{}" if dialect == "sqlite" else "%({})s"
-    return sql.format(**{name: style.format(name) for name in names})
-
-
-def _sqlite_time(value: datetime | None) -> str | None:
-    # The text SQLAlchemy stores for a DateTime on SQLite (UTC, as UtcDateTime keeps it),
-    # so that comparisons in SQL see one format.
-    if value is None:
-        return None
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def _as_is(value: datetime | None) -> datetime | None:
-    return value
-
-
-def _time_in(dialect: str) -> Callable[[datetime | None], object]:
-    """How the driver takes a time."""
-    return _sqlite_time if dialect == "sqlite" else _as_is
-
-
-def _time_out(value: object) -> datetime | None:
-    """A time as the driver returns it (text on SQLite), as an aware UTC datetime."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class ClaimedRow(NamedTuple):
-    """A row just claimed, with what its message needs of the subscriber (None: erased)."""
-
-    row_id: int
-    variant: str
-    first_attempt_at: datetime | None
-    attempts: int
-    subscriber_id: int | None
-    public_id: str | None
-    email: str | None
-    name: str | None
-    status: str | None
-
-
-def claim_rows(
-    connection: PoolProxiedConnection,
-    *,
-    dialect: str,
-    edition_id: int,
-    claim: str,
-    now: datetime,
-    limit: int,
-) -> list[ClaimedRow]:
-    """Claim up to `limit` rows that are due, oldest first; the caller commits."""
-    time = _time_in(dialect)
-    cursor = connection.cursor()
-    try:
-        cursor.execute(
-            driver_sql(_CLAIM_SQL[dialect], dialect),
-            {
-                "claim": claim,
-                "lease": time(now + LEASE),
-                "now": time(now),
-                "edition": edition_id,
-                "limit": limit,
-            },
-        )
-        ids = sorted(row[0] for row in cursor.fetchall())
-        if not ids:
-            return []
-        names = {f"i{index}": row_id for index, row_id in enumerate(ids)}
-        cursor.execute(
-            driver_sql(_CLAIMED_SQL.format(ids=", ".join(f"{{{n}}}" for n in names)), dialect),
-            names,
-        )
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    return [ClaimedRow(row[0], row[1], _time_out(row[2]), *row[3:]) for row in rows]
-
-
-def skip_rows(
-    connection: PoolProxiedConnection,
-    row_ids: Sequence[int],
-    *,
-    dialect: str,
-    claim: str,
-    now: datetime,
-    reason: str,
-) -> None:
-    """Mark claimed rows skipped (their subscriber left the list); the caller commits."""
-    if not row_ids:
-        return
-    stamp = _time_in(dialect)(now)
-    cursor = connection.cursor()
-    try:
-        cursor.executemany(
-            driver_sql(_SKIP_SQL, dialect),
-            [{"reason": reason, "now": stamp, "row": row, "claim": claim} for row in row_ids],
-        )
-    finally:
-        cursor.close()
-
-
-def record_outcomes(
-    connection: PoolProxiedConnection,
-    outcomes: Sequence[Outcome],
-    *,
-    dialect: str,
-    holder: str,
-    now: datetime,
-) -> None:
-    """Write the outcomes of rows `holder` claimed (rows it lost are left alone); the
-    caller commits. One executemany: SQLAlchemy's execute and commit would double the
-    cost of a one-row commit."""
-    if not outcomes:
-        return
-    time = _time_in(dialect)
-    stamp = time(now)
-    cursor = connection.cursor()
-    try:
-        cursor.executemany(
-            driver_sql(_OUTCOME_SQL, dialect),
-            [
-                {
-                    "state": outcome.state,
-                    "reply": outcome.reply,
-                    "sent": stamp if outcome.state == "sent" else None,
-                    "retry_at": time(outcome.next_attempt_at),
-                    "now": stamp,
-                    "row": outcome.row_id,
-                    "claim": holder,
-                }
-                for outcome in outcomes
-            ],
-        )
-    finally:
-        cursor.close()
-
-
-class NewRow(NamedTuple):
-    """One recipient to add to an edition's outbox."""
-
-    subscriber_id: int
-    variant: str
-    state: str  # "pending", or "skipped" with the reason in `reply`
-    reply: str | None = None
-
-
-def add_rows(
-    connection: Connection, edition_id: int, rows: Sequence[NewRow], *, now: datetime
-) -> None:
-    """Insert outbox rows in one executemany (a snapshot adds one per subscriber)."""
-    if not rows:
-        return
-    dialect = connection.dialect.name
-    stamp = _time_in(dialect)(now)
-    connection.exec_driver_sql(
-        driver_sql(_INSERT_SQL, dialect),
-        [
-            {
-                "edition": edition_id,
-                "subscriber": row.subscriber_id,
-                "variant": row.variant,
-                "state": row.state,
-                "reply": row.reply,
-                "now": stamp,
-            }
-            for row in rows
-        ],
-    )

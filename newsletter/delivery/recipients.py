@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.core.config import Settings
-from newsletter.delivery.outbox import ALL_THEMES, NewRow, OutboxRow, add_rows, driver_sql
+from newsletter.delivery.outbox import ALL_THEMES, OutboxRow
+from newsletter.delivery.outbox_sql import NewRow, add_rows, driver_sql
 from newsletter.editions.compose import ArticleView, select_articles
 from subscribers.addresses import keyed_hash
 from subscribers.models import Subscriber, Suppression

@@ -2,9 +2,10 @@
 
 A worker looks for editions that are `sending` with deliveries due (those `newsletter
 send N --workers` handed over, retries whose time came, rows a dead sender left) and
-delivers each with the engine of delivery.py and the outbox store of sending.py, the
-same as `newsletter send`. It does not take the job lock: any number of workers, on one
-machine or several sharing the database, work on one edition together.
+delivers each with the engine of delivery/engine.py and the outbox store of
+delivery/store.py, the same as `newsletter send`. It does not take the job lock: any
+number of workers, on one machine or several sharing the database, work on one edition
+together.
 
 Why that is safe, step by step (what `run_delivery` does, with N processes at once):
 
@@ -96,8 +97,8 @@ async def deliver_edition(
     on_progress: Callable[[RunTotals], None] | None = None,
 ) -> SendSummary:
     """Deliver edition N's due rows alongside any other worker, until none is left or
-    `stop` is set. Unlike `sending.run_delivery`, an edition that is not `sending` is
-    left alone: only staff hand one over."""
+    `stop` is set. Unlike `run_delivery` (delivery/send.py), an edition that is not
+    `sending` is left alone: only staff hand one over."""
     with database.session() as session:
         state = get_edition(session, number).state
         if state != "sending":

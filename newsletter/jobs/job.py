@@ -43,8 +43,9 @@ from newsletter.core.errors import NewsletterError, StorageError
 from newsletter.core.numbers import dutch_number
 from newsletter.core.templating import render_template, template_environment
 from newsletter.core.text import one_line
+from newsletter.delivery.copies import send_test
 from newsletter.delivery.due import editions_waiting
-from newsletter.delivery.send import send_edition, send_test
+from newsletter.delivery.send import send_edition
 from newsletter.editions.drafting import draft_edition, fetch_all
 from newsletter.editions.lifecycle import OPEN_STATES, get_edition, new_article_candidates
 from newsletter.editions.models import Edition

@@ -1,7 +1,7 @@
 """Single mails (confirmations, notices to one person) through the product's SMTP client.
 
 The bulk sender builds its messages its own, faster way; both hand their bytes to
-`newsletter.smtp.SmtpConnection`, so there is one SMTP layer with one set of rules.
+`newsletter.mail.smtp.SmtpConnection`, so there is one SMTP layer with one set of rules.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from newsletter.core.config import Settings
 from newsletter.core.errors import DeliveryError
 from newsletter.core.text import one_line
-from newsletter.mail.smtp import SmtpConnection, SmtpOptions, TransactionResult, wire_form
+from newsletter.mail.smtp import SmtpConnection, SmtpOptions, TransactionResult
+from newsletter.mail.smtp_protocol import wire_form
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
+from functools import partial
 
 from newsletter.core.errors import CompositionError
 from newsletter.core.text import bare, one_line
@@ -85,6 +87,68 @@ def _dot_stuff(data: bytes) -> bytes:
     return re.sub(rb"(?m)^\.", b"..", data)
 
 
+def _marker(nonce: str, slot: str) -> str:
+    """Where a recipient's value goes: text no template or value can contain."""
+    return f"\x00{nonce}:{slot}\x00"
+
+
+def _header_lines(
+    headers: MessageHeaders, marker: Callable[[str], str], boundary: str
+) -> list[str]:
+    """The message's header, with markers where each recipient's own values go."""
+    subject = headers.subject
+    if headers.test:
+        subject = f"[TEST] {subject}"
+    lines = [
+        f"From: {headers.from_}",
+        f"To: {marker('to')}",
+        f"Subject: {_encoded_subject(subject)}",
+        f"Date: {format_datetime(headers.date)}",
+        f"Message-ID: {marker('message_id')}",
+        "MIME-Version: 1.0",
+    ]
+    if headers.reply_to:
+        lines.append(f"Reply-To: {headers.reply_to}")
+    lines += [
+        f"List-Id: {headers.list_id}",
+        f"List-Unsubscribe: <{marker('unsubscribe_url')}>,",
+        f" <{marker('list_unsubscribe_mailto')}>",
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+    ]
+    if headers.test:
+        lines.append("X-Newsletter-Test: yes")
+    else:
+        lines.append("Precedence: bulk")
+    return [
+        *lines,
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+        "",
+        "This is a multi-part message in MIME format.",
+        "",
+    ]
+
+
+def _body_lines(mail: ComposedMail, marker: Callable[[str], str], boundary: str) -> list[str]:
+    """The text and HTML parts, with markers where each recipient's own values go."""
+    # Body slots are named by their part, so render() fills each with the value
+    # escaped for it (HTML-escaped in the HTML part, plain in the text part).
+    text_body = mail.text.fill({slot: marker(f"text_{slot}") for slot in mail.text.slots})
+    html_body = mail.html.fill({slot: marker(f"html_{slot}") for slot in mail.html.slots})
+    for body in (text_body, html_body):
+        if boundary in body:  # 96 random bits: never, but never is cheap to check
+            raise CompositionError("MIME boundary found in the body; compose again")
+    lines = []
+    for subtype, body in (("plain", text_body), ("html", html_body)):
+        lines += [
+            f"--{boundary}",
+            f"Content-Type: text/{subtype}; charset=utf-8",
+            "Content-Transfer-Encoding: 8bit",
+            "",
+            *body.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n"),
+        ]
+    return [*lines, f"--{boundary}--", ""]
+
+
 @dataclass(frozen=True)
 class MessageTemplate:
     """One message split at its per-recipient slots, already in SMTP wire form."""
@@ -99,58 +163,10 @@ class MessageTemplate:
     def build(cls, mail: ComposedMail, headers: MessageHeaders) -> MessageTemplate:
         """Assemble the message for `mail` once; see the module docstring for why."""
         nonce = secrets.token_hex(8)
-
-        def marker(slot: str) -> str:
-            return f"\x00{nonce}:{slot}\x00"
-
+        marker = partial(_marker, nonce)
         boundary = f"=_rvj_{secrets.token_hex(12)}"
-        subject = headers.subject
-        if headers.test:
-            subject = f"[TEST] {subject}"
-        lines = [
-            f"From: {headers.from_}",
-            f"To: {marker('to')}",
-            f"Subject: {_encoded_subject(subject)}",
-            f"Date: {format_datetime(headers.date)}",
-            f"Message-ID: {marker('message_id')}",
-            "MIME-Version: 1.0",
-        ]
-        if headers.reply_to:
-            lines.append(f"Reply-To: {headers.reply_to}")
-        lines += [
-            f"List-Id: {headers.list_id}",
-            f"List-Unsubscribe: <{marker('unsubscribe_url')}>,",
-            f" <{marker('list_unsubscribe_mailto')}>",
-            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
-        ]
-        if headers.test:
-            lines.append("X-Newsletter-Test: yes")
-        else:
-            lines.append("Precedence: bulk")
-        lines += [
-            f'Content-Type: multipart/alternative; boundary="{boundary}"',
-            "",
-            "This is a multi-part message in MIME format.",
-            "",
-        ]
-        # Body slots are named by their part, so render() fills each with the value
-        # escaped for it (HTML-escaped in the HTML part, plain in the text part).
-        text_body = mail.text.fill({slot: marker(f"text_{slot}") for slot in mail.text.slots})
-        html_body = mail.html.fill({slot: marker(f"html_{slot}") for slot in mail.html.slots})
-        for body in (text_body, html_body):
-            if boundary in body:  # 96 random bits: never, but never is cheap to check
-                raise CompositionError("MIME boundary found in the body; compose again")
-        for subtype, body in (("plain", text_body), ("html", html_body)):
-            lines += [
-                f"--{boundary}",
-                f"Content-Type: text/{subtype}; charset=utf-8",
-                "Content-Transfer-Encoding: 8bit",
-                "",
-                *body.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n"),
-            ]
-        lines += [f"--{boundary}--", ""]
+        lines = [*_header_lines(headers, marker, boundary), *_body_lines(mail, marker, boundary)]
         wire = _dot_stuff("\r\n".join(lines).encode("utf-8")) + b".\r\n"
-
         pieces = re.compile(rb"\x00" + nonce.encode() + rb":([a-z_]+)\x00").split(wire)
         parts = tuple(pieces[0::2])
         template = cls(

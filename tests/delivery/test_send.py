@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -13,79 +11,15 @@ from sqlalchemy import select, update
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import DeliveryError
-from newsletter.delivery.outbox import NewRow, OutboxRow, add_rows, state_counts
-from newsletter.delivery.send import (
-    OutcomeWriter,
-    dry_run,
-    finish_if_done,
-    prepare_send,
-    recipient_count,
-    send_edition,
-    send_test,
-)
-from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.delivery.outbox import OutboxRow, state_counts
+from newsletter.delivery.outbox_sql import NewRow, add_rows
+from newsletter.delivery.send import finish_if_done, prepare_send, recipient_count, send_edition
 from newsletter.editions.lifecycle import get_edition
-from subscribers.consent import Requester
 from subscribers.management import ListManagement
 from subscribers.models import ConsentEvent, Subscriber, Suppression
 from tests.support.clock import FixedClock
-from tests.support.paths import SEEDS_FEED
+from tests.support.sending import STAFF, add_subscribers
 from tests.support.smtpserver import TestSmtpServer
-
-STAFF = Requester(source="cli")
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[TestSmtpServer]:
-    server = TestSmtpServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def settings(make_settings: Callable[..., Settings], smtp_server: TestSmtpServer) -> Settings:
-    return make_settings(
-        feed={"urls": [str(SEEDS_FEED)]},
-        smtp={
-            "host": "127.0.0.1",
-            "port": smtp_server.port,
-            "max_connections": 3,
-            "timeout_seconds": 2,
-        },
-        sender={"from": "Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>"},
-        site={"base_url": "https://nieuwsbrief.rvjeugdzorg.nl"},
-    )
-
-
-def add_subscribers(
-    settings: Settings,
-    db: Database,
-    clock: FixedClock,
-    count: int,
-    themes: tuple[str, ...] = (),
-    *,
-    first: int = 0,
-) -> list[str]:
-    people = ListManagement(settings, db, clock=clock)
-    addresses = [f"lezer{i}@example.org" for i in range(first, first + count)]
-    for address in addresses:
-        people.add(
-            address,
-            name=None,
-            themes=list(themes),
-            requester=STAFF,
-            confirmed=True,
-            consent_note="signed up on paper at the action day",
-        )
-    return addresses
-
-
-@pytest.fixture
-def edition(settings: Settings, db: Database, clock: FixedClock) -> int:
-    fetch_all(settings, db, clock=clock)
-    result = draft_edition(settings, db, clock=clock.later(minutes=1))
-    assert result.number is not None
-    return result.number
 
 
 def test_everyone_gets_exactly_one_copy(
@@ -258,26 +192,6 @@ def test_theme_choices_get_only_their_articles_and_none_get_no_mail(
     assert "Eerste opbrengsten verkenning" in by_address["alles@example.org"]
 
 
-def test_test_copies_and_dry_runs_touch_no_state(
-    settings: Settings,
-    db: Database,
-    clock: FixedClock,
-    edition: int,
-    smtp_server: TestSmtpServer,
-    tmp_path: Path,
-) -> None:
-    add_subscribers(settings, db, clock, 3)
-    send_test(settings, db, edition, ["redactie@rvjeugdzorg.nl"], clock=clock)
-    [copy] = smtp_server.messages()
-    assert copy["Subject"].startswith("[TEST] ")
-    assert copy["To"] == "redactie@rvjeugdzorg.nl"
-    written = dry_run(settings, db, edition, tmp_path / "eml", clock=clock)
-    assert written == 3 and len(list((tmp_path / "eml").glob("*.eml"))) == 3
-    with db.session() as session:
-        assert get_edition(session, edition).state == "draft"
-        assert session.scalars(select(OutboxRow)).all() == []
-
-
 def test_the_outbox_keeps_why_not_who_and_show_lists_deliveries(
     settings: Settings, db: Database, clock: FixedClock, edition: int, smtp_server: TestSmtpServer
 ) -> None:
@@ -289,26 +203,6 @@ def test_the_outbox_keeps_why_not_who_and_show_lists_deliveries(
     assert all(addresses[0] not in (reply or "") for reply in replies)
     shown = ListManagement(settings, db, clock=clock).show(addresses[1])
     assert [(d.edition, d.state) for d in shown.deliveries] == [(edition, "sent")]
-
-
-def test_outcomes_are_synced_to_disk_before_the_next_message(
-    db: Database, clock: FixedClock
-) -> None:
-    # The power-cut promise: on SQLite the send's connection commits with synchronous=FULL
-    # (2), so an outcome is on disk before the next body's final dot goes out; the other
-    # connections keep NORMAL (1). PostgreSQL syncs each commit itself while
-    # synchronous_commit is on (its default).
-    sqlite = db.engine.dialect.name == "sqlite"
-    query = "PRAGMA synchronous" if sqlite else "SHOW synchronous_commit"
-    writer = OutcomeWriter(db, holder="test", clock=clock)
-    try:
-        level = writer.transaction(lambda connection: connection.cursor().execute(query).fetchone())
-    finally:
-        writer.close()
-    assert level == ((2,) if sqlite else ("on",))
-    if sqlite:
-        with db.engine.connect() as connection:
-            assert connection.exec_driver_sql(query).scalar() == 1
 
 
 def test_finishing_waits_for_a_sender_adding_a_late_subscriber(

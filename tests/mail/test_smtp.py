@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from newsletter.core.errors import SmtpConnectError, SmtpConnectionLost
-from newsletter.mail.smtp import SmtpConnection, SmtpOptions, TransactionResult, wire_form
+from newsletter.mail.smtp import SmtpConnection, SmtpOptions, TransactionResult
+from newsletter.mail.smtp_protocol import wire_form
 from tests.support.smtpserver import TestSmtpServer, free_port
 
 MESSAGE = (
@@ -47,11 +48,6 @@ def send(
             )
 
     return asyncio.run(go())
-
-
-def test_wire_form_stuffs_dots_and_ends_the_data() -> None:
-    assert wire_form(b"a\n.b\r\n..c") == b"a\r\n..b\r\n...c\r\n.\r\n"
-    assert wire_form(b"x\r\n") == b"x\r\n.\r\n"
 
 
 def test_message_arrives_intact(smtp_server: TestSmtpServer) -> None:

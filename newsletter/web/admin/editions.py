@@ -21,8 +21,9 @@ from starlette.responses import HTMLResponse, Response
 from newsletter.core.caching import LruCache
 from newsletter.core.errors import CompositionError, EditionError, NewsletterError
 from newsletter.core.templating import template_environment
+from newsletter.delivery.copies import send_test
 from newsletter.delivery.outbox import StateCounts, state_counts
-from newsletter.delivery.send import recipient_count, send_test
+from newsletter.delivery.send import recipient_count
 from newsletter.editions import changes as drafts
 from newsletter.editions.archive import image_origins
 from newsletter.editions.lifecycle import OPEN_STATES, get_edition
