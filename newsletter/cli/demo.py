@@ -52,7 +52,7 @@ from newsletter.core.db import Database, open_database
 from newsletter.core.errors import DeliveryError, FeedError, NewsletterError, SubscriberError
 from newsletter.delivery.send import SendSummary, send_edition
 from newsletter.editions.drafting import draft_edition, fetch_all, preview_edition
-from newsletter.jobs.job import RunCounts, summary_line
+from newsletter.jobs.report import RunCounts, summary_line
 from newsletter.jobs.runs import list_runs, run_json
 from newsletter.jobs.scheduler import JOB_ID, RUN_NOW_ID, build_scheduler
 from newsletter.mail.mailsink import MailSink, SunkMail, first_recipient_label

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from newsletter import __version__
 from newsletter.content.fetching import make_http_client
 from newsletter.content.ingest import FeedReport, ingest_feeds
@@ -18,7 +21,14 @@ from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import NewsletterError
 from newsletter.core.templating import template_environment
-from newsletter.editions.lifecycle import create_draft, get_edition, latest_edition
+from newsletter.editions.lifecycle import (
+    OPEN_STATES,
+    create_draft,
+    get_edition,
+    latest_edition,
+    new_article_candidates,
+)
+from newsletter.editions.models import Edition
 from newsletter.editions.preview import PreviewFiles, edition_content, write_preview
 
 
@@ -86,6 +96,21 @@ def draft_edition(
         superseded=outcome.superseded,
         min_new_articles=settings.feed.min_new_articles,
     )
+
+
+def current_draft(session: Session, *, min_new_articles: int) -> int | None:
+    """The newest open draft, when fewer articles than a draft needs came in after it."""
+    draft = session.scalars(
+        select(Edition).where(Edition.state.in_(OPEN_STATES)).order_by(Edition.id.desc()).limit(1)
+    ).first()
+    if draft is None:
+        return None
+    newer = sum(
+        1
+        for candidate in new_article_candidates(session)
+        if candidate.first_seen_at > draft.created_at
+    )
+    return draft.id if newer < max(1, min_new_articles) else None
 
 
 def preview_edition(
