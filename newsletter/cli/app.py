@@ -27,13 +27,14 @@ from newsletter.cli.support import (
     out,
     print_json,
 )
-from newsletter.content.ingest import FeedReport
+from newsletter.content.ingest import FeedReport, fetch_all
 from newsletter.content.models import Article
 from newsletter.core.db import upgrade_schema
 from newsletter.core.errors import NewsletterError
-from newsletter.editions.drafting import draft_edition, fetch_all, preview_edition
+from newsletter.editions.drafting import draft_edition
 from newsletter.editions.lifecycle import get_edition, list_editions
 from newsletter.editions.models import Edition
+from newsletter.editions.preview import preview_edition
 
 app = typer.Typer(
     cls=ReportingGroup,

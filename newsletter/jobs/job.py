@@ -31,13 +31,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from newsletter.content.ingest import fetch_all
 from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import NewsletterError, StorageError
 from newsletter.delivery.due import editions_waiting
 from newsletter.delivery.send import send_edition, send_test
-from newsletter.editions.drafting import current_draft, draft_edition, fetch_all
+from newsletter.editions.drafting import current_draft, draft_edition
 from newsletter.editions.lifecycle import get_edition
 from newsletter.jobs.locking import LockTaken, try_lock
 from newsletter.jobs.report import RunCounts, RunReport

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from newsletter.content.ingest import fetch_all
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import DeliveryError
@@ -23,7 +24,7 @@ from newsletter.delivery.send import (
     send_edition,
     send_test,
 )
-from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.editions.drafting import draft_edition
 from newsletter.editions.lifecycle import get_edition
 from subscribers.consent import Requester
 from subscribers.management import ListManagement

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from newsletter.content.ingest import fetch_all
 from newsletter.core.clock import utc_now
 from newsletter.core.config import Settings
-from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.editions.drafting import draft_edition
 from newsletter.staff.accounts import add_user
 from subscribers.consent import Requester
 from tests.editions.test_compose_browser import CHROMIUM
