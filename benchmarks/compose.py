@@ -18,9 +18,10 @@ from newsletter.core.clock import utc_now
 from newsletter.core.config import settings_from_mapping
 from newsletter.core.db import open_database
 from newsletter.core.templating import template_environment
-from newsletter.editions.compose import RecipientValues, compose_edition
+from newsletter.editions.compose import compose_edition
 from newsletter.editions.drafting import draft_edition
 from newsletter.editions.lifecycle import get_edition
+from newsletter.editions.personalized import RecipientValues
 from newsletter.editions.preview import edition_content
 
 READERS = 100_000

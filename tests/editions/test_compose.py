@@ -18,16 +18,14 @@ from newsletter.core.errors import CompositionError
 from newsletter.core.templating import render_template, template_environment, template_module
 from newsletter.editions.compose import (
     ArticleView,
-    ComposedMail,
     EditionContent,
-    Personalizable,
-    RecipientValues,
     _render_documents,
     compose_edition,
     sample_recipient,
     select_articles,
     web_version_url,
 )
+from newsletter.editions.personalized import ComposedMail, RecipientValues
 from tests.support.paths import GOLDEN_DIR, TEMPLATES_DIR
 
 UPDATE_GOLDEN = os.environ.get("NEWSLETTER_UPDATE_GOLDEN") == "1"
@@ -610,15 +608,6 @@ def test_compose_is_deterministic_apart_from_the_nonce(
     assert first == second
     assert first.html.slots.count("unsubscribe_url") == 1
     assert set(first.html.slots) == {"name", "email", "unsubscribe_url", "preferences_url"}
-
-
-def test_fill_is_a_join() -> None:
-    document = Personalizable(parts=("a", "b", "c"), slots=("name", "email"))
-    assert document.fill({"name": "<N>", "email": "E"}) == "a<N>bEc"
-    with pytest.raises(ValueError, match="one more part"):
-        Personalizable(parts=("a",), slots=("name",))
-    with pytest.raises(KeyError):
-        document.fill({"name": "x"})
 
 
 def test_slot_markers_are_plain_ascii(settings: Settings, environment: jinja2.Environment) -> None:
