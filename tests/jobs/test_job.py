@@ -20,10 +20,10 @@ from subscribers.consent import Requester
 from subscribers.flows import SubscriberFlows
 from subscribers.management import ListManagement
 from subscribers.models import ConfirmationToken, Subscriber
-from tests.returns.test_process import RETURN_PATH
-from tests.returns.test_process import render as render_bounce
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
+from tests.support.returns import RETURN_PATH
+from tests.support.returns import render as render_bounce
 from tests.support.smtpserver import TestSmtpServer
 from tests.support.subscribers import subscribe
 

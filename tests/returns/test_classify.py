@@ -14,7 +14,7 @@ from newsletter.mail.identities import (
 )
 from newsletter.returns.classify import MAX_MESSAGE_BYTES, ReturnDecision, classify_return_message
 from subscribers.tokens import link_token
-from tests.returns.test_process import CORPUS, RETURN_PATH, render
+from tests.support.returns import CORPUS, RETURN_PATH, render
 from tests.support.subscribers import SECRET as KEY
 
 PUBLIC_IDS = {

@@ -18,7 +18,7 @@ from newsletter.core.config import Settings
 from newsletter.editions.drafting import draft_edition
 from newsletter.staff.accounts import add_user
 from subscribers.consent import Requester
-from tests.editions.test_compose_browser import CHROMIUM
+from tests.support.browser import CHROMIUM
 from tests.support.paths import SEEDS_FEED
 from tests.support.webharness import RunningSite, running_site
 
