@@ -10,6 +10,7 @@ Which articles a new draft gets is for editions/drafting.py to say.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -82,7 +83,55 @@ def latest_edition(session: Session) -> Edition:
     return get_edition(session, number)
 
 
-def list_editions(session: Session) -> list[tuple[Edition, int]]:
+@dataclass(frozen=True)
+class EditionSummary:
+    """One edition as a listing shows it, with how many articles it holds."""
+
+    number: int
+    state: str
+    subject: str
+    created_at: datetime
+    approved_at: datetime | None
+    sent_at: datetime | None
+    superseded_by: int | None
+    articles: int
+
+
+@dataclass(frozen=True)
+class EditionEntry:
+    """One article of an edition, at its place in the edition."""
+
+    position: int  # from 0
+    article_id: int
+    title: str
+    link: str | None
+    published_at: datetime | None
+    categories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EditionDescription:
+    """One edition in full: its summary, its introduction and its articles in order."""
+
+    summary: EditionSummary
+    intro_markdown: str
+    entries: tuple[EditionEntry, ...]
+
+
+def _summary(edition: Edition, articles: int) -> EditionSummary:
+    return EditionSummary(
+        number=edition.id,
+        state=edition.state,
+        subject=edition.subject,
+        created_at=edition.created_at,
+        approved_at=edition.approved_at,
+        sent_at=edition.sent_at,
+        superseded_by=edition.superseded_by,
+        articles=articles,
+    )
+
+
+def list_editions(session: Session) -> list[EditionSummary]:
     """Every edition, newest first, with its article count."""
     counts = (
         select(EditionArticle.edition_id, func.count().label("articles"))
@@ -94,4 +143,25 @@ def list_editions(session: Session) -> list[tuple[Edition, int]]:
         .outerjoin(counts, counts.c.edition_id == Edition.id)
         .order_by(Edition.id.desc())
     )
-    return [(edition, int(count)) for edition, count in rows]
+    return [_summary(edition, int(count)) for edition, count in rows]
+
+
+def describe_edition(session: Session, number: int) -> EditionDescription:
+    """Edition `number` with its articles in order; EditionError when there is none."""
+    edition = get_edition(session, number)
+    entries = tuple(
+        EditionEntry(
+            position=entry.position,
+            article_id=entry.article.id,
+            title=entry.article.title,
+            link=entry.article.link,
+            published_at=entry.article.published_at,
+            categories=tuple(entry.article.categories),
+        )
+        for entry in edition.entries
+    )
+    return EditionDescription(
+        summary=_summary(edition, len(entries)),
+        intro_markdown=edition.intro_markdown,
+        entries=entries,
+    )

@@ -8,6 +8,7 @@ from newsletter.core.db import Database
 from newsletter.core.errors import EditionError
 from newsletter.editions.lifecycle import (
     TRANSITIONS,
+    describe_edition,
     get_edition,
     latest_edition,
     list_editions,
@@ -56,6 +57,9 @@ def test_listing_and_lookup(db: Database, clock: FixedClock) -> None:
         add_articles(session, 3, seen=clock())
         edition = draft(session, clock())
         assert edition is not None
-        assert [(e.id, count) for e, count in list_editions(session)] == [(edition.id, 3)]
+        assert [(e.number, e.articles) for e in list_editions(session)] == [(edition.id, 3)]
+        described = describe_edition(session, edition.id)
+        assert [entry.position for entry in described.entries] == [0, 1, 2]
+        assert described.summary == list_editions(session)[0]
         with pytest.raises(EditionError, match="no edition 99"):
             get_edition(session, 99)
