@@ -351,38 +351,72 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     raw_entries = list(result.get("entries") or [])
     if not result.get("version") and not raw_entries:
         raise FeedParseError(f"{url}: {_why_not_a_feed(body, content_type, result)}")
+    problem = _parse_problem(result)
+    if problem is not None and not raw_entries:
+        raise FeedParseError(f"{url}: malformed feed with no entries: {problem}")
 
-    warnings: list[str] = []
+    warnings = _feed_warnings(result, len(raw_entries), problem)
+    facts = _media_facts(body, result, len(raw_entries), problem)
+    is_atom = str(result.get("version") or "").startswith("atom")
+    entries, skipped = _unique_entries(
+        raw_entries[:MAX_ENTRIES], facts, feed_url=url, is_atom=is_atom
+    )
+    feed = result.get("feed") or {}
+    return ParsedFeed(
+        title=shorten(_plain_title(feed), MAX_TITLE_CHARS) or None,
+        link=_http_url(feed.get("link"), url),
+        entries=entries,
+        warnings=(*warnings, *skipped),
+    )
+
+
+def _parse_problem(result: Any) -> str | None:
+    """What was wrong with the document, when feedparser still read some of it."""
     exc = result.get("bozo_exception") if result.get("bozo") else None
     # feedparser also flags a feed served as text/html or with a wrong charset; those
     # parse fine and are no news to anyone reading the warnings.
-    problem = None
     if isinstance(exc, Exception) and not isinstance(exc, feedparser.ThingsNobodyCaresAboutButMe):
-        problem = _describe_exception(exc)
-        if not raw_entries:
-            raise FeedParseError(f"{url}: malformed feed with no entries: {problem}")
-        kept = f"{len(raw_entries)} recovered entr{'y' if len(raw_entries) == 1 else 'ies'}"
+        return _describe_exception(exc)
+    return None
+
+
+def _feed_warnings(result: Any, entry_count: int, problem: str | None) -> list[str]:
+    """What was odd about the feed as a whole: malformed, its encoding, too many entries."""
+    warnings: list[str] = []
+    if problem is not None:
+        kept = f"{entry_count} recovered entr{'y' if entry_count == 1 else 'ies'}"
         warnings.append(f"malformed feed, kept {kept}: {problem}")
     encoding_warning = _encoding_warning(result)
     if encoding_warning:
         warnings.append(encoding_warning)
+    if entry_count > MAX_ENTRIES:
+        warnings.append(f"the feed has {entry_count} entries; kept the first {MAX_ENTRIES}")
+    return warnings
 
+
+def _media_facts(
+    body: bytes, result: Any, entry_count: int, problem: str | None
+) -> list[ItemFacts] | None:
+    """Per entry, what a plain XML parse says of its Media RSS; None when not needed."""
     # Only feeds using Media RSS need the second parse, and only a clean parse lines up.
-    facts = None
-    if MEDIA_NAMESPACE in (result.get("namespaces") or {}).values() and problem is None:
-        facts = scan_items(body)
-        if facts is not None and len(facts) != len(raw_entries):
-            facts = None
+    if MEDIA_NAMESPACE not in (result.get("namespaces") or {}).values() or problem is not None:
+        return None
+    facts = scan_items(body)
+    if facts is not None and len(facts) != entry_count:
+        return None
+    return facts
 
-    if len(raw_entries) > MAX_ENTRIES:
-        warnings.append(f"the feed has {len(raw_entries)} entries; kept the first {MAX_ENTRIES}")
 
-    is_atom = str(result.get("version") or "").startswith("atom")
+def _unique_entries(
+    raw_entries: list[Any], facts: list[ItemFacts] | None, *, feed_url: str, is_atom: bool
+) -> tuple[tuple[FeedEntry, ...], list[str]]:
+    """The entries worth keeping, the first of each guid, and a warning per one skipped."""
     entries: list[FeedEntry] = []
+    warnings: list[str] = []
     seen_guids: set[str] = set()
-    for index, raw in enumerate(raw_entries[:MAX_ENTRIES]):
+    for index, raw in enumerate(raw_entries):
         item_facts = facts[index] if facts else None
-        entry = _entry(raw, facts=item_facts, feed_url=url, is_atom=is_atom)
+        entry = _entry(raw, facts=item_facts, feed_url=feed_url, is_atom=is_atom)
         if entry is None:
             warnings.append(f"skipped entry {index + 1}: it has no title, summary or content")
         elif entry.guid in seen_guids:
@@ -390,11 +424,4 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         else:
             seen_guids.add(entry.guid)
             entries.append(entry)
-
-    feed = result.get("feed") or {}
-    return ParsedFeed(
-        title=shorten(_plain_title(feed), MAX_TITLE_CHARS) or None,
-        link=_http_url(feed.get("link"), url),
-        entries=tuple(entries),
-        warnings=tuple(warnings),
-    )
+    return tuple(entries), warnings
