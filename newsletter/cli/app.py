@@ -124,13 +124,13 @@ edition_app.command("show")(cli_editions.edition_show)
 app.command("preview")(cli_editions.preview)
 app.command("serve")(serve)
 app.command("demo")(demo)
-app.command("send")(cli_send.send)  # delivery (cli/send.py)
+app.command("send")(cli_send.send)
 edition_app.command("status")(cli_send.edition_status)
-app.command("run")(cli_schedule.run)  # the job, its record and the scheduler (cli/schedule.py)
+app.command("run")(cli_schedule.run)
 app.command("runs")(cli_schedule.runs)
 app.command("schedule")(cli_schedule.schedule)
-app.command("bounces")(cli_bounces.bounces)  # the return mailbox (cli/bounces.py)
-app.command("worker")(cli_worker.worker)  # send workers, several at once (cli/worker.py)
+app.command("bounces")(cli_bounces.bounces)
+app.command("worker")(cli_worker.worker)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ process was down is made up once at the next start when that is within
 one (coalesce). Each process runs one job at a time.
 
 Two schedulers on one database both fire, as APScheduler 3 does not share a job store
-between processes: the job's lock (locking.py) lets one of them work and records the
+between processes: the job's lock (jobs/locking.py) lets one of them work and records the
 other as skipped. The job itself catches everything, so a failing run never stops the
 scheduler.
 """

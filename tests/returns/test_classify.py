@@ -224,7 +224,7 @@ def test_every_corpus_file_is_classified_without_error() -> None:
         assert classify(path.name).message_key
 
 
-# -- identities.py: Message-IDs read back ---------------------------------------------
+# -- mail/identities.py: Message-IDs read back ----------------------------------------
 
 
 def test_message_ids_are_read_back_and_checked() -> None:
