@@ -19,7 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter import __version__
-from newsletter.content.feeds import FeedEntry, parse_feed
+from newsletter.content.entries import FeedEntry
+from newsletter.content.feeds import parse_feed
 from newsletter.content.fetching import fetch_feed, make_http_client
 from newsletter.content.models import Article, Feed
 from newsletter.core.clock import Clock
