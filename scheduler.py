@@ -1,7 +1,7 @@
 """The scheduler service: `python scheduler.py [--config PATH] [--run-now]`.
 
 Runs the newsletter job on `[schedule] cron` until SIGTERM or SIGINT; see
-newsletter/scheduling.py. The same as `newsletter schedule`, for a systemd unit or a
+newsletter/jobs/scheduler.py. The same as `newsletter schedule`, for a systemd unit or a
 container that starts a script.
 """
 

@@ -13,13 +13,15 @@ import time
 from pathlib import Path
 
 from newsletter.cli.demo import SAMPLE_FEED, SAMPLE_INTRO
+from newsletter.content.ingest import fetch_all
 from newsletter.core.clock import utc_now
 from newsletter.core.config import settings_from_mapping
 from newsletter.core.db import open_database
 from newsletter.core.templating import template_environment
-from newsletter.editions.compose import RecipientValues, compose_edition
-from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.editions.compose import compose_edition
+from newsletter.editions.drafting import draft_edition
 from newsletter.editions.lifecycle import get_edition
+from newsletter.editions.personalized import RecipientValues
 from newsletter.editions.preview import edition_content
 
 READERS = 100_000

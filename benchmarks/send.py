@@ -85,7 +85,8 @@ def prepare(settings: Settings, recipients: int) -> int:
     # Only the parent drafts the edition: the process that measures the send's memory
     # then imports what a send needs, not the demo and the web app it brings along.
     from newsletter.cli.demo import SAMPLE_FEED, SAMPLE_INTRO
-    from newsletter.editions.drafting import draft_edition, fetch_all
+    from newsletter.content.ingest import fetch_all
+    from newsletter.editions.drafting import draft_edition
 
     feed = Path(settings.feed.urls[0])
     if not feed.exists():  # make_settings names a copy in the work folder

@@ -94,7 +94,7 @@ def browser() -> Iterator[Any]:
     """Headless Debian chromium through Playwright, one per test module."""
     from playwright.sync_api import sync_playwright
 
-    from tests.editions.test_compose_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

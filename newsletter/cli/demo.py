@@ -46,13 +46,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from rich.console import Console
 
 from newsletter import __version__
+from newsletter.content.ingest import fetch_all
 from newsletter.core.clock import utc_now
 from newsletter.core.config import SECRET_KEY_ENV, Settings, settings_from_mapping
 from newsletter.core.db import Database, open_database
 from newsletter.core.errors import DeliveryError, FeedError, NewsletterError, SubscriberError
 from newsletter.delivery.send import SendSummary, describe_send, send_edition
-from newsletter.editions.drafting import draft_edition, fetch_all, preview_edition
-from newsletter.jobs.job import RunCounts, summary_line
+from newsletter.editions.drafting import draft_edition
+from newsletter.editions.preview import preview_edition
+from newsletter.jobs.report import RunCounts, summary_line
 from newsletter.jobs.runs import list_runs, run_json
 from newsletter.jobs.scheduler import JOB_ID, RUN_NOW_ID, build_scheduler
 from newsletter.mail.mailsink import MailSink, SunkMail, first_recipient_label

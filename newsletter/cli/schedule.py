@@ -9,7 +9,8 @@ import typer
 
 from newsletter.cli.support import app_context, out, print_json
 from newsletter.core.config import find_config_path
-from newsletter.jobs.job import RunCounts, run_job, summary_line
+from newsletter.jobs.job import run_job
+from newsletter.jobs.report import RunCounts, summary_line
 from newsletter.jobs.runs import list_runs, run_json
 
 

@@ -183,32 +183,19 @@ def _fetch_http(
     max_bytes: int,
     timeout: float,
 ) -> FetchResult:
-    headers = {}
-    if etag:
-        headers["If-None-Match"] = etag
-    if last_modified:
-        headers["If-Modified-Since"] = last_modified
     deadline = time.monotonic() + timeout
     try:
         with client.stream(
             "GET",
             url,
-            headers=headers,
+            headers=_conditional_headers(etag, last_modified),
             timeout=httpx.Timeout(timeout),
             follow_redirects=True,
         ) as response:
             if time.monotonic() > deadline:  # the redirects used it up
                 raise _timed_out(url, timeout)
             if response.status_code == httpx.codes.NOT_MODIFIED:
-                # A 304 may carry new validators; otherwise the ones we sent still hold.
-                return FetchResult(
-                    not_modified=True,
-                    body=b"",
-                    url=str(response.url),
-                    content_type=response.headers.get("content-type"),
-                    etag=response.headers.get("etag", etag),
-                    last_modified=response.headers.get("last-modified", last_modified),
-                )
+                return _not_modified(response, etag=etag, last_modified=last_modified)
             if not response.is_success:
                 raise _status_error(url, response)
             body = _read_body(
@@ -236,4 +223,28 @@ def _fetch_http(
         content_type=response.headers.get("content-type"),
         etag=response.headers.get("etag"),
         last_modified=response.headers.get("last-modified"),
+    )
+
+
+def _conditional_headers(etag: str | None, last_modified: str | None) -> dict[str, str]:
+    """The request headers that let the server answer 304 when nothing changed."""
+    headers = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    return headers
+
+
+def _not_modified(
+    response: httpx.Response, *, etag: str | None, last_modified: str | None
+) -> FetchResult:
+    # A 304 may carry new validators; otherwise the ones we sent still hold.
+    return FetchResult(
+        not_modified=True,
+        body=b"",
+        url=str(response.url),
+        content_type=response.headers.get("content-type"),
+        etag=response.headers.get("etag", etag),
+        last_modified=response.headers.get("last-modified", last_modified),
     )

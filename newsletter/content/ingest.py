@@ -18,12 +18,15 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.content.feeds import FeedEntry, parse_feed
-from newsletter.content.fetching import fetch_feed
+from newsletter import __version__
+from newsletter.content.entries import FeedEntry
+from newsletter.content.feeds import parse_feed
+from newsletter.content.fetching import fetch_feed, make_http_client
 from newsletter.content.models import Article, Feed
 from newsletter.core.clock import Clock
+from newsletter.core.config import Settings
 from newsletter.core.db import Database
-from newsletter.core.errors import FeedError
+from newsletter.core.errors import FeedError, NewsletterError
 
 Outcome = Literal["stored", "unchanged", "failed"]
 
@@ -171,3 +174,21 @@ def ingest_feeds(
         )
         for source in sources
     ]
+
+
+def fetch_all(settings: Settings, database: Database, *, clock: Clock) -> list[FeedReport]:
+    """Fetch every configured feed; one failing feed never stops the others."""
+    if not settings.feed_sources:
+        raise NewsletterError("no feeds configured: add [feed] urls = [...] to the settings")
+    with make_http_client(
+        timeout=settings.feed.timeout_seconds,
+        user_agent=f"rvj-newsletter/{__version__} (+{settings.site.base_url})",
+    ) as client:
+        return ingest_feeds(
+            database,
+            settings.feed_sources,
+            client=client,
+            clock=clock,
+            max_bytes=settings.feed.max_bytes,
+            timeout=settings.feed.timeout_seconds,
+        )

@@ -36,9 +36,10 @@ from newsletter.delivery.recipients import (
     variants_in_outbox,
 )
 from newsletter.delivery.store import OutboxStore
-from newsletter.editions.compose import ComposedMail, EditionContent, compose_edition
+from newsletter.editions.compose import EditionContent, compose_edition
 from newsletter.editions.lifecycle import USED_STATES, get_edition, move_edition
 from newsletter.editions.models import Edition, EditionArticle
+from newsletter.editions.personalized import ComposedMail
 from newsletter.editions.preview import edition_content
 from newsletter.mail.dkim import DkimSigner
 from newsletter.mail.mailer import smtp_options

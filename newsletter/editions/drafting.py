@@ -1,43 +1,128 @@
-"""The job's steps on real settings: fetch the feeds, draft an edition, write a preview.
+"""Drafting an edition: choosing the new articles, and making a draft of them.
 
-The CLI, the demo and (later) the scheduler call these; each takes the settings, the
-database and the clock it should use, and returns plain results for the caller to show.
+An article is used once it is in an edition that is sending or sent; it is never put in
+another draft after that. A new draft holds the articles first seen since the newest
+used edition was drafted (on the first run: the newest `max_articles` of all).
+
+`draft_edition` and `current_draft` work on real settings, for the CLI, the demo and
+the job; each takes the settings, the database and the clock it should use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
-from newsletter import __version__
-from newsletter.content.fetching import make_http_client
-from newsletter.content.ingest import FeedReport, ingest_feeds
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from newsletter.content.models import Article
 from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
-from newsletter.core.errors import NewsletterError
 from newsletter.core.templating import template_environment
-from newsletter.editions.lifecycle import create_draft, get_edition, latest_edition
-from newsletter.editions.preview import PreviewFiles, edition_content, write_preview
+from newsletter.editions.lifecycle import OPEN_STATES, USED_STATES, move_edition
+from newsletter.editions.models import Edition, EditionArticle
 
 
-def fetch_all(settings: Settings, database: Database, *, clock: Clock) -> list[FeedReport]:
-    """Fetch every configured feed; one failing feed never stops the others."""
-    if not settings.feed_sources:
-        raise NewsletterError("no feeds configured: add [feed] urls = [...] to the settings")
-    with make_http_client(
-        timeout=settings.feed.timeout_seconds,
-        user_agent=f"rvj-newsletter/{__version__} (+{settings.site.base_url})",
-    ) as client:
-        return ingest_feeds(
-            database,
-            settings.feed_sources,
-            client=client,
-            clock=clock,
-            max_bytes=settings.feed.max_bytes,
-            timeout=settings.feed.timeout_seconds,
-        )
+@dataclass(frozen=True)
+class Candidate:
+    """What selection needs to know of an article."""
+
+    article_id: int
+    published_at: datetime | None
+    first_seen_at: datetime
+
+
+@dataclass(frozen=True)
+class Selection:
+    article_ids: tuple[int, ...]
+    left_out: int
+
+
+def select_new_articles(candidates: Sequence[Candidate], *, max_articles: int) -> Selection:
+    """The newest `max_articles` candidates, newest first (published, else first seen)."""
+    ordered = sorted(
+        candidates,
+        key=lambda c: (c.published_at or c.first_seen_at, c.first_seen_at, c.article_id),
+        reverse=True,
+    )
+    chosen = ordered[:max_articles]
+    return Selection(tuple(c.article_id for c in chosen), len(ordered) - len(chosen))
+
+
+def new_article_candidates(session: Session) -> list[Candidate]:
+    """Articles first seen since the newest used edition was drafted, and never used."""
+    used_editions = select(Edition.id).where(Edition.state.in_(USED_STATES))
+    cutoff = session.scalar(
+        select(func.max(Edition.created_at)).where(Edition.state.in_(USED_STATES))
+    )
+    used_articles = select(EditionArticle.article_id).where(
+        EditionArticle.edition_id.in_(used_editions)
+    )
+    query = select(Article.id, Article.published_at, Article.first_seen_at).where(
+        Article.id.not_in(used_articles)
+    )
+    if cutoff is not None:
+        query = query.where(Article.first_seen_at > cutoff)
+    return [Candidate(*row) for row in session.execute(query)]
+
+
+@dataclass(frozen=True)
+class DraftOutcome:
+    """The result of asking for a draft: the new edition, or why there is none."""
+
+    edition: Edition | None
+    new_articles: int
+    left_out: int
+    superseded: tuple[int, ...]
+
+
+def create_draft(
+    session: Session,
+    *,
+    now: datetime,
+    subject: str,
+    max_articles: int,
+    min_new_articles: int,
+    intro_markdown: str | None = None,
+    force: bool = False,
+) -> DraftOutcome:
+    """Make a draft of the new articles, superseding open drafts; none if too few are new.
+
+    An intro is carried over from the draft it supersedes when none is given, so staff
+    who wrote one do not lose it when the scheduled job drafts again.
+    """
+    selection = select_new_articles(new_article_candidates(session), max_articles=max_articles)
+    count = len(selection.article_ids)
+    if count < min_new_articles and not force:
+        return DraftOutcome(None, count, selection.left_out, ())
+
+    open_editions = session.scalars(
+        select(Edition).where(Edition.state.in_(OPEN_STATES)).order_by(Edition.id)
+    ).all()
+    if intro_markdown is None:
+        intro_markdown = open_editions[-1].intro_markdown if open_editions else ""
+    edition = Edition(
+        state="draft",
+        subject=subject,
+        intro_markdown=intro_markdown,
+        created_at=now,
+        updated_at=now,
+    )
+    edition.entries = [
+        EditionArticle(article_id=article_id, position=position)
+        for position, article_id in enumerate(selection.article_ids)
+    ]
+    session.add(edition)
+    session.flush()
+    for older in open_editions:
+        move_edition(older, "superseded", now=now)
+        older.superseded_by = edition.id
+    return DraftOutcome(
+        edition, count, selection.left_out, tuple(older.id for older in open_editions)
+    )
 
 
 def edition_subject(settings: Settings, now: datetime) -> str:
@@ -88,16 +173,16 @@ def draft_edition(
     )
 
 
-def preview_edition(
-    settings: Settings, database: Database, number: int | None, out_dir: Path
-) -> PreviewFiles:
-    """Write edition N (default: the newest) as HTML and text with sample recipient values."""
-    with database.session() as session:
-        edition = latest_edition(session) if number is None else get_edition(session, number)
-        content = edition_content(edition)
-    try:
-        return write_preview(
-            content, settings, environment=template_environment(settings), out_dir=out_dir
-        )
-    except OSError as exc:
-        raise NewsletterError(f"cannot write the preview to {out_dir}: {exc.strerror}") from exc
+def current_draft(session: Session, *, min_new_articles: int) -> int | None:
+    """The newest open draft, when fewer articles than a draft needs came in after it."""
+    draft = session.scalars(
+        select(Edition).where(Edition.state.in_(OPEN_STATES)).order_by(Edition.id.desc()).limit(1)
+    ).first()
+    if draft is None:
+        return None
+    newer = sum(
+        1
+        for candidate in new_article_candidates(session)
+        if candidate.first_seen_at > draft.created_at
+    )
+    return draft.id if newer < max(1, min_new_articles) else None

@@ -1,25 +1,21 @@
-"""Editions: choosing the new articles for a draft, and the states an edition moves through.
+"""The states an edition moves through, and looking editions up.
 
     draft ──> approved ──> sending ──> sent
       │  <──────┘            ^
       ├──────────────────────┘
       └──> superseded   (a newer draft replaced it before it went out; approved too)
 
-An article is used once it is in an edition that is sending or sent; it is never put in
-another draft after that. A new draft holds the articles first seen since the newest
-used edition was drafted (on the first run: the newest `max_articles` of all).
+Which articles a new draft gets is for editions/drafting.py to say.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from newsletter.content.models import Article
 from newsletter.core.errors import EditionError
 from newsletter.editions.models import Edition, EditionArticle
 
@@ -46,105 +42,6 @@ def move_edition(edition: Edition, state: str, *, now: datetime) -> None:
         edition.approved_at = None
     elif state == "sent":
         edition.sent_at = now
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """What selection needs to know of an article."""
-
-    article_id: int
-    published_at: datetime | None
-    first_seen_at: datetime
-
-
-@dataclass(frozen=True)
-class Selection:
-    article_ids: tuple[int, ...]
-    left_out: int
-
-
-def select_new_articles(candidates: Sequence[Candidate], *, max_articles: int) -> Selection:
-    """The newest `max_articles` candidates, newest first (published, else first seen)."""
-    ordered = sorted(
-        candidates,
-        key=lambda c: (c.published_at or c.first_seen_at, c.first_seen_at, c.article_id),
-        reverse=True,
-    )
-    chosen = ordered[:max_articles]
-    return Selection(tuple(c.article_id for c in chosen), len(ordered) - len(chosen))
-
-
-def new_article_candidates(session: Session) -> list[Candidate]:
-    """Articles first seen since the newest used edition was drafted, and never used."""
-    used_editions = select(Edition.id).where(Edition.state.in_(USED_STATES))
-    cutoff = session.scalar(
-        select(func.max(Edition.created_at)).where(Edition.state.in_(USED_STATES))
-    )
-    used_articles = select(EditionArticle.article_id).where(
-        EditionArticle.edition_id.in_(used_editions)
-    )
-    query = select(Article.id, Article.published_at, Article.first_seen_at).where(
-        Article.id.not_in(used_articles)
-    )
-    if cutoff is not None:
-        query = query.where(Article.first_seen_at > cutoff)
-    return [Candidate(*row) for row in session.execute(query)]
-
-
-@dataclass(frozen=True)
-class DraftOutcome:
-    """The result of asking for a draft: the new edition, or why there is none."""
-
-    edition: Edition | None
-    new_articles: int
-    left_out: int
-    superseded: tuple[int, ...]
-
-
-def create_draft(
-    session: Session,
-    *,
-    now: datetime,
-    subject: str,
-    max_articles: int,
-    min_new_articles: int,
-    intro_markdown: str | None = None,
-    force: bool = False,
-) -> DraftOutcome:
-    """Make a draft of the new articles, superseding open drafts; none if too few are new.
-
-    An intro is carried over from the draft it supersedes when none is given, so staff
-    who wrote one do not lose it when the scheduled job drafts again.
-    """
-    selection = select_new_articles(new_article_candidates(session), max_articles=max_articles)
-    count = len(selection.article_ids)
-    if count < min_new_articles and not force:
-        return DraftOutcome(None, count, selection.left_out, ())
-
-    open_editions = session.scalars(
-        select(Edition).where(Edition.state.in_(OPEN_STATES)).order_by(Edition.id)
-    ).all()
-    if intro_markdown is None:
-        intro_markdown = open_editions[-1].intro_markdown if open_editions else ""
-    edition = Edition(
-        state="draft",
-        subject=subject,
-        intro_markdown=intro_markdown,
-        created_at=now,
-        updated_at=now,
-    )
-    edition.entries = [
-        EditionArticle(article_id=article_id, position=position)
-        for position, article_id in enumerate(selection.article_ids)
-    ]
-    session.add(edition)
-    session.flush()
-    for older in open_editions:
-        move_edition(older, "superseded", now=now)
-        older.superseded_by = edition.id
-    return DraftOutcome(
-        edition, count, selection.left_out, tuple(older.id for older in open_editions)
-    )
 
 
 def get_edition(session: Session, number: int, *, lock: bool = False) -> Edition:
@@ -186,7 +83,55 @@ def latest_edition(session: Session) -> Edition:
     return get_edition(session, number)
 
 
-def list_editions(session: Session) -> list[tuple[Edition, int]]:
+@dataclass(frozen=True)
+class EditionSummary:
+    """One edition as a listing shows it, with how many articles it holds."""
+
+    number: int
+    state: str
+    subject: str
+    created_at: datetime
+    approved_at: datetime | None
+    sent_at: datetime | None
+    superseded_by: int | None
+    articles: int
+
+
+@dataclass(frozen=True)
+class EditionEntry:
+    """One article of an edition, at its place in the edition."""
+
+    position: int  # from 0
+    article_id: int
+    title: str
+    link: str | None
+    published_at: datetime | None
+    categories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EditionDescription:
+    """One edition in full: its summary, its introduction and its articles in order."""
+
+    summary: EditionSummary
+    intro_markdown: str
+    entries: tuple[EditionEntry, ...]
+
+
+def _summary(edition: Edition, articles: int) -> EditionSummary:
+    return EditionSummary(
+        number=edition.id,
+        state=edition.state,
+        subject=edition.subject,
+        created_at=edition.created_at,
+        approved_at=edition.approved_at,
+        sent_at=edition.sent_at,
+        superseded_by=edition.superseded_by,
+        articles=articles,
+    )
+
+
+def list_editions(session: Session) -> list[EditionSummary]:
     """Every edition, newest first, with its article count."""
     counts = (
         select(EditionArticle.edition_id, func.count().label("articles"))
@@ -198,4 +143,25 @@ def list_editions(session: Session) -> list[tuple[Edition, int]]:
         .outerjoin(counts, counts.c.edition_id == Edition.id)
         .order_by(Edition.id.desc())
     )
-    return [(edition, int(count)) for edition, count in rows]
+    return [_summary(edition, int(count)) for edition, count in rows]
+
+
+def describe_edition(session: Session, number: int) -> EditionDescription:
+    """Edition `number` with its articles in order; EditionError when there is none."""
+    edition = get_edition(session, number)
+    entries = tuple(
+        EditionEntry(
+            position=entry.position,
+            article_id=entry.article.id,
+            title=entry.article.title,
+            link=entry.article.link,
+            published_at=entry.article.published_at,
+            categories=tuple(entry.article.categories),
+        )
+        for entry in edition.entries
+    )
+    return EditionDescription(
+        summary=_summary(edition, len(entries)),
+        intro_markdown=edition.intro_markdown,
+        entries=entries,
+    )

@@ -14,7 +14,7 @@ EDITION_STATES = ("draft", "approved", "sending", "sent", "superseded")
 
 
 class Edition(Base):
-    """A numbered issue of the newsletter; its state moves as editions.TRANSITIONS allows."""
+    """A numbered issue of the newsletter; its state moves as lifecycle.TRANSITIONS allows."""
 
     __tablename__ = "editions"
     __table_args__ = (

@@ -8,13 +8,16 @@ from pathlib import Path
 import jinja2
 
 from newsletter.core.config import Settings
-from newsletter.core.errors import CompositionError
+from newsletter.core.db import Database
+from newsletter.core.errors import CompositionError, NewsletterError
+from newsletter.core.templating import template_environment
 from newsletter.editions.compose import (
     ArticleView,
     EditionContent,
     compose_edition,
     sample_recipient,
 )
+from newsletter.editions.lifecycle import get_edition, latest_edition
 from newsletter.editions.models import Edition
 
 
@@ -75,3 +78,18 @@ def render_preview(
         raise CompositionError(f"edition {content.number} has nothing to show")
     recipient = sample_recipient(settings)
     return mail.html_for(recipient), mail.text_for(recipient)
+
+
+def preview_edition(
+    settings: Settings, database: Database, number: int | None, out_dir: Path
+) -> PreviewFiles:
+    """Write edition N (default: the newest) as HTML and text with sample recipient values."""
+    with database.session() as session:
+        edition = latest_edition(session) if number is None else get_edition(session, number)
+        content = edition_content(edition)
+    try:
+        return write_preview(
+            content, settings, environment=template_environment(settings), out_dir=out_dir
+        )
+    except OSError as exc:
+        raise NewsletterError(f"cannot write the preview to {out_dir}: {exc.strerror}") from exc

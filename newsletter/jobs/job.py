@@ -27,30 +27,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
+from newsletter.content.ingest import fetch_all
 from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import NewsletterError, StorageError
-from newsletter.core.numbers import dutch_number
-from newsletter.core.templating import render_template, template_environment
-from newsletter.core.text import one_line
 from newsletter.delivery.copies import send_test
 from newsletter.delivery.due import editions_waiting
 from newsletter.delivery.send import send_edition
-from newsletter.editions.drafting import draft_edition, fetch_all
-from newsletter.editions.lifecycle import OPEN_STATES, get_edition, new_article_candidates
-from newsletter.editions.models import Edition
+from newsletter.editions.drafting import current_draft, draft_edition
+from newsletter.editions.lifecycle import get_edition
 from newsletter.jobs.locking import LockTaken, try_lock
+from newsletter.jobs.report import RunCounts, RunReport
 from newsletter.jobs.runs import close_interrupted_runs, finish_run, record_skipped, start_run
+from newsletter.jobs.staff_mails import draft_ready_mail, run_failed_mail
 from newsletter.mail.mailer import OutgoingMail, SmtpMailer
 from newsletter.returns.mailboxes import open_return_mailbox
 from newsletter.returns.process import process_return_mailbox
@@ -63,165 +57,6 @@ logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 MailStaff = Callable[[OutgoingMail], None]
-
-
-@dataclass
-class RunCounts:
-    """What a run did, in numbers; stored as the run's `counts`."""
-
-    retried: dict[str, int] = field(default_factory=dict)  # edition -> sent on retry
-    feeds: int = 0
-    feeds_failed: int = 0
-    new_articles: int = 0
-    edition: int | None = None  # the draft this run made
-    current_draft: int | None = None  # nothing new since this open draft
-    sent: int | None = None  # auto_send: the new edition's counts
-    failed_permanently: int = 0
-    waiting: int = 0
-    staff: int | None = None  # test copy and review link went to this many staff
-    purged_subscribers: int = 0
-    purged_tokens: int = 0
-    returned: int | None = None  # mails read from the return mailbox ([bounces] set)
-    returned_suppressed: int = 0  # addresses they bounced, marked complained or unsubscribed
-    returned_unknown: int = 0  # not understood: kept for a person to look at
-    failed_steps: list[str] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunCounts:
-        known = cls.__dataclass_fields__
-        return cls(**{key: value for key, value in data.items() if key in known})
-
-
-def summary_line(run_id: int, outcome: str, counts: RunCounts, error: str | None) -> str:
-    """One line on what a run did, e.g. "run 12: fetched 1 feed (3 new), drafted edition 4"."""
-    if outcome == "skipped":
-        return f"run {run_id}: skipped, {error or 'another run was in progress'}"
-    if outcome == "running":
-        return f"run {run_id}: running"
-    parts = [
-        f"retried edition {number} ({dutch_number(sent)} sent)"
-        for number, sent in counts.retried.items()
-    ]
-    if counts.feeds:
-        failed = f", {counts.feeds_failed} failed" if counts.feeds_failed else ""
-        plural = "" if counts.feeds == 1 else "s"
-        parts.append(f"fetched {counts.feeds} feed{plural} ({counts.new_articles} new{failed})")
-    if counts.edition is not None:
-        parts.append(f"drafted edition {counts.edition}")
-    elif counts.current_draft is not None:
-        parts.append(f"nothing new since draft {counts.current_draft}")
-    elif "draft" not in counts.failed_steps:
-        parts.append("nothing new")
-    if counts.sent is not None:
-        sent = f"sent {dutch_number(counts.sent)}"
-        if counts.failed_permanently:
-            sent += f", {dutch_number(counts.failed_permanently)} failed permanently"
-        if counts.waiting:
-            sent += f", {dutch_number(counts.waiting)} waiting for retry"
-        parts.append(sent)
-    if counts.staff == 0:
-        parts.append("no staff to tell (set [schedule] staff)")
-    elif counts.staff is not None:
-        parts.append(f"test copy and review link to {counts.staff} staff")
-    if counts.returned:
-        plural = "" if counts.returned == 1 else "s"
-        parts.append(
-            f"read {dutch_number(counts.returned)} returned mail{plural} "
-            f"({counts.returned_suppressed} suppressed, "
-            f"{counts.returned_unknown} not understood)"
-        )
-    if counts.purged_subscribers or counts.purged_tokens:
-        parts.append(
-            f"purged {counts.purged_subscribers} unconfirmed, {counts.purged_tokens} expired tokens"
-        )
-    if outcome == "failed":
-        parts.append(f"failed: {error}")
-    return f"run {run_id}: " + ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class RunReport:
-    """How a run ended; `summary` is the line the CLI prints and the scheduler logs."""
-
-    run_id: int
-    trigger: str
-    outcome: str  # ok, nothing_new, failed, skipped
-    counts: RunCounts
-    errors: tuple[tuple[str, str], ...]  # (step, message) of each step that failed
-    started_at: datetime
-    finished_at: datetime
-    skipped_because: str | None = None
-
-    @property
-    def error(self) -> str | None:
-        """What the run's record keeps as its error: every failure, or why it was skipped."""
-        if self.skipped_because is not None:
-            return self.skipped_because
-        return "; ".join(f"{step}: {message}" for step, message in self.errors) or None
-
-    @property
-    def summary(self) -> str:
-        return summary_line(self.run_id, self.outcome, self.counts, self.error)
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.outcome == "failed" else 0
-
-
-def review_url(settings: Settings, number: int) -> str:
-    """Where staff review draft `number` in the admin pages."""
-    return f"{settings.site.base_url}/admin/editions/{number}"
-
-
-def _staff_mail(settings: Settings, name: str, to: str, values: dict[str, Any]) -> OutgoingMail:
-    environment = template_environment(settings)
-    context = {"site": settings.site, **values}
-    subject = one_line(render_template(environment, f"email/{name}.subject.txt.j2", context))
-    text = render_template(environment, f"email/{name}.txt.j2", context)
-    return OutgoingMail(to=to, subject=subject, text=text, kind="staff")
-
-
-def draft_ready_mail(
-    settings: Settings, to: str, *, number: int, subject: str, articles: int
-) -> OutgoingMail:
-    """Tells staff that draft `number` waits for review, with the link to it."""
-    values = {
-        "number": number,
-        "subject": subject,
-        "articles": articles,
-        "review_url": review_url(settings, number),
-    }
-    return _staff_mail(settings, "draft_ready", to, values)
-
-
-def run_failed_mail(settings: Settings, to: str, report: RunReport) -> OutgoingMail:
-    """Tells staff that a run failed, with each failing step's error."""
-    values = {
-        "run_id": report.run_id,
-        "started": report.started_at.astimezone(ZoneInfo(settings.site.timezone)),
-        "trigger": report.trigger,
-        "errors": list(report.errors),
-        "summary": report.summary,
-    }
-    return _staff_mail(settings, "run_failed", to, values)
-
-
-def current_draft(session: Session, *, min_new_articles: int) -> int | None:
-    """The newest open draft, when fewer articles than a draft needs came in after it."""
-    draft = session.scalars(
-        select(Edition).where(Edition.state.in_(OPEN_STATES)).order_by(Edition.id.desc()).limit(1)
-    ).first()
-    if draft is None:
-        return None
-    newer = sum(
-        1
-        for candidate in new_article_candidates(session)
-        if candidate.first_seen_at > draft.created_at
-    )
-    return draft.id if newer < max(1, min_new_articles) else None
 
 
 class _Steps:

@@ -43,7 +43,7 @@ class Run(Base):
     finished_at: Mapped[datetime | None]
     trigger: Mapped[str] = mapped_column(String(20))
     outcome: Mapped[str] = mapped_column(String(20), default="running")
-    # What the run did, as numbers (see jobs.RunCounts); {} until it finishes.
+    # What the run did, as numbers (see jobs/report.py, RunCounts); {} until it finishes.
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
 

@@ -9,7 +9,7 @@ process was down is made up once at the next start when that is within
 one (coalesce). Each process runs one job at a time.
 
 Two schedulers on one database both fire, as APScheduler 3 does not share a job store
-between processes: the job's lock (locking.py) lets one of them work and records the
+between processes: the job's lock (jobs/locking.py) lets one of them work and records the
 other as skipped. The job itself catches everything, so a failing run never stops the
 scheduler.
 """
@@ -20,6 +20,7 @@ import logging
 import signal
 import sys
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -163,20 +164,8 @@ def build_scheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
         timezone=timezone,
     )
-    trigger = cron_trigger(settings)
-    kept = _kept_next_run_time(store, trigger)
-    scheduler.add_job(
-        job_function,
-        trigger,
-        id=JOB_ID,
-        name="newsletter run",
-        kwargs={"config_path": str(config_path)},
-        replace_existing=True,
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=grace,
-        **({"next_run_time": kept} if kept is not None else {}),
-    )
+    kwargs = {"config_path": str(config_path)}
+    _add_cron_job(scheduler, store, cron_trigger(settings), job_function, kwargs, grace=grace)
     if run_now or run_at is not None:
         scheduler.add_job(
             job_function,
@@ -184,22 +173,49 @@ def build_scheduler(
             id=RUN_NOW_ID,
             name="newsletter run (at start)" if run_at is None else "newsletter run (once)",
             jobstore="local",
-            kwargs={"config_path": str(config_path)},
+            kwargs=kwargs,
             replace_existing=True,
         )
     scheduler.add_listener(_log_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
-
-    def log_next_run(event: SchedulerEvent) -> None:
-        job = scheduler.get_job(JOB_ID)
-        if job is not None and job.next_run_time is not None:
-            logger.info(
-                "next scheduled run at %s (%s)",
-                job.next_run_time.isoformat(timespec="minutes"),
-                settings.schedule.cron,
-            )
-
-    scheduler.add_listener(log_next_run, EVENT_SCHEDULER_STARTED | EVENT_JOB_EXECUTED)
+    scheduler.add_listener(
+        partial(_log_next_run, scheduler, settings.schedule.cron),
+        EVENT_SCHEDULER_STARTED | EVENT_JOB_EXECUTED,
+    )
     return scheduler
+
+
+def _add_cron_job(
+    scheduler: Any,
+    store: SQLAlchemyJobStore,
+    trigger: CronTrigger,
+    job_function: str,
+    kwargs: dict[str, str],
+    *,
+    grace: int,
+) -> None:
+    """The job on its cron, in the database; a stored job on the same cron keeps its
+    next run time."""
+    kept = _kept_next_run_time(store, trigger)
+    scheduler.add_job(
+        job_function,
+        trigger,
+        id=JOB_ID,
+        name="newsletter run",
+        kwargs=kwargs,
+        replace_existing=True,
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=grace,
+        **({"next_run_time": kept} if kept is not None else {}),
+    )
+
+
+def _log_next_run(scheduler: Any, cron: str, event: SchedulerEvent) -> None:
+    job = scheduler.get_job(JOB_ID)
+    if job is not None and job.next_run_time is not None:
+        logger.info(
+            "next scheduled run at %s (%s)", job.next_run_time.isoformat(timespec="minutes"), cron
+        )
 
 
 def _stop_on_signals(scheduler: Any) -> None:

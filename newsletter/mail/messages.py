@@ -24,7 +24,7 @@ from functools import partial
 
 from newsletter.core.errors import CompositionError
 from newsletter.core.text import bare, one_line
-from newsletter.editions.compose import ComposedMail, RecipientValues, html_escaped
+from newsletter.editions.personalized import ComposedMail, RecipientValues, html_escaped
 
 MAX_LINE_OCTETS = 998
 # The longest per-recipient values `render` accepts, in octets once encoded; build()

@@ -1,6 +1,6 @@
 """The return mailbox, processed: each new message classified, acted on once, and filed.
 
-    mailbox ──new message──> classify (returns.py: pure) ──> act, in one transaction:
+    mailbox ──new message──> classify (returns/classify.py: pure) ──> act, in one transaction:
         the subscriber's state and consent log (subscribers/bounces.py), and the
         message's key in `return_messages` ──> file it: handled, or set aside for a
         person when not understood (a mailbox never deletes anything)
@@ -43,7 +43,7 @@ Outcome = DecisionKind | Literal["already_handled"]
 
 
 class ReturnMessage(Base):
-    """A message from the return mailbox that was acted on, by its key (returns.message_key)."""
+    """A message from the return mailbox that was acted on, by its key (classify.message_key)."""
 
     __tablename__ = "return_messages"
 

@@ -68,15 +68,15 @@ def overview(
 ) -> Overview:
     lines = [
         EditionLine(
-            number=edition.id,
+            number=edition.number,
             state=edition.state,
             subject=edition.subject,
-            articles=count,
+            articles=edition.articles,
             created_at=edition.created_at,
             sent_at=edition.sent_at,
-            deliveries=state_counts(session, edition.id),
+            deliveries=state_counts(session, edition.number),
         )
-        for edition, count in list_editions(session)[:editions]
+        for edition in list_editions(session)[:editions]
     ]
     return Overview(
         next_run=next_run(session, settings, now=now),

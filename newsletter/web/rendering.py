@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, Response
 
 from newsletter.core.config import Settings
 from newsletter.core.templating import render_template
-from newsletter.editions.compose import _tel_uri as tel_uri
+from newsletter.editions.compose import tel_uri
 from newsletter.web.csrf import FIELD_NAME, CsrfGuard
 from newsletter.web.forms import HONEYPOT_FIELD
 from subscribers.models import EMAIL_MAX_CHARS, NAME_MAX_CHARS

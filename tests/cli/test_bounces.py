@@ -17,8 +17,8 @@ from newsletter.core.db import open_database
 from subscribers.consent import Requester
 from subscribers.management import ListManagement
 from subscribers.models import Subscriber
-from tests.returns.test_process import RETURN_PATH, SENDER, add_edition, render
 from tests.support.clock import FixedClock
+from tests.support.returns import RETURN_PATH, SENDER, add_edition, render
 from tests.support.subscribers import SECRET, status_of
 
 ENV = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": ""}

@@ -1,6 +1,6 @@
 """`newsletter run` and `newsletter runs`, driven as a person or a cron job would.
 
-`newsletter schedule` runs until stopped; tests/test_scheduling.py starts it as a process.
+`newsletter schedule` runs until stopped; tests/jobs/test_scheduler.py starts it as a process.
 """
 
 from __future__ import annotations

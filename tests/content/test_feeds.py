@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.content.feeds import MAX_ENTRIES, FeedEntry, ParsedFeed, parse_feed
+from newsletter.content.entries import FeedEntry
+from newsletter.content.feeds import MAX_ENTRIES, ParsedFeed, parse_feed
 from newsletter.core.errors import FeedParseError
 from tests.support.paths import DATA_DIR
 

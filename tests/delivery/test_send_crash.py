@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
+from newsletter.content.ingest import fetch_all
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
-from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.editions.drafting import draft_edition
 from newsletter.mail.identities import message_id
 from subscribers.models import Subscriber
 from subscribers.tokens import new_public_id

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import feedparser
 import jinja2
 import pytest
 from lxml import html as lxml_html  # type: ignore[import-untyped,unused-ignore]
-from sqlalchemy import select
 
-from newsletter.content.models import Article, Feed
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import CompositionError
@@ -30,72 +27,12 @@ from newsletter.editions.archive import (
 )
 from newsletter.editions.compose import compose_web_version
 from newsletter.editions.lifecycle import move_edition
-from newsletter.editions.models import Edition, EditionArticle
-from tests.editions.test_compose import mail_settings, seed_edition
+from newsletter.editions.models import Edition
+from tests.support.archive import ATOM, MOVES, NOT_PUBLIC, SITE, add_edition
 from tests.support.clock import FixedClock
+from tests.support.sample_edition import mail_settings, seed_edition
 
-ATOM = "{http://www.w3.org/2005/Atom}"
 XHTML = "{http://www.w3.org/1999/xhtml}"
-SITE = "https://www.rvjeugdzorg.nl"
-# The moves that bring a new draft into each state, as the product makes them.
-MOVES: dict[str, tuple[str, ...]] = {
-    "draft": (),
-    "approved": ("approved",),
-    "sending": ("sending",),
-    "sent": ("sending", "sent"),
-    "superseded": ("superseded",),
-}
-NOT_PUBLIC = ("draft", "approved", "superseded")
-_guids = itertools.count(1)
-
-
-def add_edition(
-    database: Database,
-    clock: FixedClock,
-    state: str,
-    *,
-    subject: str | None = None,
-    titles: Sequence[str] = ("Ouders aan het woord", "Actiedag in Utrecht"),
-    categories: Sequence[str] = ("Doe je mee?",),
-    image_url: str | None = None,
-) -> int:
-    """A new edition of articles titled `titles`, moved into `state`; its number."""
-    with database.session() as session:
-        feed = session.scalars(select(Feed)).first()
-        if feed is None:
-            feed = Feed(url=f"{SITE}/feed/", created_at=clock())
-            session.add(feed)
-        edition = Edition(
-            state="draft",
-            subject=subject or "Nieuwsbrief",
-            intro_markdown="",
-            created_at=clock(),
-            updated_at=clock(),
-        )
-        for position, title in enumerate(titles):
-            guid = next(_guids)
-            article = Article(
-                feed=feed,
-                guid=f"guid-{guid}",
-                link=f"{SITE}/nieuws/artikel-{guid}/",
-                title=title,
-                summary_html=f"<p>Over {title}.</p>",
-                categories=list(categories),
-                image_url=image_url if position == 0 else None,
-                image_alt="Een foto" if image_url and position == 0 else None,
-                published_at=clock(),
-                first_seen_at=clock(),
-                last_seen_at=clock(),
-                content_hash=str(guid),
-            )
-            edition.entries.append(EditionArticle(article=article, position=position))
-        session.add(edition)
-        session.flush()
-        if subject is None:
-            edition.subject = f"Nieuwsbrief {edition.id}"
-        for state_on_the_way in MOVES[state]:
-            move_edition(edition, state_on_the_way, now=clock.advance(minutes=5))
-        return edition.id
 
 
 def move(database: Database, clock: FixedClock, number: int, state: str) -> None:

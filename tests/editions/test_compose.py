@@ -7,161 +7,29 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import jinja2
 import pytest
 from lxml import html as lxml_html  # type: ignore[import-untyped,unused-ignore]
 
-from newsletter.core.config import Settings, settings_from_mapping
+from newsletter.core.config import Settings
 from newsletter.core.errors import CompositionError
 from newsletter.core.templating import render_template, template_environment, template_module
 from newsletter.editions.compose import (
     ArticleView,
-    ComposedMail,
     EditionContent,
-    Personalizable,
-    RecipientValues,
     _render_documents,
     compose_edition,
     sample_recipient,
     select_articles,
     web_version_url,
 )
+from newsletter.editions.personalized import ComposedMail, RecipientValues
+from tests.support.colours import contrast_ratio
 from tests.support.paths import GOLDEN_DIR, TEMPLATES_DIR
+from tests.support.sample_edition import BASE_URL, NEWS, mail_settings, seed_articles, seed_edition
 
 UPDATE_GOLDEN = os.environ.get("NEWSLETTER_UPDATE_GOLDEN") == "1"
-BASE_URL = "https://nieuwsbrief.rvjeugdzorg.nl"
-NEWS = "https://www.rvjeugdzorg.nl/nieuws"
-
-
-def seed_articles() -> tuple[ArticleView, ...]:
-    """The five articles of the network's website (tests/../shared seeds), newest first."""
-    return (
-        ArticleView(
-            title="Wat als… ouders gewoon om hulp kunnen vragen?",
-            link=f"{NEWS}/wat-als-ouders-gewoon-om-hulp-kunnen-vragen/",
-            published_at=datetime(2023, 11, 2, 9, 0, tzinfo=UTC),
-            categories=("Kampvuurgesprekken", "ouders", "jeugdbescherming"),
-            # No summary: the excerpt comes from the content and is cut with "…".
-            summary_html="",
-            content_html=(
-                "<p>Nog steeds zijn er geen crisisoplossingen en structurele oplossingen in de "
-                "jeugdbescherming en jeugdzorg. Daarom schreven we al eerder over de actiedagen "
-                "die vanuit de beweging Radicale vernieuwing jeugd georganiseerd zijn: mensen in "
-                "de beweging Radicale vernieuwing jeugdzorg bundelen krachten en gaan zelf werken "
-                "aan alternatieven. Hoe staat het er nu voor?</p>"
-                "<p>Tijdens onze ‘Wat als… actiedagen’ komt naar voren dat er heel veel anders "
-                "kan in de jeugdzorg. (Groot)ouders, cliëntenraadsleden en ervaringsdeskundigen "
-                "geven vooral aan: in de jeugdzorg en jeugdbescherming is nu geen aandacht voor "
-                "de oorzaken. Wat kunnen wij met elkaar doen om een omslag te creëren?</p>"
-            ),
-            image_url=None,
-            image_alt=None,
-        ),
-        ArticleView(
-            title="Eerste gesprekken met jeugdzorgorganisaties over radicale vernieuwing",
-            link=f"{NEWS}/eerste-gesprekken-met-jeugdzorgorganisaties/",
-            published_at=datetime(2023, 10, 12, 8, 0, tzinfo=UTC),
-            categories=(
-                "Opstarten beweging",
-                "bestuurders",
-                "cliëntenraad/jongerenraad",
-                "loc waardevolle zorg",
-                "manifest",
-                "netwerk",
-                "politiek en beleid",
-            ),
-            summary_html=(
-                "<p>In een eerder artikel schrijven we uitgebreid over de ontwikkeling van "
-                "Radicale vernieuwing jeugdzorg van 2021 tot en met 2023. Intussen zijn eerste "
-                "gesprekken gevoerd met jeugdzorgorganisaties die mogelijk radicaal willen "
-                "vernieuwen.</p>"
-            ),
-            content_html="<p>In 2022 en 2023 organiseren we actiedagen.</p>",
-            image_url=None,
-            image_alt=None,
-        ),
-        ArticleView(
-            title="Nieuw onderzoek jeugdbescherming vraagt om actie, doe mee!",
-            link=f"{NEWS}/nieuw-onderzoek-jeugdbescherming-vraagt-om-actie/",
-            published_at=datetime(2022, 9, 12, 10, 0, tzinfo=UTC),
-            categories=(
-                "Opstarten beweging & Kampvuurgesprekken",
-                "Mensen en initiatieven",
-                "Doe je mee?",
-                "cliëntenraad/jongerenraad",
-                "gesloten jeugdzorg",
-            ),
-            summary_html=(
-                "<p><strong>Update:</strong> op basis van eerste gesprekken met cliëntenraden "
-                "uit gesloten instellingen en anderen uit ons vernieuwingsnetwerk, is er vanuit "
-                "LOC Waardevolle zorg vast een brief naar de Tweede Kamer gestuurd voor het "
-                "spoeddebat. Lid van een cliëntenraad? Meld je aan voor de netwerkbijeenkomst "
-                "van LOC Cliëntenraden.</p>"
-            ),
-            content_html="<p>Woensdag verscheen een onderzoeksrapport.</p>",
-            image_url=None,
-            image_alt=None,
-        ),
-        ArticleView(
-            title="Eerste opbrengsten verkenning Radicale vernieuwing jeugdzorg",
-            link=f"{NEWS}/eerste-opbrengsten-verkenning/",
-            # 23:30 UTC on the 12th is already 13 May in Amsterdam.
-            published_at=datetime(2021, 5, 12, 23, 30, tzinfo=UTC),
-            categories=("Opstarten beweging",),
-            summary_html=(
-                "<p>Veel mensen zijn actief om de jeugdzorg te verbeteren. Maar tegelijkertijd "
-                "worden problemen niet fundamenteel opgelost. Om te zorgen dat de stem van "
-                "kinderen, jongeren, ouders en medewerkers steeds voorop komt te staan, start "
-                "LOC Waardevolle zorg een vernieuwingsbeweging. Een netwerk van enthousiaste "
-                "mensen en organisaties, die elkaar inspireren en versterken.</p>"
-            ),
-            content_html="",
-            image_url=None,
-            image_alt=None,
-        ),
-        ArticleView(
-            title="LOC start beweging ‘Radicale vernieuwing jeugdzorg’",
-            link=f"{NEWS}/loc-start-beweging-radicale-vernieuwing-jeugdzorg/",
-            published_at=datetime(2021, 3, 18, 9, 0, tzinfo=UTC),
-            categories=("Opstarten beweging", "Doe je mee?"),
-            summary_html=(
-                "<p>Jeugdzorg sluit nog te vaak niet goed aan op wat ertoe doet voor kinderen, "
-                "jongeren en ouders. Mensen komen daardoor in moeilijkheden. Daartoe start LOC "
-                "de beweging ‘Radicale vernieuwing jeugdzorg’.</p>"
-            ),
-            content_html="",
-            image_url=None,
-            image_alt=None,
-        ),
-    )
-
-
-INTRO = """\
-Welkom bij een nieuwe nieuwsbrief! Deze keer lees je hoe de eerste gesprekken met
-jeugdzorgorganisaties verlopen, en wat ouders vertellen tijdens de *Wat als…*-actiedagen.
-
-Zit je in een **cliëntenraad** of jongerenraad? We horen graag wat jij ziet. Vertel het op
-[ons platform](https://www.rvjeugdzorg.nl/praat-mee).
-"""
-
-
-def seed_edition(**changes: Any) -> EditionContent:
-    content = EditionContent(
-        number=12,
-        subject="Nieuwsbrief Radicale vernieuwing jeugdzorg – 17 november 2026",
-        intro_markdown=INTRO,
-        created_at=datetime(2026, 11, 17, 8, 0, tzinfo=UTC),
-        articles=seed_articles(),
-    )
-    return replace(content, **changes)
-
-
-def mail_settings(tmp_path: Path, **sections: Any) -> Settings:
-    data: dict[str, Any] = {"site": {"base_url": BASE_URL}}
-    data.update(sections)
-    return settings_from_mapping(data, base_dir=tmp_path, env={})
 
 
 @pytest.fixture
@@ -612,15 +480,6 @@ def test_compose_is_deterministic_apart_from_the_nonce(
     assert set(first.html.slots) == {"name", "email", "unsubscribe_url", "preferences_url"}
 
 
-def test_fill_is_a_join() -> None:
-    document = Personalizable(parts=("a", "b", "c"), slots=("name", "email"))
-    assert document.fill({"name": "<N>", "email": "E"}) == "a<N>bEc"
-    with pytest.raises(ValueError, match="one more part"):
-        Personalizable(parts=("a",), slots=("name",))
-    with pytest.raises(KeyError):
-        document.fill({"name": "x"})
-
-
 def test_slot_markers_are_plain_ascii(settings: Settings, environment: jinja2.Environment) -> None:
     content = seed_edition()
     _, text = _render_documents(
@@ -653,20 +512,6 @@ def test_sample_recipient_and_web_version(settings: Settings) -> None:
 
 
 # --- palette ------------------------------------------------------------------------------
-
-
-def relative_luminance(colour: str) -> float:
-    red, green, blue = (int(colour.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4))
-
-    def linear(channel: float) -> float:
-        return channel / 12.92 if channel <= 0.04045 else ((channel + 0.055) / 1.055) ** 2.4
-
-    return 0.2126 * linear(red) + 0.7152 * linear(green) + 0.0722 * linear(blue)
-
-
-def contrast_ratio(first: str, second: str) -> float:
-    lighter, darker = sorted((relative_luminance(first), relative_luminance(second)), reverse=True)
-    return (lighter + 0.05) / (darker + 0.05)
 
 
 def test_contrast_helper_knows_black_on_white() -> None:

@@ -10,17 +10,10 @@ import pytest
 
 from newsletter.core.templating import template_environment
 from newsletter.editions.compose import compose_edition, sample_recipient
-from tests.editions.test_compose import contrast_ratio, mail_settings, seed_edition
+from tests.support.browser import CHROMIUM, TEXT_STYLES_SCRIPT
+from tests.support.colours import contrast_ratio, rgb_to_hex
+from tests.support.sample_edition import mail_settings, seed_edition
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 PHONE_WIDTH = 390
 DESKTOP_WIDTH = 1200
 
@@ -31,53 +24,6 @@ pytestmark = [
         reason=f"{CHROMIUM} is missing (install it with `make browser`; apt may still be busy)",
     ),
 ]
-
-# Every element with its own text, with its computed colour, the first non-transparent
-# background behind it, its font size and whether a reader can see it at all.
-TEXT_STYLES_SCRIPT = """
-() => {
-  const visible = (el) => {
-    for (let node = el; node; node = node.parentElement) {
-      const style = getComputedStyle(node);
-      if (style.display === 'none' || style.visibility === 'hidden' || style.opacity === '0') {
-        return false;
-      }
-    }
-    return true;
-  };
-  const backgroundOf = (el) => {
-    for (let node = el; node; node = node.parentElement) {
-      const colour = getComputedStyle(node).backgroundColor;
-      if (colour && colour !== 'transparent' && colour !== 'rgba(0, 0, 0, 0)') return colour;
-    }
-    return 'rgb(255, 255, 255)';
-  };
-  const results = [];
-  for (const el of document.body.querySelectorAll('*')) {
-    const ownText = Array.from(el.childNodes)
-      .filter((node) => node.nodeType === Node.TEXT_NODE)
-      .map((node) => node.textContent.trim())
-      .join('');
-    if (!ownText || !visible(el)) continue;
-    const style = getComputedStyle(el);
-    results.push({
-      tag: el.tagName.toLowerCase(),
-      className: el.className,
-      text: ownText.slice(0, 60),
-      color: style.color,
-      background: backgroundOf(el),
-      fontSize: parseFloat(style.fontSize),
-    });
-  }
-  return results;
-}
-"""
-
-
-def rgb_to_hex(css_colour: str) -> str:
-    channels = css_colour[css_colour.index("(") + 1 : css_colour.index(")")].split(",")
-    red, green, blue = (int(float(channel)) for channel in channels[:3])
-    return f"#{red:02x}{green:02x}{blue:02x}"
 
 
 @pytest.fixture(scope="module")

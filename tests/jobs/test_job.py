@@ -13,17 +13,17 @@ from sqlalchemy import select
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.editions.models import Edition
-from newsletter.jobs.job import RunCounts, run_job
+from newsletter.jobs.job import run_job
 from newsletter.jobs.locking import job_lock
 from newsletter.jobs.runs import INTERRUPTED, Run, list_runs, start_run
 from subscribers.consent import Requester
 from subscribers.flows import SubscriberFlows
 from subscribers.management import ListManagement
 from subscribers.models import ConfirmationToken, Subscriber
-from tests.returns.test_process import RETURN_PATH
-from tests.returns.test_process import render as render_bounce
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
+from tests.support.returns import RETURN_PATH
+from tests.support.returns import render as render_bounce
 from tests.support.smtpserver import TestSmtpServer
 from tests.support.subscribers import subscribe
 
@@ -289,12 +289,6 @@ def test_a_run_left_running_by_a_dead_process_is_closed_as_interrupted(
     with db.session() as session:
         runs = {run.id: (run.outcome, run.error) for run in list_runs(session)}
     assert runs == {dead: ("failed", INTERRUPTED), report.run_id: ("nothing_new", None)}
-
-
-def test_counts_read_back_from_the_record() -> None:
-    counts = RunCounts(feeds=1, new_articles=3, edition=4, sent=1234, purged_subscribers=2)
-    again = RunCounts.from_json({**counts.as_json(), "from_a_newer_version": 1})
-    assert again == counts
 
 
 def test_the_run_reads_the_return_mailbox_before_it_sends(

@@ -11,13 +11,8 @@ import pytest
 
 from newsletter.core.config import Settings
 from newsletter.core.templating import template_environment
-from newsletter.editions.compose import (
-    ArticleView,
-    ComposedMail,
-    EditionContent,
-    RecipientValues,
-    compose_edition,
-)
+from newsletter.editions.compose import ArticleView, EditionContent, compose_edition
+from newsletter.editions.personalized import ComposedMail, RecipientValues
 from newsletter.mail.messages import MessageHeaders, MessageRecipient, MessageTemplate
 
 DATE = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)

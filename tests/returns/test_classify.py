@@ -14,7 +14,7 @@ from newsletter.mail.identities import (
 )
 from newsletter.returns.classify import MAX_MESSAGE_BYTES, ReturnDecision, classify_return_message
 from subscribers.tokens import link_token
-from tests.returns.test_process import CORPUS, RETURN_PATH, render
+from tests.support.returns import CORPUS, RETURN_PATH, render
 from tests.support.subscribers import SECRET as KEY
 
 PUBLIC_IDS = {
@@ -224,7 +224,7 @@ def test_every_corpus_file_is_classified_without_error() -> None:
         assert classify(path.name).message_key
 
 
-# -- identities.py: Message-IDs read back ---------------------------------------------
+# -- mail/identities.py: Message-IDs read back ----------------------------------------
 
 
 def test_message_ids_are_read_back_and_checked() -> None:

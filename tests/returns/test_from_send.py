@@ -14,10 +14,11 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from newsletter.content.ingest import fetch_all
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.delivery.send import send_edition
-from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.editions.drafting import draft_edition
 from newsletter.returns.mailboxes import MaildirMailbox
 from newsletter.returns.process import process_return_mailbox
 from subscribers.consent import Requester

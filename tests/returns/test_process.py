@@ -1,16 +1,12 @@
 """The return mailbox processed end to end: a real Maildir on disk, a real database, and a
-corpus of bounce formats (tests/data/bounces/), each ending in the right subscriber state.
-
-The corpus files hold placeholders for what only a run can know, filled in by `render`:
-`{{verp:NAME}}` (the VERP address of NAME's copy of the edition), `{{message-id:NAME}}`,
-`{{unsubscribe:NAME}}` (the link token), and forged versions of the first and last.
-"""
+corpus of bounce formats (tests/data/bounces/, see tests/support/returns.py), each ending
+in the right subscriber state."""
 
 from __future__ import annotations
 
 import mailbox
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +15,6 @@ from sqlalchemy import select
 
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
-from newsletter.delivery.outbox import OutboxRow
-from newsletter.editions.models import Edition
-from newsletter.mail.identities import message_id, verp_address
 from newsletter.returns.mailboxes import IncomingMessage, MailboxError, MaildirMailbox
 from newsletter.returns.process import BounceReport, ReturnMessage, process_return_mailbox
 from subscribers.bounces import SoftBounce
@@ -31,12 +24,10 @@ from subscribers.management import ListManagement
 from subscribers.models import ConsentEvent, Subscriber
 from subscribers.tokens import link_token
 from tests.support.clock import FixedClock
-from tests.support.paths import DATA_DIR
+from tests.support.imap import SmallImapServer, imap_mailbox
+from tests.support.returns import CORPUS, RETURN_PATH, SENDER, add_edition, render
 from tests.support.subscribers import SECRET, events_of, status_of, suppression_of
 
-CORPUS = DATA_DIR / "bounces"
-RETURN_PATH = "bounces@rvjeugdzorg.nl"
-SENDER = "Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>"
 PEOPLE = {
     "anouk": "anouk@example.org",
     "bram": "bram@example.net",
@@ -44,34 +35,6 @@ PEOPLE = {
     "daan": "daan@example.nl",
 }
 STAFF = Requester(source="cli")
-_PLACEHOLDER = re.compile(rb"\{\{([a-z-]+):([a-z]+)\}\}")
-
-
-def render(name: str, public_ids: Mapping[str, str], *, edition: int) -> bytes:
-    """Corpus file `name` with the signed values of the people in `public_ids`."""
-
-    def fill(match: re.Match[bytes]) -> bytes:
-        kind, person = match[1].decode(), match[2].decode()
-        public_id = public_ids[person]
-        if kind == "verp":
-            value = verp_address(
-                SECRET, return_path=RETURN_PATH, edition=edition, public_id=public_id
-            )
-        elif kind == "forged-verp":
-            value = f"bounces+{edition}.{public_id}.0123456789abcdef@rvjeugdzorg.nl"
-        elif kind == "message-id":
-            value = message_id(
-                SECRET, edition=edition, public_id=public_id, domain="rvjeugdzorg.nl"
-            )
-        elif kind == "unsubscribe":
-            value = link_token(SECRET, "unsubscribe", public_id)
-        elif kind == "forged-unsubscribe":
-            value = f"{public_id}.{'Q' * 22}"
-        else:
-            raise AssertionError(f"unknown placeholder {kind}")
-        return value.encode()
-
-    return _PLACEHOLDER.sub(fill, (CORPUS / name).read_bytes())
 
 
 @pytest.fixture
@@ -125,35 +88,6 @@ class World:
 
     def inbox(self) -> list[str]:
         return list(mailbox.Maildir(self.settings.base_dir / "returns", create=False).keys())
-
-
-def add_edition(db: Database, clock: FixedClock, subscriber_ids: list[int]) -> int:
-    """A sent edition whose outbox names each subscriber (as sending leaves it)."""
-    now = clock()
-    with db.session() as session:
-        edition = Edition(
-            subject="Nieuwsbrief: nieuwe verhalen uit de beweging",
-            state="sent",
-            created_at=now,
-            updated_at=now,
-            sent_at=now,
-        )
-        session.add(edition)
-        session.flush()
-        for subscriber_id in subscriber_ids:
-            session.add(
-                OutboxRow(
-                    edition_id=edition.id,
-                    subscriber_id=subscriber_id,
-                    variant="*",
-                    state="sent",
-                    attempts=1,
-                    sent_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        return edition.id
 
 
 @pytest.fixture
@@ -436,8 +370,6 @@ def test_an_empty_mailbox_reports_nothing(world: World) -> None:
 
 
 def test_the_same_processing_runs_on_an_imap_mailbox(world: World) -> None:
-    from tests.returns.test_mailboxes import SmallImapServer, imap_mailbox
-
     with SmallImapServer() as server:
         server.folders["Verwerkt"] = []
         server.deliver(render("outlook.eml", world.public_ids, edition=world.edition))

@@ -18,7 +18,7 @@ from newsletter.editions.compose import compose_edition, sample_recipient, web_v
 from newsletter.editions.lifecycle import get_edition
 from newsletter.editions.preview import edition_content
 from newsletter.web.security import CONTENT_SECURITY_POLICY, mail_document_policy
-from tests.editions.test_archive import ATOM, NOT_PUBLIC, SITE, add_edition
+from tests.support.archive import ATOM, NOT_PUBLIC, SITE, add_edition
 from tests.support.clock import FixedClock
 from tests.support.webharness import BASE_URL, WebHarness, web_harness
 

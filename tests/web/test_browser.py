@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from newsletter.core.config import Settings
-from tests.editions.test_compose import contrast_ratio
-from tests.editions.test_compose_browser import CHROMIUM, TEXT_STYLES_SCRIPT, rgb_to_hex
+from tests.support.browser import CHROMIUM, TEXT_STYLES_SCRIPT
+from tests.support.colours import contrast_ratio, rgb_to_hex
 from tests.support.paths import ROOT
 from tests.support.webharness import RunningSite, links_in, running_site, token_in
 

@@ -13,9 +13,10 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from newsletter.content.ingest import fetch_all
 from newsletter.core.config import Settings
 from newsletter.delivery.outbox import state_counts
-from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.editions.drafting import draft_edition
 from newsletter.editions.lifecycle import get_edition
 from newsletter.jobs.runs import Run
 from newsletter.staff.accounts import StaffSession, add_user

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
+from newsletter.content.ingest import fetch_all
 from newsletter.core.clock import utc_now
 from newsletter.core.config import Settings
-from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.editions.drafting import draft_edition
 from newsletter.staff.accounts import add_user
 from subscribers.consent import Requester
-from tests.editions.test_compose_browser import CHROMIUM
+from tests.support.browser import CHROMIUM
 from tests.support.paths import SEEDS_FEED
 from tests.support.webharness import RunningSite, running_site
 

@@ -16,9 +16,10 @@ from typer.testing import CliRunner
 
 from newsletter.cli.app import app
 from newsletter.cli.support import AppContext
+from newsletter.content.ingest import fetch_all
 from newsletter.core.config import Settings
 from newsletter.delivery.send import send_edition
-from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.editions.drafting import draft_edition
 from newsletter.staff.accounts import add_user
 from newsletter.web.admin.people import EXPORT_CHUNK_ROWS, PAGE_SIZE, csv_pieces
 from subscribers.consent import Requester
