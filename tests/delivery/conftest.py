@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from newsletter.content.ingest import fetch_all
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
-from newsletter.editions.drafting import draft_edition, fetch_all
+from newsletter.editions.drafting import draft_edition
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
 from tests.support.smtpserver import TestSmtpServer
