@@ -10,7 +10,7 @@ import typer
 from newsletter.cli.support import app_context, out, print_json
 from newsletter.core.config import find_config_path
 from newsletter.jobs.job import run_job
-from newsletter.jobs.report import RunCounts, summary_line
+from newsletter.jobs.report import describe_run
 from newsletter.jobs.runs import list_runs, run_json
 
 
@@ -44,25 +44,20 @@ def runs(
 ) -> None:
     """List the job's runs, newest first, with what each did."""
     with app_context(ctx).database.session() as session:
-        data = [run_json(item) for item in list_runs(session, limit=limit)]
+        stored = list_runs(session, limit=limit)
     if as_json:
-        print_json(data)
+        print_json([run_json(run) for run in stored])
         return
-    if not data:
+    if not stored:
         out.print("no runs yet; run 'newsletter run' or start the scheduler")
         return
     # Plain lines, not a table: what happened stays on one line, for grep and logs.
     out.print(f"{'#':>4}  {'started (UTC)':<16}  {'trigger':<8}  {'outcome':<11}  what happened")
-    for item in data:
-        if item["counts"]:
-            counts = RunCounts.from_json(item["counts"])
-            line = summary_line(item["id"], item["outcome"], counts, item["error"])
-        else:  # skipped, interrupted or still running: nothing was counted
-            line = f"run {item['id']}: {item['error'] or item['outcome']}"
-        started = item["started_at"][:16].replace("T", " ")
+    for run in stored:
+        started = run.started_at.isoformat()[:16].replace("T", " ")
         out.print(
-            f"{item['id']:>4}  {started:<16}  {item['trigger']:<8}  {item['outcome']:<11}  "
-            + line.partition(": ")[2],
+            f"{run.id:>4}  {started:<16}  {run.trigger:<8}  {run.outcome:<11}  "
+            + describe_run(run).partition(": ")[2],
             markup=False,
         )
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from newsletter.core.numbers import dutch_number
+from newsletter.jobs.runs import Run
 
 
 @dataclass
@@ -113,3 +114,11 @@ class RunReport:
     @property
     def exit_code(self) -> int:
         return 1 if self.outcome == "failed" else 0
+
+
+def describe_run(run: Run) -> str:
+    """The summary line of a stored run, as `newsletter runs` shows it."""
+    if run.counts:
+        return summary_line(run.id, run.outcome, RunCounts.from_json(run.counts), run.error)
+    # Skipped, interrupted or still running: nothing was counted.
+    return f"run {run.id}: {run.error or run.outcome}"

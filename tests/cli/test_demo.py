@@ -31,6 +31,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from newsletter.cli import demo as demo_module
+from newsletter.cli import demo_schedule
 from newsletter.cli.app import app
 from newsletter.cli.demo import run_demo
 from newsletter.core.config import SECRET_KEY_ENV
@@ -287,7 +288,7 @@ def test_a_failing_scheduled_run_ends_the_demo_with_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(demo_module, "SAMPLE_FEED", tmp_path / "no-such-feed.xml")
-    monkeypatch.setattr(demo_module, "RUN_DELAY_SECONDS", 1)
+    monkeypatch.setattr(demo_schedule, "RUN_DELAY_SECONDS", 1)
     monkeypatch.delenv(SECRET_KEY_ENV, raising=False)
     threads = set(threading.enumerate())
     result = CliRunner().invoke(app, ["demo", "--schedule", "--dir", str(tmp_path / "demo")])
