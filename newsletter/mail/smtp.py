@@ -15,9 +15,7 @@ connection is closed and the caller must replace it.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import ipaddress
 import re
 import socket
 import ssl
@@ -26,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from newsletter.core.errors import SmtpConnectError, SmtpConnectionLost
+from newsletter.mail.smtp_auth import log_in
 from newsletter.mail.smtp_protocol import DATA_END, BodyGate, Reply, SmtpProtocol
 
 Security = Literal["none", "starttls", "tls"]
@@ -73,15 +72,6 @@ class SmtpOptions:
     timeout: float = 30.0
     helo_name: str | None = None
     tls_context: ssl.SSLContext | None = None
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 _UNSAFE_IN_ADDRESS = re.compile(r"[\r\n\0<>]")
@@ -198,29 +188,8 @@ class SmtpConnection:
         self.extensions = extensions
 
     async def _login(self) -> None:
-        options = self.options
-        if options.security == "none" and not _is_loopback(options.host):
-            raise SmtpConnectError(
-                f"refusing to send the SMTP password unencrypted to {options.host}; "
-                'set [smtp] security = "starttls" or "tls"'
-            )
-        if options.password is None:
-            raise SmtpConnectError("[smtp] username is set but NEWSLETTER_SMTP_PASSWORD is not")
-        username, password = options.username or "", options.password
         methods = self.extensions.get("auth", "").upper().split()
-        if "PLAIN" in methods or not methods:
-            secret = f"\0{username}\0{password}".encode()
-            reply = await self.command(f"AUTH PLAIN {base64.b64encode(secret).decode()}")
-        elif "LOGIN" in methods:
-            reply = await self.command("AUTH LOGIN")
-            if reply.code == 334:
-                reply = await self.command(base64.b64encode(username.encode()).decode())
-            if reply.code == 334:
-                reply = await self.command(base64.b64encode(password.encode()).decode())
-        else:
-            raise SmtpConnectError(f"SMTP server offers no AUTH method we know: {methods}")
-        if reply.code != 235:
-            raise SmtpConnectError(f"SMTP login as {options.username!r} failed: {reply}")
+        await log_in(self.command, self.options, methods)
 
     # -- waiting --------------------------------------------------------------------
 
