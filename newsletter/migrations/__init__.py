@@ -1,1 +1,1 @@
-"""The schema's history: Alembic migrations, run by core/db.py on start or `newsletter db upgrade`."""
+"""The schema's history: Alembic migrations, applied by core/db.py or `newsletter db upgrade`."""
