@@ -1,6 +1,8 @@
-"""What came back about a subscriber: a permanent failure, a temporary one, a spam
-complaint, an unsubscribe by mail. Each changes the status as docs/subscribers.md draws
-it, suppresses where it must, and lands in the consent log with its reason.
+"""What came back about a subscriber changes their status: bounces, complaints, mailto.
+
+A permanent failure, a temporary one, a spam complaint, an unsubscribe by mail: each
+changes the status as docs/subscribers.md draws it, suppresses where it must, and lands
+in the consent log with its reason.
 
     confirmed ──permanent failure────────────────────────> bounced    (suppressed)
     confirmed ──temporary failures in soft_bounce_limit

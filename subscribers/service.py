@@ -1,5 +1,7 @@
-"""What every service on the subscriber list shares: one transaction per call, and mails
-delivered after the commit with their outcome in the consent log.
+"""What every service on the subscriber list shares: a transaction per call, mails after.
+
+Each call is one transaction; the mails it asks for are delivered after the commit,
+with their outcome in the consent log.
 
 `SubscriberFlows` (flows.py) serves the public pages and the API; `ListManagement`
 (management.py) serves staff, in the CLI and under /admin. Both stand on this.

@@ -1,5 +1,7 @@
-"""The demo's scheduler path (`newsletter demo --schedule`): the real scheduler runs the
-job once, a few seconds after it started, on the demo's database, and sends the edition.
+"""The demo's scheduler path (`newsletter demo --schedule`): the real scheduler sends.
+
+The real scheduler runs the job once, a few seconds after it started, on the demo's
+database; that run fetches, drafts and sends the edition.
 """
 
 from __future__ import annotations

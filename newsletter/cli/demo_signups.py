@@ -1,5 +1,7 @@
-"""The demo's sign-ups: three sample people through the real web app, as a browser or a
-program would sign up (the form or the JSON API), each confirming from their own mail.
+"""The demo's sign-ups: three sample people through the real web app, over HTTP.
+
+Each signs up as a browser or a program would (the form or the JSON API) and confirms
+from their own mail.
 
 The web app runs as `newsletter serve` runs it, in a thread of the demo's process, on a
 socket the demo opened; the people talk to it over HTTP with httpx.

@@ -1,4 +1,4 @@
-"""The Jinja environment for mail templates: where templates are found, how they escape."""
+"""The Jinja environment of every template, mail and web: where they are found, escaping."""
 
 from __future__ import annotations
 
