@@ -32,7 +32,7 @@ from newsletter.web.archive import build_archive_router
 from newsletter.web.clients import parse_networks
 from newsletter.web.context import Send, WebContext
 from newsletter.web.csrf import CsrfGuard
-from newsletter.web.pages import build_pages_router
+from newsletter.web.public.preferences import build_pages_router
 from newsletter.web.ratelimit import SlidingWindowLimiter
 from newsletter.web.rendering import PageRenderer
 from newsletter.web.security import BodyLimit, SecurityHeaders

@@ -1,0 +1,1 @@
+"""The public pages: sign up, confirm, unsubscribe and preferences, all in Dutch."""
