@@ -9,13 +9,13 @@ carries an ETag so that a feed reader polling the feed gets a 304 when nothing c
 from __future__ import annotations
 
 import hashlib
-import re
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from newsletter.core.paging import parse_page_number
 from newsletter.core.templating import template_environment
 from newsletter.editions.archive import (
     WebVersions,
@@ -34,7 +34,6 @@ ATOM_MEDIA_TYPE = "application/atom+xml; charset=utf-8"
 LIST_MAX_AGE = 300
 FEED_MAX_AGE = 900
 EDITION_MAX_AGE = 3600
-_PAGE_NUMBER = re.compile(r"[1-9][0-9]{0,5}")
 
 
 def _entity_tag(body: bytes) -> str:
@@ -70,11 +69,11 @@ def build_archive_router(web: WebContext) -> APIRouter:
 
     @router.get("/archive")
     def show_archive(request: Request) -> Response:
-        wanted = request.query_params.get("page", "1")
-        if _PAGE_NUMBER.fullmatch(wanted) is None:
+        wanted = parse_page_number(request.query_params.get("page", "1"))
+        if wanted is None:
             return not_found()
         with web.database.session() as session:
-            page = archive_page(session, page=int(wanted))
+            page = archive_page(session, page=wanted)
         if page is None:
             return not_found()
         rendered = pages.page("web/archive.html.j2", page=page, feed_url=FEED_PATH)

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from newsletter.core.errors import SubscriberError
+from newsletter.core.paging import Paging, count_pages, parse_page_number
 from newsletter.staff.dashboard import subscriber_counts
 from newsletter.web.admin.context import AdminContext
 from subscribers.lookup import EXPORT_FIELDS, SubscriberLine, email_of, search_subscribers
@@ -32,8 +33,6 @@ PAGE_SIZE = 50
 SEARCH_MAX_CHARS = EMAIL_MAX_CHARS
 # Rows per piece of the streamed export: small pieces, few round trips.
 EXPORT_CHUNK_ROWS = 500
-# A page number as a link writes it; the cap keeps the offset far from any integer limit.
-_PAGE_NUMBER = re.compile(r"[1-9][0-9]{0,5}")
 # What secrets.token_urlsafe produces; anything else is no subscriber's id.
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -53,13 +52,11 @@ class Search:
 
 
 @dataclass(frozen=True)
-class Results:
+class Results(Paging):
     """One page of search results; `number` counts from 1."""
 
     lines: list[SubscriberLine]
     total: int
-    number: int
-    page_count: int
 
     @property
     def first(self) -> int:
@@ -69,27 +66,19 @@ class Results:
     def last(self) -> int:
         return (self.number - 1) * PAGE_SIZE + len(self.lines)
 
-    @property
-    def previous(self) -> int | None:
-        return self.number - 1 if self.number > 1 else None
-
-    @property
-    def next(self) -> int | None:
-        return self.number + 1 if self.number < self.page_count else None
-
 
 def read_search(params: Mapping[str, str]) -> tuple[Search, str | None]:
     """The search in a query string, and what is wrong with it ("text", "status", "page")."""
     text = params.get("q", "").strip()
     status = params.get("status") or None
-    page = params.get("page") or "1"
+    page = parse_page_number(params.get("page") or "1")
     if len(text) > SEARCH_MAX_CHARS:
         return Search(text[:SEARCH_MAX_CHARS]), "text"
     if status is not None and status not in STATUSES:
         return Search(text), "status"
-    if _PAGE_NUMBER.fullmatch(page) is None:
+    if page is None:
         return Search(text, status), "page"
-    return Search(text, status, int(page)), None
+    return Search(text, status, page), None
 
 
 def export_url(status: str | None) -> str:
@@ -163,7 +152,7 @@ def build_people_router(admin: AdminContext) -> APIRouter:
                 offset=(search.page - 1) * PAGE_SIZE,
                 limit=PAGE_SIZE,
             )
-        page_count = max(1, -(-total // PAGE_SIZE))
+        page_count = count_pages(total, PAGE_SIZE)
         if search.page > page_count:
             return search_page(request, search, results=None, problem="page", status=400)
         results = Results(lines=lines, total=total, number=search.page, page_count=page_count)
