@@ -20,12 +20,11 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from newsletter.core.errors import SubscriberError
-from newsletter.core.paging import Paging, count_pages, parse_page_number
-from newsletter.staff.dashboard import subscriber_counts
+from newsletter.core.paging import parse_page_number
 from newsletter.web.admin.context import AdminContext
-from subscribers.lookup import EXPORT_FIELDS, SubscriberLine, email_of, search_subscribers
+from subscribers.lookup import EXPORT_FIELDS
 from subscribers.models import EMAIL_MAX_CHARS, STATUSES
+from subscribers.search import SearchResults
 
 logger = logging.getLogger(__name__)
 
@@ -49,22 +48,6 @@ class Search:
         query = {"q": self.text, "status": self.status or "", "page": page if page > 1 else ""}
         encoded = urlencode({key: value for key, value in query.items() if value})
         return "/admin/subscribers" + (f"?{encoded}" if encoded else "")
-
-
-@dataclass(frozen=True)
-class Results(Paging):
-    """One page of search results; `number` counts from 1."""
-
-    lines: list[SubscriberLine]
-    total: int
-
-    @property
-    def first(self) -> int:
-        return (self.number - 1) * PAGE_SIZE + 1 if self.lines else 0
-
-    @property
-    def last(self) -> int:
-        return (self.number - 1) * PAGE_SIZE + len(self.lines)
 
 
 def read_search(params: Mapping[str, str]) -> tuple[Search, str | None]:
@@ -117,12 +100,10 @@ def build_people_router(admin: AdminContext) -> APIRouter:
         request: Request,
         search: Search,
         *,
-        results: Results | None,
+        results: SearchResults | None,
         problem: str | None = None,
         status: int = 200,
     ) -> Response:
-        with web.database.session() as session:
-            counts = subscriber_counts(session)
         return admin.page(
             "subscribers.html.j2",
             request,
@@ -130,7 +111,7 @@ def build_people_router(admin: AdminContext) -> APIRouter:
             search=search,
             results=results,
             problem=problem,
-            counts=counts,
+            counts=admin.people.counts(),
             statuses=STATUSES,
             search_max_chars=SEARCH_MAX_CHARS,
             export_url=export_url(search.status),
@@ -144,18 +125,11 @@ def build_people_router(admin: AdminContext) -> APIRouter:
         search, problem = read_search(request.query_params)
         if problem is not None:
             return search_page(request, search, results=None, problem=problem, status=400)
-        with web.database.session() as session:
-            lines, total = search_subscribers(
-                session,
-                text=search.text,
-                status=search.status,
-                offset=(search.page - 1) * PAGE_SIZE,
-                limit=PAGE_SIZE,
-            )
-        page_count = count_pages(total, PAGE_SIZE)
-        if search.page > page_count:
+        results = admin.people.search(
+            text=search.text, status=search.status, page=search.page, page_size=PAGE_SIZE
+        )
+        if results is None:
             return search_page(request, search, results=None, problem="page", status=400)
-        results = Results(lines=lines, total=total, number=search.page, page_count=page_count)
         return search_page(request, search, results=results)
 
     # Before /subscribers/{public_id}, which would otherwise take "export.csv" for an id.
@@ -184,16 +158,8 @@ def build_people_router(admin: AdminContext) -> APIRouter:
     def show_subscriber(request: Request, public_id: str) -> Response:
         if _PUBLIC_ID.fullmatch(public_id) is None:
             return not_found()
-        with web.database.session() as session:
-            email = email_of(session, public_id)
-        if email is None:
-            return not_found()
-        try:
-            person = admin.people.show(email)
-        except SubscriberError:
-            return not_found()
-        # The row may have changed its address or gone in between: then this id is not it.
-        if person.subscriber is None or person.subscriber.public_id != public_id:
+        person = admin.people.person(public_id)
+        if person is None:
             return not_found()
         return admin.page("subscriber.html.j2", request, person=person)
 
