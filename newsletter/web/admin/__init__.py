@@ -13,8 +13,10 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
 
+from newsletter.core.templating import template_environment
 from newsletter.delivery.background import BackgroundSends
 from newsletter.staff.accounts import StaffMember
+from newsletter.staff.review import DraftReview
 from newsletter.web.admin.context import AdminContext
 from newsletter.web.admin.dashboard import build_dashboard_router
 from newsletter.web.admin.editions import build_editions_router
@@ -46,6 +48,12 @@ def build_admin_context(web: WebContext) -> AdminContext:
         ),
         sends=BackgroundSends(web.settings, web.database, clock=web.clock),
         people=ListManagement(web.settings, web.database, clock=web.clock),
+        review=DraftReview(
+            web.settings,
+            web.database,
+            clock=web.clock,
+            environment=template_environment(web.settings),
+        ),
     )
 
 

@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from newsletter.delivery.background import BackgroundSends
 from newsletter.staff.accounts import StaffMember
+from newsletter.staff.review import DraftReview
 from newsletter.web.admin.sessions import LoginRequired, StaffSessions
 from newsletter.web.context import WebContext
 from newsletter.web.ratelimit import SlidingWindowLimiter
@@ -40,6 +41,7 @@ class AdminContext:
     login_by_name: SlidingWindowLimiter
     sends: BackgroundSends
     people: ListManagement
+    review: DraftReview
 
     def page(
         self,

@@ -9,119 +9,26 @@ progress page follows it in the outbox and refreshes itself until it is done.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from fastapi import APIRouter
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from newsletter.core.caching import LruCache
 from newsletter.core.errors import CompositionError, EditionError, NewsletterError
-from newsletter.core.templating import template_environment
 from newsletter.delivery.copies import send_test
-from newsletter.delivery.outbox import StateCounts, state_counts
-from newsletter.delivery.send import recipient_count
-from newsletter.editions import changes as drafts
-from newsletter.editions.archive import image_origins
-from newsletter.editions.lifecycle import OPEN_STATES, get_edition
-from newsletter.editions.models import Edition
-from newsletter.editions.preview import edition_content, render_preview
-from newsletter.staff.accounts import StaffMember
+from newsletter.staff.review import Preview, allowed_test_addresses, article_action
 from newsletter.web.admin.context import AdminContext
 from newsletter.web.security import mail_document_policy
 
 # Codes a change may report back on the review page (?done=...); words in the template.
 DONE_CODES = ("saved", "removed", "moved", "test_sent")
-PREVIEW_CACHE_SIZE = 8
-
-
-@dataclass(frozen=True)
-class ArticleLine:
-    id: int
-    title: str
-    link: str | None
-    published_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Review:
-    """What the review page shows of one edition."""
-
-    number: int
-    state: str
-    subject: str
-    intro_markdown: str
-    updated_at: datetime
-    approved_at: datetime | None
-    sent_at: datetime | None
-    articles: list[ArticleLine]
-    deliveries: StateCounts
-
-    @property
-    def is_open(self) -> bool:
-        return self.state in OPEN_STATES
-
-
-@dataclass(frozen=True)
-class Preview:
-    html: str
-    text: str
-    image_origins: tuple[str, ...]
-
-
-def test_addresses(member: StaffMember, staff_list: list[str]) -> list[str]:
-    """Where this staff member may send a test: their own address, then the staff list."""
-    found = [member.email] if member.email else []
-    return list(dict.fromkeys([*found, *staff_list]))
 
 
 def build_editions_router(admin: AdminContext) -> APIRouter:
     router = APIRouter(prefix="/admin")
     web = admin.web
     settings = web.settings
-    environment = template_environment(settings)
-    previews: LruCache[tuple[int, datetime], Preview] = LruCache(PREVIEW_CACHE_SIZE)
-
-    def load_review(number: int) -> Review:
-        with web.database.session() as session:
-            edition = get_edition(session, number)
-            return Review(
-                number=edition.id,
-                state=edition.state,
-                subject=edition.subject,
-                intro_markdown=edition.intro_markdown,
-                updated_at=edition.updated_at,
-                approved_at=edition.approved_at,
-                sent_at=edition.sent_at,
-                articles=[
-                    ArticleLine(
-                        id=entry.article.id,
-                        title=entry.article.title,
-                        link=entry.article.link,
-                        published_at=entry.article.published_at,
-                    )
-                    for entry in edition.entries
-                ],
-                deliveries=state_counts(session, edition.id),
-            )
-
-    def load_preview(number: int) -> Preview:
-        with web.database.session() as session:
-            stamp = session.scalar(select(Edition.updated_at).where(Edition.id == number))
-            if stamp is None:
-                raise EditionError(f"there is no edition {number}")
-            key = (number, stamp)
-            cached = previews.get(key)
-            if cached is not None:
-                return cached
-            content = edition_content(get_edition(session, number))
-        html_document, text_document = render_preview(content, settings, environment=environment)
-        preview = Preview(html_document, text_document, image_origins(html_document))
-        previews.put(key, preview)
-        return preview
+    review_of = admin.review
 
     async def review_page(
         request: Request,
@@ -135,17 +42,13 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
         form_intro: str | None = None,
     ) -> Response:
         try:
-            review = await run_in_threadpool(load_review, number)
+            review = await run_in_threadpool(review_of.load, number)
         except EditionError:
             return not_found()
         preview: Preview | None = None
         if review.articles:
-            preview = await run_in_threadpool(load_preview, number)
-        recipients = (
-            await run_in_threadpool(recipient_count, web.database, number)
-            if review.is_open
-            else review.deliveries.total
-        )
+            preview = await run_in_threadpool(review_of.preview, number)
+        recipients = await run_in_threadpool(review_of.recipients, review)
         member = admin.member(request)
         return admin.page(
             "edition.html.j2",
@@ -154,7 +57,7 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
             review=review,
             text_version=preview.text if preview else None,
             recipients=recipients,
-            test_addresses=test_addresses(member, list(settings.schedule.staff)),
+            test_addresses=allowed_test_addresses(member, list(settings.schedule.staff)),
             done=done if done in DONE_CODES else None,
             error=error,
             problem=problem,
@@ -176,7 +79,7 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
     @router.get("/editions/{number}/preview.html")
     async def show_preview(number: int) -> Response:
         try:
-            preview = await run_in_threadpool(load_preview, number)
+            preview = await run_in_threadpool(review_of.preview, number)
         except (EditionError, CompositionError):
             # No such edition, or one without articles (a forced draft): nothing to show.
             return not_found()
@@ -191,15 +94,10 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
         if isinstance(form, Response):
             return form
         subject, intro = form.first("subject"), form.first("intro")
-
-        def work() -> None:
-            with web.database.session() as session:
-                drafts.edit_text(
-                    session, number, subject=subject, intro_markdown=intro, now=web.clock()
-                )
-
         try:
-            await run_in_threadpool(work)
+            await run_in_threadpool(
+                review_of.edit_text, number, subject=subject, intro_markdown=intro
+            )
         except NewsletterError as exc:
             return await review_page(
                 request, number, error=str(exc), status=409, form_subject=subject, form_intro=intro
@@ -211,21 +109,11 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
         form = await web.checked_form(request)
         if isinstance(form, Response):
             return form
-        action = form.first("action")
-        if action not in ("remove", "up", "down"):
+        action = article_action(form.first("action"))
+        if action is None:
             return web.pages.problem("bad_request", status=400)
-
-        def work() -> None:
-            now = web.clock()
-            with web.database.session() as session:
-                if action == "remove":
-                    drafts.remove_article(session, number, article_id, now=now)
-                else:
-                    offset = -1 if action == "up" else 1
-                    drafts.move_article(session, number, article_id, offset=offset, now=now)
-
         try:
-            await run_in_threadpool(work)
+            await run_in_threadpool(review_of.change_article, number, article_id, action)
         except NewsletterError as exc:
             return await review_page(request, number, error=str(exc), status=409)
         return back(number, "removed" if action == "remove" else "moved")
@@ -235,7 +123,7 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
         form = await web.checked_form(request)
         if isinstance(form, Response):
             return form
-        allowed = test_addresses(admin.member(request), list(settings.schedule.staff))
+        allowed = allowed_test_addresses(admin.member(request), list(settings.schedule.staff))
         address = form.first("address")
         if address not in allowed:
             # Only the staff's own addresses: the form must not mail anyone else.
@@ -257,8 +145,7 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
             return await review_page(request, number, problem="confirm", status=400)
 
         def work() -> None:
-            with web.database.session() as session:
-                drafts.approve(session, number, now=web.clock())
+            review_of.approve(number)
             admin.sends.start(number)
 
         try:
@@ -270,7 +157,7 @@ def build_editions_router(admin: AdminContext) -> APIRouter:
     @router.get("/editions/{number}/progress")
     async def progress(request: Request, number: int) -> Response:
         try:
-            review = await run_in_threadpool(load_review, number)
+            review = await run_in_threadpool(review_of.load, number)
         except EditionError:
             return not_found()
         send_state = admin.sends.state(number)
