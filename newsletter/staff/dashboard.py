@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from newsletter.core.config import Settings
+from newsletter.core.db import Database
 from newsletter.delivery.outbox import StateCounts, state_counts
 from newsletter.editions.lifecycle import list_editions
 from newsletter.jobs.runs import Run, list_runs
@@ -74,3 +75,9 @@ def overview(
         subscribers=subscriber_counts(session),
         editions=lines,
     )
+
+
+def load_overview(database: Database, settings: Settings, *, now: datetime) -> Overview:
+    """The dashboard's overview, read in a transaction of its own."""
+    with database.session() as session:
+        return overview(session, settings, now=now)

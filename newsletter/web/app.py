@@ -12,8 +12,6 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -91,10 +89,7 @@ def create_app(settings: Settings, database: Database, *, clock: Clock, send: Se
     @app.get("/healthz")
     def health() -> Response:
         # Says only whether the database answers, never what or where it is.
-        try:
-            with database.session() as session:
-                session.execute(text("SELECT 1"))
-        except SQLAlchemyError:
+        if not database.is_reachable():
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 

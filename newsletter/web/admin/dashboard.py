@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.staff.dashboard import Overview, overview
+from newsletter.staff.dashboard import load_overview
 from newsletter.web.admin.context import AdminContext
 
 
@@ -14,12 +14,9 @@ def build_dashboard_router(admin: AdminContext) -> APIRouter:
     router = APIRouter(prefix="/admin")
     web = admin.web
 
-    def load() -> Overview:
-        with web.database.session() as session:
-            return overview(session, web.settings, now=web.clock())
-
     @router.get("")
     def dashboard(request: Request) -> Response:
-        return admin.page("dashboard.html.j2", request, overview=load())
+        overview = load_overview(web.database, web.settings, now=web.clock())
+        return admin.page("dashboard.html.j2", request, overview=overview)
 
     return router

@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.staff.accounts import MAX_PASSWORD_CHARS, StaffMember, authenticate
+from newsletter.staff.accounts import MAX_PASSWORD_CHARS, verify_login
 from newsletter.web.admin.context import AdminContext, safe_next
 from newsletter.web.forms import read_form
 
@@ -52,7 +52,7 @@ def build_login_router(admin: AdminContext) -> APIRouter:
                     status=429,
                     headers={"Retry-After": str(verdict.retry_after)},
                 )
-        member = await run_in_threadpool(_authenticate, admin, name, form.first("password"))
+        member = await run_in_threadpool(verify_login, web.database, name, form.first("password"))
         if member is None:
             return login_page(request, next_path=next_path, name=name, failed=True, status=401)
         response = admin.see_other(next_path)
@@ -69,8 +69,3 @@ def build_login_router(admin: AdminContext) -> APIRouter:
         return response
 
     return router
-
-
-def _authenticate(admin: AdminContext, name: str, password: str) -> StaffMember | None:
-    with admin.web.database.session() as session:
-        return authenticate(session, name, password)
