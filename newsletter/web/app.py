@@ -1,40 +1,31 @@
 """The web app: `create_app` wires the subscriber flows, pages, API and guards together.
 
 Layers, outermost first: security headers (and a plain page for a crash), the body cap,
-FastAPI's error handling, then the routes in `pages.py` and `api.py`. Everything the
+FastAPI's error handling, then the routes: the public pages (public/), the API
+(api.py), the archive (archive.py), the staff pages (admin/) and site.py. Everything the
 app uses is passed in: settings, database, clock and `send` (how one mail goes out).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from urllib.parse import urlsplit
-
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import Scope
 
 from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import NewsletterError
-from newsletter.core.templating import template_environment
+from newsletter.web import api, archive, public, site
 from newsletter.web.admin import build_admin_router
 from newsletter.web.admin.context import login_url
 from newsletter.web.admin.sessions import LoginRequired
-from newsletter.web.api import api_error, build_api_router
-from newsletter.web.archive import build_archive_router
-from newsletter.web.clients import parse_networks
-from newsletter.web.context import Send, WebContext
-from newsletter.web.csrf import CsrfGuard
-from newsletter.web.public.preferences import build_pages_router
-from newsletter.web.ratelimit import SlidingWindowLimiter
-from newsletter.web.rendering import PageRenderer
+from newsletter.web.api import api_error
+from newsletter.web.context import Send, build_web_context
 from newsletter.web.security import BodyLimit, SecurityHeaders
-from subscribers.flows import SubscriberFlows
 
 # No form or API request of ours comes near this; anything larger is refused unread.
 MAX_BODY_BYTES = 20 * 1024
@@ -48,24 +39,8 @@ def _wants_json(scope: Scope) -> bool:
 def create_app(settings: Settings, database: Database, *, clock: Clock, send: Send) -> FastAPI:
     """The app for `settings`; `send` delivers one mail (after the response went out)."""
     settings.require_secret_key()
-    environment = template_environment(settings)
-    csrf = CsrfGuard(secure=urlsplit(settings.site.base_url).scheme == "https")
-    pages = PageRenderer(settings, environment, csrf)
-    web = WebContext(
-        settings=settings,
-        database=database,
-        clock=clock,
-        flows=SubscriberFlows(settings, database, clock=clock),
-        send=send,
-        pages=pages,
-        csrf=csrf,
-        signup_limiter=SlidingWindowLimiter(
-            limit=settings.web.signup_limit_per_ip,
-            window=timedelta(minutes=settings.web.signup_window_minutes),
-            clock=clock,
-        ),
-        trusted_proxies=parse_networks(settings.web.trusted_proxies),
-    )
+    web = build_web_context(settings, database, clock=clock, send=send)
+    pages = web.pages
 
     # No generated docs: their pages load scripts and fonts from a CDN.
     app = FastAPI(
@@ -74,24 +49,13 @@ def create_app(settings: Settings, database: Database, *, clock: Clock, send: Se
         redoc_url=None,
         openapi_url=None,
     )
-    app.include_router(build_pages_router(web))
-    app.include_router(build_api_router(web))
-    app.include_router(build_archive_router(web))
+    # Where the routes find it (the `Web` dependency).
+    app.state.web = web
+    app.include_router(public.router)
+    app.include_router(api.router)
+    app.include_router(archive.router)
     app.include_router(build_admin_router(web))
-
-    @app.get("/static/{name}")
-    def static_file(name: str) -> Response:
-        response = pages.static(name)
-        if response is None:
-            raise HTTPException(404)
-        return response
-
-    @app.get("/healthz")
-    def health() -> Response:
-        # Says only whether the database answers, never what or where it is.
-        if not database.is_reachable():
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
+    app.include_router(site.router)
 
     def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
