@@ -19,9 +19,8 @@ from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import NewsletterError
-from newsletter.web import api, archive, public, site
-from newsletter.web.admin import build_admin_router
-from newsletter.web.admin.context import login_url
+from newsletter.web import admin, api, archive, public, site
+from newsletter.web.admin.context import build_admin_context, login_url
 from newsletter.web.admin.sessions import LoginRequired
 from newsletter.web.api import api_error
 from newsletter.web.context import Send, build_web_context
@@ -49,12 +48,13 @@ def create_app(settings: Settings, database: Database, *, clock: Clock, send: Se
         redoc_url=None,
         openapi_url=None,
     )
-    # Where the routes find it (the `Web` dependency).
+    # Where the routes find them (the `Web` and `Admin` dependencies).
     app.state.web = web
+    app.state.admin = build_admin_context(web)
     app.include_router(public.router)
     app.include_router(api.router)
     app.include_router(archive.router)
-    app.include_router(build_admin_router(web))
+    app.include_router(admin.router)
     app.include_router(site.router)
 
     def http_error(request: Request, exc: Exception) -> Response:

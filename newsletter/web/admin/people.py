@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from newsletter.core.paging import parse_page_number
-from newsletter.web.admin.context import AdminContext
+from newsletter.web.admin.context import Admin, AdminContext, Staff
 from subscribers.lookup import EXPORT_FIELDS
 from subscribers.models import EMAIL_MAX_CHARS, STATUSES
 from subscribers.search import SearchResults
@@ -91,76 +91,72 @@ def csv_pieces(rows: Iterator[dict[str, str]]) -> Iterator[str]:
             rows.close()
 
 
-def build_people_router(admin: AdminContext) -> APIRouter:
-    router = APIRouter(prefix="/admin")
+router = APIRouter(prefix="/admin")
+
+
+def search_page(
+    admin: AdminContext,
+    request: Request,
+    search: Search,
+    *,
+    results: SearchResults | None,
+    problem: str | None = None,
+    status: int = 200,
+) -> Response:
+    return admin.page(
+        "subscribers.html.j2",
+        request,
+        status=status,
+        search=search,
+        results=results,
+        problem=problem,
+        counts=admin.people.counts(),
+        statuses=STATUSES,
+        search_max_chars=SEARCH_MAX_CHARS,
+        export_url=export_url(search.status),
+    )
+
+
+@router.get("/subscribers")
+def find_subscribers(request: Request, admin: Admin) -> Response:
+    search, problem = read_search(request.query_params)
+    if problem is not None:
+        return search_page(admin, request, search, results=None, problem=problem, status=400)
+    results = admin.people.search(
+        text=search.text, status=search.status, page=search.page, page_size=PAGE_SIZE
+    )
+    if results is None:
+        return search_page(admin, request, search, results=None, problem="page", status=400)
+    return search_page(admin, request, search, results=results)
+
+
+# Before /subscribers/{public_id}, which would otherwise take "export.csv" for an id.
+@router.get("/subscribers/export.csv")
+def export_subscribers(request: Request, admin: Admin, member: Staff) -> Response:
+    status = request.query_params.get("status") or None
+    if status is not None and status not in STATUSES:
+        return search_page(admin, request, Search(), results=None, problem="status", status=400)
+    rows = admin.people.export(status=status)
+    # Who took the list home, and when: the log is where an audit would look.
+    logger.info(
+        "subscriber list exported by staff member %r (status: %s)", member.name, status or "all"
+    )
     web = admin.web
-    timezone = ZoneInfo(web.settings.site.timezone)
+    today = web.clock().astimezone(ZoneInfo(web.settings.site.timezone)).date().isoformat()
+    return StreamingResponse(
+        csv_pieces(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{export_file_name(status, today)}"'
+        },
+    )
 
-    def search_page(
-        request: Request,
-        search: Search,
-        *,
-        results: SearchResults | None,
-        problem: str | None = None,
-        status: int = 200,
-    ) -> Response:
-        return admin.page(
-            "subscribers.html.j2",
-            request,
-            status=status,
-            search=search,
-            results=results,
-            problem=problem,
-            counts=admin.people.counts(),
-            statuses=STATUSES,
-            search_max_chars=SEARCH_MAX_CHARS,
-            export_url=export_url(search.status),
-        )
 
-    def not_found() -> Response:
-        return web.pages.problem("not_found", status=404)
-
-    @router.get("/subscribers")
-    def find_subscribers(request: Request) -> Response:
-        search, problem = read_search(request.query_params)
-        if problem is not None:
-            return search_page(request, search, results=None, problem=problem, status=400)
-        results = admin.people.search(
-            text=search.text, status=search.status, page=search.page, page_size=PAGE_SIZE
-        )
-        if results is None:
-            return search_page(request, search, results=None, problem="page", status=400)
-        return search_page(request, search, results=results)
-
-    # Before /subscribers/{public_id}, which would otherwise take "export.csv" for an id.
-    @router.get("/subscribers/export.csv")
-    def export_subscribers(request: Request) -> Response:
-        status = request.query_params.get("status") or None
-        if status is not None and status not in STATUSES:
-            return search_page(request, Search(), results=None, problem="status", status=400)
-        rows = admin.people.export(status=status)
-        # Who took the list home, and when: the log is where an audit would look.
-        logger.info(
-            "subscriber list exported by staff member %r (status: %s)",
-            admin.member(request).name,
-            status or "all",
-        )
-        today = web.clock().astimezone(timezone).date().isoformat()
-        return StreamingResponse(
-            csv_pieces(rows),
-            media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": f'attachment; filename="{export_file_name(status, today)}"'
-            },
-        )
-
-    @router.get("/subscribers/{public_id}")
-    def show_subscriber(request: Request, public_id: str) -> Response:
-        if _PUBLIC_ID.fullmatch(public_id) is None:
-            return not_found()
-        person = admin.people.person(public_id)
-        if person is None:
-            return not_found()
-        return admin.page("subscriber.html.j2", request, person=person)
-
-    return router
+@router.get("/subscribers/{public_id}")
+def show_subscriber(request: Request, admin: Admin, public_id: str) -> Response:
+    if _PUBLIC_ID.fullmatch(public_id) is None:
+        return admin.not_found()
+    person = admin.people.person(public_id)
+    if person is None:
+        return admin.not_found()
+    return admin.page("subscriber.html.j2", request, person=person)
