@@ -60,6 +60,9 @@ def mail_document_policy(image_origins: Sequence[str], *, framed_by_self: bool) 
     }
 
 
+# No form or API request of ours comes near this; anything larger is refused unread.
+MAX_BODY_BYTES = 20 * 1024
+
 # Pages hold tokens (in the URL or the form) and personal details: never keep a copy.
 # Responses that set their own Cache-Control (the static files) keep theirs.
 DEFAULT_CACHE_CONTROL = "no-store"
