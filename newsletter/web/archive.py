@@ -1,9 +1,10 @@
 """The public archive: /archive, /archive/{N} (the web version) and /archive/feed.xml.
 
-What is public, and how it looks, is decided in `newsletter.archive`; these routes only
-read the request, call it, and answer. The archive holds nothing personal, so unlike
-the other pages its answers may be kept by browsers and proxies for a while, and each
-carries an ETag so that a feed reader polling the feed gets a 304 when nothing changed.
+What is public, and how it looks, is decided in `newsletter.editions.archive`; these
+routes only read the request, call it, and answer. The archive holds nothing personal,
+so unlike the other pages its answers may be kept by browsers and proxies for a while,
+and each carries an ETag so that a feed reader polling the feed gets a 304 when nothing
+changed.
 """
 
 from __future__ import annotations
