@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -68,6 +69,26 @@ def links_in(message: EmailMessage) -> list[str]:
 
 def token_in(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[1]
+
+
+def post_form(client: TestClient, path: str, data: dict[str, Any], *, form_page: str) -> Any:
+    """Open `form_page` as a browser would (cookie and field), then post `data` to `path`."""
+    token = csrf_token(client.get(form_page).text)
+    return client.post(path, data={"csrf_token": token, **data})
+
+
+def signup(client: TestClient, email: str, **fields: Any) -> Any:
+    return post_form(client, "/subscribe", {"email": email, **fields}, form_page="/subscribe")
+
+
+def api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
+    """The app's routes, also those of included routers (FastAPI 0.165 nests them)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from api_routes(inner.routes)
 
 
 @dataclass

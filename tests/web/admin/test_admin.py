@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -22,7 +21,7 @@ from newsletter.jobs.runs import Run
 from newsletter.staff.accounts import StaffSession, add_user
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
-from tests.support.webharness import WebHarness, csrf_token, web_harness
+from tests.support.webharness import WebHarness, api_routes, csrf_token, web_harness
 
 PASSWORD = "een lang genoeg wachtwoord"
 STAFF_EMAIL = "redactie@rvjeugdzorg.nl"
@@ -78,16 +77,6 @@ def article_ids(web: WebHarness, number: int) -> list[int]:
 
 
 # -- the guard -----------------------------------------------------------------------------
-
-
-def api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
-    """The app's routes, also those of included routers (FastAPI 0.165 nests them)."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        inner = getattr(route, "original_router", None)
-        if inner is not None:
-            yield from api_routes(inner.routes)
 
 
 def admin_routes(web: WebHarness) -> list[tuple[str, str]]:

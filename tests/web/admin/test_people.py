@@ -28,8 +28,7 @@ from subscribers.models import ConsentEvent, Subscriber
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
 from tests.support.subscribers import SECRET
-from tests.support.webharness import CONSENT, WebHarness, csrf_token, web_harness
-from tests.web.admin.test_admin import api_routes
+from tests.support.webharness import CONSENT, WebHarness, api_routes, csrf_token, web_harness
 
 PASSWORD = "een lang genoeg wachtwoord"
 CLI = Requester("cli")
