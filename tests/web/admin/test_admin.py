@@ -21,9 +21,9 @@ from newsletter.jobs.runs import Run
 from newsletter.staff.accounts import StaffSession, add_user
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
-from tests.support.webharness import WebHarness, api_routes, csrf_token, web_harness
+from tests.support.webharness import STAFF_PASSWORD as PASSWORD
+from tests.support.webharness import WebHarness, api_routes, csrf_token, log_in, web_harness
 
-PASSWORD = "een lang genoeg wachtwoord"
 STAFF_EMAIL = "redactie@rvjeugdzorg.nl"
 
 
@@ -47,22 +47,6 @@ def edition(web: WebHarness) -> int:
     result = draft_edition(web.settings, web.database, clock=web.clock.later(minutes=1))
     assert result.number is not None
     return result.number
-
-
-def log_in(client: TestClient, name: str = "redactie", password: str = PASSWORD) -> Any:
-    token = csrf_token(client.get("/admin/login").text)
-    return client.post(
-        "/admin/login",
-        data={"csrf_token": token, "name": name, "password": password, "next": "/admin"},
-        follow_redirects=False,
-    )
-
-
-@pytest.fixture
-def staff(web: WebHarness) -> TestClient:
-    client = web.client()
-    assert log_in(client).status_code == 303
-    return client
 
 
 def post(client: TestClient, path: str, data: dict[str, Any] | None = None) -> Any:
