@@ -1,4 +1,4 @@
-"""Reading the list for staff: lists, search, one person's whole record, the CSV export.
+"""Reading the list for staff: lists, one person's whole record, the CSV export.
 
 Everything here only reads, inside the caller's transaction, and returns typed records;
 `as_json()` gives the shapes the CLI prints with `--json`.
@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.core.errors import InvalidInput, UnknownSubscriber
+from newsletter.core.errors import UnknownSubscriber
 from newsletter.delivery.outbox import OutboxRow
 from subscribers.addresses import Address
-from subscribers.models import STATUSES, ConfirmationToken, ConsentEvent, ConsentText, Subscriber
+from subscribers.models import ConfirmationToken, ConsentEvent, ConsentText, Subscriber
 from subscribers.records import (
     Operation,
     address_changes_to,
@@ -193,72 +193,6 @@ def list_subscribers(session: Session, *, status: str | None) -> list[Subscriber
     if status is not None:
         statement = statement.where(Subscriber.status == status)
     return [SubscriberSummary.of(row) for row in session.scalars(statement)]
-
-
-@dataclass(frozen=True)
-class SubscriberLine:
-    """One subscriber as a list of search results shows it."""
-
-    public_id: str
-    email: str
-    name: str | None
-    status: str
-    themes: tuple[str, ...]
-    created_at: datetime
-    confirmed_at: datetime | None
-
-
-def search_subscribers(
-    session: Session, *, text: str, status: str | None, offset: int, limit: int
-) -> tuple[list[SubscriberLine], int]:
-    """Subscribers whose address or name contains `text` (any case), newest first.
-
-    `text` is matched literally: `%` and `_` are no wildcards. An empty `text` matches
-    everyone. Returns the `limit` rows from `offset` on, and how many match in all.
-    """
-    if status is not None and status not in STATUSES:
-        raise InvalidInput({"status": "unknown"})
-    if offset < 0 or limit < 1:
-        raise ValueError(f"offset {offset} and limit {limit}: need offset >= 0, limit >= 1")
-    wanted = text.strip()
-    conditions: list[ColumnElement[bool]] = []
-    if wanted:
-        # email_key is the casefolded address, so a casefolded search text finds it with a
-        # plain LIKE on every backend; names go through lower() (ILIKE on PostgreSQL).
-        conditions.append(
-            or_(
-                Subscriber.email_key.contains(wanted.casefold(), autoescape=True),
-                Subscriber.name.icontains(wanted, autoescape=True),
-            )
-        )
-    if status is not None:
-        conditions.append(Subscriber.status == status)
-    total = session.scalar(select(func.count()).select_from(Subscriber).where(*conditions)) or 0
-    rows = session.scalars(
-        select(Subscriber)
-        .where(*conditions)
-        .order_by(Subscriber.created_at.desc(), Subscriber.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    lines = [
-        SubscriberLine(
-            public_id=row.public_id,
-            email=row.email,
-            name=row.name,
-            status=row.status,
-            themes=tuple(row.themes),
-            created_at=row.created_at,
-            confirmed_at=row.confirmed_at,
-        )
-        for row in rows
-    ]
-    return lines, total
-
-
-def email_of(session: Session, public_id: str) -> str | None:
-    """The address of the subscriber with `public_id` (the id staff pages link by)."""
-    return session.scalar(select(Subscriber.email).where(Subscriber.public_id == public_id))
 
 
 def spreadsheet_safe(value: str) -> str:

@@ -1,7 +1,8 @@
 """Staff's work on the list: add and import people, look them up, export, remove, erase.
 
 What the CLI (`newsletter subscribers ...`) and the staff pages ask of the list; the
-work of each call is in staff.py (writes) and lookup.py (reads), inside one transaction.
+work of each call is in staff.py (writes), lookup.py and search.py (reads), inside one
+transaction.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from subscribers.consent import Requester
 from subscribers.importing import ImportReport, ImportRow, RowProblem, read_rows
 from subscribers.lookup import PersonRecord, SubscriberSummary
 from subscribers.models import STATUSES
+from subscribers.search import (
+    SearchResults,
+    email_of,
+    search_subscribers,
+    subscriber_counts,
+)
 from subscribers.service import ListService
 
 
@@ -123,6 +130,39 @@ class ListManagement(ListService):
         address = normalize_address(email)
         with self._database.session() as session:
             return lookup.describe_person(session, self._operation(), address)
+
+    def person(self, public_id: str) -> PersonRecord | None:
+        """Everything held on the subscriber with `public_id`, as `show` gives it; None
+        when no subscriber has that id."""
+        with self._database.session() as session:
+            email = email_of(session, public_id)
+            if email is None:
+                return None
+            try:
+                record = lookup.describe_person(
+                    session, self._operation(), normalize_address(email)
+                )
+            except SubscriberError:
+                return None
+        # The row may have changed its address or gone meanwhile: then this id is not it.
+        if record.subscriber is None or record.subscriber.public_id != public_id:
+            return None
+        return record
+
+    def search(
+        self, *, text: str, status: str | None, page: int, page_size: int
+    ) -> SearchResults | None:
+        """Page `page` of those whose address or name contains `text`, newest first;
+        None past the last page."""
+        with self._database.session() as session:
+            return search_subscribers(
+                session, text=text, status=status, page=page, page_size=page_size
+            )
+
+    def counts(self) -> dict[str, int]:
+        """How many addresses are in each status, every status listed (zero included)."""
+        with self._database.session() as session:
+            return subscriber_counts(session)
 
     def remove(self, email: str, requester: Requester) -> None:
         """Unsubscribe on staff's word: status unsubscribed and suppressed; data kept."""

@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -82,6 +82,15 @@ class Database:
         """A session in one transaction: committed on success, rolled back on any error."""
         with self.sessions.begin() as session:
             yield session
+
+    def is_reachable(self) -> bool:
+        """Whether the database answers a trivial query now (for a health check)."""
+        try:
+            with self.session() as session:
+                session.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 from newsletter.core.caching import LruCache
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
+from newsletter.core.paging import Paging, count_pages
 from newsletter.core.templating import render_template
 from newsletter.core.text import one_line
 from newsletter.editions.compose import (
@@ -64,20 +65,10 @@ class ArchivedEdition:
 
 
 @dataclass(frozen=True)
-class ArchivePage:
+class ArchivePage(Paging):
     """One page of the archive list, newest first; `number` counts from 1."""
 
     editions: tuple[ArchivedEdition, ...]
-    number: int
-    page_count: int
-
-    @property
-    def previous(self) -> int | None:
-        return self.number - 1 if self.number > 1 else None
-
-    @property
-    def next(self) -> int | None:
-        return self.number + 1 if self.number < self.page_count else None
 
 
 def archive_page(session: Session, *, page: int, page_size: int = PAGE_SIZE) -> ArchivePage | None:
@@ -88,7 +79,7 @@ def archive_page(session: Session, *, page: int, page_size: int = PAGE_SIZE) -> 
     total = session.scalar(
         select(func.count()).select_from(Edition).where(Edition.state.in_(PUBLIC_STATES))
     )
-    page_count = max(1, ((total or 0) + page_size - 1) // page_size)
+    page_count = count_pages(total or 0, page_size)
     if not 1 <= page <= page_count:
         return None
     editions = session.scalars(

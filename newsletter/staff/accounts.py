@@ -23,6 +23,7 @@ from sqlalchemy import ForeignKey, String, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from newsletter.core.db import Database
 from newsletter.core.errors import AccountError
 from newsletter.core.models import Base
 
@@ -144,6 +145,12 @@ def authenticate(session: Session, name: str, password: str) -> StaffMember | No
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     return _member(user)
+
+
+def verify_login(database: Database, name: str, password: str) -> StaffMember | None:
+    """`authenticate` in a transaction of its own, which keeps a rehashed password."""
+    with database.session() as session:
+        return authenticate(session, name, password)
 
 
 def _digest(token: str) -> str:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.core.config import Settings
+from newsletter.core.db import Database
 from newsletter.delivery.outbox import StateCounts, state_counts
 from newsletter.editions.lifecycle import list_editions
 from newsletter.jobs.runs import Run, list_runs
 from newsletter.jobs.scheduler import cron_trigger, next_scheduled_run
-from subscribers.models import STATUSES, Subscriber
+from subscribers.search import subscriber_counts
 
 
 @dataclass(frozen=True)
@@ -54,15 +54,6 @@ def next_run(session: Session, settings: Settings, *, now: datetime) -> NextRun:
     return NextRun(planned, False, settings.schedule.cron, settings.schedule.auto_send)
 
 
-def subscriber_counts(session: Session) -> dict[str, int]:
-    """How many addresses are in each status, every status listed (zero included)."""
-    counts = dict.fromkeys(STATUSES, 0)
-    rows = session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status))
-    for status, count in rows:
-        counts[status] = int(count)
-    return counts
-
-
 def overview(
     session: Session, settings: Settings, *, now: datetime, runs: int = 10, editions: int = 20
 ) -> Overview:
@@ -84,3 +75,9 @@ def overview(
         subscribers=subscriber_counts(session),
         editions=lines,
     )
+
+
+def load_overview(database: Database, settings: Settings, *, now: datetime) -> Overview:
+    """The dashboard's overview, read in a transaction of its own."""
+    with database.session() as session:
+        return overview(session, settings, now=now)

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from newsletter.core.errors import InvalidInput
-from newsletter.web.context import WebContext
+from newsletter.web.context import Web
 
 ACCEPTED = {
     "status": "accepted",
@@ -113,42 +113,40 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
-def build_api_router(web: WebContext) -> APIRouter:
-    router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api")
 
-    @router.post("/subscribe")
-    async def subscribe(request: Request) -> Response:
-        verdict = web.count_signup(request)
-        if not verdict.allowed:
-            return api_error(
-                429,
-                "too_many_requests",
-                f"too many sign-up requests from this address; retry in {verdict.retry_after} s",
-                {"Retry-After": str(verdict.retry_after)},
-            )
-        if not _is_json(request.headers.get("content-type")):
-            return api_error(415, "unsupported_media_type", "send the body as application/json")
-        body = await request.body()
-        try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):
-            return api_error(400, "malformed_json", "the body is not valid JSON (UTF-8)")
-        try:
-            email, name, themes = parse_signup(data)
-        except ShapeError as exc:
-            return invalid(exc.problems, exc.message)
-        try:
-            mails = await run_in_threadpool(
-                web.flows.request_subscription,
-                email=email,
-                name=name,
-                themes=themes,
-                requester=web.requester(request, "api"),
-                consent_text=web.pages.consent_text,
-            )
-        except InvalidInput as exc:
-            described = ", ".join(f"{field}: {code}" for field, code in exc.problems.items())
-            return invalid(exc.problems, f"invalid input ({described})")
-        return JSONResponse(ACCEPTED, status_code=202, background=web.deliver_later(mails))
 
-    return router
+@router.post("/subscribe")
+async def subscribe(request: Request, web: Web) -> Response:
+    verdict = web.count_signup(request)
+    if not verdict.allowed:
+        return api_error(
+            429,
+            "too_many_requests",
+            f"too many sign-up requests from this address; retry in {verdict.retry_after} s",
+            {"Retry-After": str(verdict.retry_after)},
+        )
+    if not _is_json(request.headers.get("content-type")):
+        return api_error(415, "unsupported_media_type", "send the body as application/json")
+    body = await request.body()
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return api_error(400, "malformed_json", "the body is not valid JSON (UTF-8)")
+    try:
+        email, name, themes = parse_signup(data)
+    except ShapeError as exc:
+        return invalid(exc.problems, exc.message)
+    try:
+        mails = await run_in_threadpool(
+            web.flows.request_subscription,
+            email=email,
+            name=name,
+            themes=themes,
+            requester=web.requester(request, "api"),
+            consent_text=web.pages.consent_text,
+        )
+    except InvalidInput as exc:
+        described = ", ".join(f"{field}: {code}" for field, code in exc.problems.items())
+        return invalid(exc.problems, f"invalid input ({described})")
+    return JSONResponse(ACCEPTED, status_code=202, background=web.deliver_later(mails))

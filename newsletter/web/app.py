@@ -1,74 +1,30 @@
-"""The web app: `create_app` wires the subscriber flows, pages, API and guards together.
+"""The web app: `create_app` builds the contexts, includes the routers, adds the layers.
 
 Layers, outermost first: security headers (and a plain page for a crash), the body cap,
-FastAPI's error handling, then the routes in `pages.py` and `api.py`. Everything the
-app uses is passed in: settings, database, clock and `send` (how one mail goes out).
+FastAPI's error handling (errors.py), then the routes: the public pages (public/), the
+API (api.py), the archive (archive.py), the staff pages (admin/) and the static files
+and health check (site.py). Everything the app uses is passed in: settings, database,
+clock and `send` (how one mail goes out).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from urllib.parse import urlsplit
-
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.types import Scope
 
 from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
-from newsletter.core.errors import NewsletterError
-from newsletter.core.templating import template_environment
-from newsletter.web.admin import build_admin_router
-from newsletter.web.admin.context import login_url
-from newsletter.web.admin.sessions import LoginRequired
-from newsletter.web.api import api_error, build_api_router
-from newsletter.web.archive import build_archive_router
-from newsletter.web.clients import parse_networks
-from newsletter.web.context import Send, WebContext
-from newsletter.web.csrf import CsrfGuard
-from newsletter.web.pages import build_pages_router
-from newsletter.web.ratelimit import SlidingWindowLimiter
-from newsletter.web.rendering import PageRenderer
-from newsletter.web.security import BodyLimit, SecurityHeaders
-from subscribers.flows import SubscriberFlows
-
-# No form or API request of ours comes near this; anything larger is refused unread.
-MAX_BODY_BYTES = 20 * 1024
-
-
-def _wants_json(scope: Scope) -> bool:
-    path: str = scope.get("path", "")
-    return path.startswith("/api/") or path == "/healthz"
+from newsletter.web import admin, api, archive, public, site
+from newsletter.web.admin.context import build_admin_context
+from newsletter.web.context import Send, build_web_context
+from newsletter.web.errors import ErrorAnswers, add_error_handlers
+from newsletter.web.security import MAX_BODY_BYTES, BodyLimit, SecurityHeaders
 
 
 def create_app(settings: Settings, database: Database, *, clock: Clock, send: Send) -> FastAPI:
     """The app for `settings`; `send` delivers one mail (after the response went out)."""
     settings.require_secret_key()
-    environment = template_environment(settings)
-    csrf = CsrfGuard(secure=urlsplit(settings.site.base_url).scheme == "https")
-    pages = PageRenderer(settings, environment, csrf)
-    web = WebContext(
-        settings=settings,
-        database=database,
-        clock=clock,
-        flows=SubscriberFlows(settings, database, clock=clock),
-        send=send,
-        pages=pages,
-        csrf=csrf,
-        signup_limiter=SlidingWindowLimiter(
-            limit=settings.web.signup_limit_per_ip,
-            window=timedelta(minutes=settings.web.signup_window_minutes),
-            clock=clock,
-        ),
-        trusted_proxies=parse_networks(settings.web.trusted_proxies),
-    )
-
+    web = build_web_context(settings, database, clock=clock, send=send)
     # No generated docs: their pages load scripts and fonts from a CDN.
     app = FastAPI(
         title=f"Nieuwsbrief {settings.site.name}",
@@ -76,66 +32,25 @@ def create_app(settings: Settings, database: Database, *, clock: Clock, send: Se
         redoc_url=None,
         openapi_url=None,
     )
-    app.include_router(build_pages_router(web))
-    app.include_router(build_api_router(web))
-    app.include_router(build_archive_router(web))
-    app.include_router(build_admin_router(web))
-
-    @app.get("/static/{name}")
-    def static_file(name: str) -> Response:
-        response = pages.static(name)
-        if response is None:
-            raise HTTPException(404)
-        return response
-
-    @app.get("/healthz")
-    def health() -> Response:
-        # Says only whether the database answers, never what or where it is.
-        try:
-            with database.session() as session:
-                session.execute(text("SELECT 1"))
-        except SQLAlchemyError:
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
-
-    def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        headers = dict(exc.headers or {})
-        kinds = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
-        kind = kinds.get(exc.status_code, "bad_request")
-        status = exc.status_code if exc.status_code in kinds else 400
-        if _wants_json(request.scope):
-            return api_error(status, kind, str(exc.detail).lower(), headers)
-        return pages.problem(kind, status=status, headers=headers)
-
-    def validation_error(request: Request, exc: Exception) -> Response:
-        return api_error(422, "invalid", "the request does not have the expected shape")
-
-    def login_required(request: Request, exc: Exception) -> Response:
-        # A page (GET) leads to the login and back; an action without a session is
-        # refused, never carried out after a login it did not have.
-        if request.method in ("GET", "HEAD"):
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(login_url(target), status_code=303)
-        return pages.problem("login_required", status=401)
-
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(LoginRequired, login_required)
-    app.add_exception_handler(RequestValidationError, validation_error)
-
-    def too_large(scope: Scope) -> Response:
-        if _wants_json(scope):
-            return api_error(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
-        return pages.problem("too_large", status=413)
-
-    def server_error(scope: Scope) -> Response:
-        if _wants_json(scope):
-            return api_error(500, "server_error", "something went wrong on our side")
-        try:
-            return pages.problem("server_error", status=500)
-        except NewsletterError:
-            return PlainTextResponse("Er ging iets mis aan onze kant.", status_code=500)
-
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES, too_large=too_large)
-    app.add_middleware(SecurityHeaders, server_error=server_error)
+    # Where the routes find them (the `Web` and `Admin` dependencies).
+    app.state.web = web
+    app.state.admin = build_admin_context(web)
+    include_routers(app)
+    answers = ErrorAnswers(web.pages)
+    add_error_handlers(app, answers)
+    add_layers(app, answers)
     return app
+
+
+def include_routers(app: FastAPI) -> None:
+    app.include_router(public.router)
+    app.include_router(api.router)
+    app.include_router(archive.router)
+    app.include_router(admin.router)
+    app.include_router(site.router)
+
+
+def add_layers(app: FastAPI, answers: ErrorAnswers) -> None:
+    """The ASGI layers around the app; the one added last is the outermost."""
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES, too_large=answers.too_large)
+    app.add_middleware(SecurityHeaders, server_error=answers.server_error)

@@ -1,30 +1,29 @@
 """The public archive: /archive, /archive/{N} (the web version) and /archive/feed.xml.
 
-What is public, and how it looks, is decided in `newsletter.archive`; these routes only
-read the request, call it, and answer. The archive holds nothing personal, so unlike
-the other pages its answers may be kept by browsers and proxies for a while, and each
-carries an ETag so that a feed reader polling the feed gets a 304 when nothing changed.
+What is public, and how it looks, is decided in `newsletter.editions.archive`; these
+routes only read the request, call it, and answer. The archive holds nothing personal,
+so unlike the other pages its answers may be kept by browsers and proxies for a while,
+and each carries an ETag so that a feed reader polling the feed gets a 304 when nothing
+changed.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.core.templating import template_environment
+from newsletter.core.paging import parse_page_number
 from newsletter.editions.archive import (
-    WebVersions,
     archive_page,
     feed_entries,
     parse_edition_number,
     render_feed,
 )
-from newsletter.web.context import WebContext
+from newsletter.web.context import Web, WebContext
 from newsletter.web.security import mail_document_policy
 
 FEED_PATH = "/archive/feed.xml"
@@ -34,7 +33,6 @@ ATOM_MEDIA_TYPE = "application/atom+xml; charset=utf-8"
 LIST_MAX_AGE = 300
 FEED_MAX_AGE = 900
 EDITION_MAX_AGE = 3600
-_PAGE_NUMBER = re.compile(r"[1-9][0-9]{0,5}")
 
 
 def _entity_tag(body: bytes) -> str:
@@ -59,52 +57,48 @@ def _public(
     return Response(body, media_type=media_type, headers=caching)
 
 
-def build_archive_router(web: WebContext) -> APIRouter:
-    router = APIRouter()
-    pages = web.pages
-    environment = template_environment(web.settings)
-    web_versions = WebVersions(web.settings, web.database, environment=environment)
+router = APIRouter()
 
-    def not_found() -> Response:
-        return pages.problem("not_found", status=404)
 
-    @router.get("/archive")
-    def show_archive(request: Request) -> Response:
-        wanted = request.query_params.get("page", "1")
-        if _PAGE_NUMBER.fullmatch(wanted) is None:
-            return not_found()
-        with web.database.session() as session:
-            page = archive_page(session, page=int(wanted))
-        if page is None:
-            return not_found()
-        rendered = pages.page("web/archive.html.j2", page=page, feed_url=FEED_PATH)
-        return _public(request, bytes(rendered.body), media_type="text/html", max_age=LIST_MAX_AGE)
+def not_found(web: WebContext) -> Response:
+    return web.pages.problem("not_found", status=404)
 
-    # Before /archive/{number}, which would otherwise take "feed.xml" for a number.
-    @router.get(FEED_PATH)
-    def show_feed(request: Request) -> Response:
-        with web.database.session() as session:
-            entries = feed_entries(session, web.settings)
-        feed = render_feed(entries, web.settings, environment=environment, now=web.clock())
-        return _public(
-            request, feed.encode("utf-8"), media_type=ATOM_MEDIA_TYPE, max_age=FEED_MAX_AGE
-        )
 
-    @router.get("/archive/{number}")
-    async def show_edition(request: Request, number: str) -> Response:
-        edition_number = parse_edition_number(number)
-        if edition_number is None:
-            return not_found()
-        # Composing runs MJML and premailer: never on the event loop.
-        version = await run_in_threadpool(web_versions.get, edition_number)
-        if version is None:
-            return not_found()
-        return _public(
-            request,
-            version.html.encode("utf-8"),
-            media_type="text/html",
-            max_age=EDITION_MAX_AGE,
-            headers=mail_document_policy(version.image_origins, framed_by_self=False),
-        )
+@router.get("/archive")
+def show_archive(request: Request, web: Web) -> Response:
+    wanted = parse_page_number(request.query_params.get("page", "1"))
+    if wanted is None:
+        return not_found(web)
+    with web.database.session() as session:
+        page = archive_page(session, page=wanted)
+    if page is None:
+        return not_found(web)
+    rendered = web.pages.page("web/archive.html.j2", page=page, feed_url=FEED_PATH)
+    return _public(request, bytes(rendered.body), media_type="text/html", max_age=LIST_MAX_AGE)
 
-    return router
+
+# Before /archive/{number}, which would otherwise take "feed.xml" for a number.
+@router.get(FEED_PATH)
+def show_feed(request: Request, web: Web) -> Response:
+    with web.database.session() as session:
+        entries = feed_entries(session, web.settings)
+    feed = render_feed(entries, web.settings, environment=web.environment, now=web.clock())
+    return _public(request, feed.encode("utf-8"), media_type=ATOM_MEDIA_TYPE, max_age=FEED_MAX_AGE)
+
+
+@router.get("/archive/{number}")
+async def show_edition(request: Request, web: Web, number: str) -> Response:
+    edition_number = parse_edition_number(number)
+    if edition_number is None:
+        return not_found(web)
+    # Composing runs MJML and premailer: never on the event loop.
+    version = await run_in_threadpool(web.web_versions.get, edition_number)
+    if version is None:
+        return not_found(web)
+    return _public(
+        request,
+        version.html.encode("utf-8"),
+        media_type="text/html",
+        max_age=EDITION_MAX_AGE,
+        headers=mail_document_policy(version.image_origins, framed_by_self=False),
+    )

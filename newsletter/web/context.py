@@ -1,11 +1,19 @@
-"""What every route needs, gathered once by `create_app` and passed to the routers."""
+"""What every route needs, gathered once by `create_app` and handed to the routes.
+
+`create_app` puts the WebContext on `app.state`; a route asks for it with a parameter
+`web: Web`, the FastAPI dependency that reads it from there.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from datetime import timedelta
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
+import jinja2
+from fastapi import Depends
 from starlette.background import BackgroundTasks
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,8 +21,16 @@ from starlette.responses import Response
 from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
+from newsletter.core.templating import template_environment
+from newsletter.editions.archive import WebVersions
 from newsletter.mail.mailer import OutgoingMail
-from newsletter.web.clients import IPAddress, IPNetwork, client_address, limit_key
+from newsletter.web.clients import (
+    IPAddress,
+    IPNetwork,
+    client_address,
+    limit_key,
+    parse_networks,
+)
 from newsletter.web.csrf import CsrfGuard
 from newsletter.web.forms import FormFields, read_form
 from newsletter.web.ratelimit import SlidingWindowLimiter, Verdict
@@ -33,10 +49,12 @@ class WebContext:
     clock: Clock
     flows: SubscriberFlows
     send: Send
+    environment: jinja2.Environment
     pages: PageRenderer
     csrf: CsrfGuard
     signup_limiter: SlidingWindowLimiter
     trusted_proxies: tuple[IPNetwork, ...]
+    web_versions: WebVersions
 
     def _client(self, request: Request) -> tuple[IPAddress | None, str | None]:
         peer = request.client.host if request.client else None
@@ -85,3 +103,38 @@ class WebContext:
         for mail in mails:
             tasks.add_task(self.flows.deliver, mail, self.send)
         return tasks
+
+
+def build_web_context(
+    settings: Settings, database: Database, *, clock: Clock, send: Send
+) -> WebContext:
+    environment = template_environment(settings)
+    csrf = CsrfGuard(secure=urlsplit(settings.site.base_url).scheme == "https")
+    return WebContext(
+        settings=settings,
+        database=database,
+        clock=clock,
+        flows=SubscriberFlows(settings, database, clock=clock),
+        send=send,
+        environment=environment,
+        pages=PageRenderer(settings, environment, csrf),
+        csrf=csrf,
+        signup_limiter=SlidingWindowLimiter(
+            limit=settings.web.signup_limit_per_ip,
+            window=timedelta(minutes=settings.web.signup_window_minutes),
+            clock=clock,
+        ),
+        trusted_proxies=parse_networks(settings.web.trusted_proxies),
+        web_versions=WebVersions(settings, database, environment=environment),
+    )
+
+
+# Async: a plain function would cost every request a trip to the thread pool.
+async def web_context(request: Request) -> WebContext:
+    """The app's WebContext, which `create_app` put on `app.state`."""
+    web = request.app.state.web
+    assert isinstance(web, WebContext)
+    return web
+
+
+Web = Annotated[WebContext, Depends(web_context)]

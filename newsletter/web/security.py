@@ -42,7 +42,8 @@ OVERRIDABLE_HEADERS = frozenset({"content-security-policy", "x-frame-options"})
 
 def mail_document_policy(image_origins: Sequence[str], *, framed_by_self: bool) -> dict[str, str]:
     """Headers for serving a composed mail as a page: no scripts, no forms, no fetches;
-    its inline styles, and images only from `image_origins` (archive.image_origins)."""
+    its inline styles, and images only from `image_origins`
+    (newsletter.editions.archive.image_origins)."""
     image_sources = " ".join(image_origins) or "'none'"
     policy = "; ".join(
         [
@@ -59,6 +60,9 @@ def mail_document_policy(image_origins: Sequence[str], *, framed_by_self: bool) 
         "X-Frame-Options": "SAMEORIGIN" if framed_by_self else "DENY",
     }
 
+
+# No form or API request of ours comes near this; anything larger is refused unread.
+MAX_BODY_BYTES = 20 * 1024
 
 # Pages hold tokens (in the URL or the form) and personal details: never keep a copy.
 # Responses that set their own Cache-Control (the static files) keep theirs.

@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -40,6 +41,8 @@ BASE_URL = "http://testserver"
 CLIENT_IP = "198.51.100.7"
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([A-Za-z0-9_-]+)"')
 CONSENT = "Ik wil de nieuwsbrief ontvangen (test)."
+STAFF_NAME = "redactie"
+STAFF_PASSWORD = "een lang genoeg wachtwoord"
 TABLES_WITH_PEOPLE = (
     "subscribers",
     "confirmation_tokens",
@@ -68,6 +71,36 @@ def links_in(message: EmailMessage) -> list[str]:
 
 def token_in(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[1]
+
+
+def post_form(client: TestClient, path: str, data: dict[str, Any], *, form_page: str) -> Any:
+    """Open `form_page` as a browser would (cookie and field), then post `data` to `path`."""
+    token = csrf_token(client.get(form_page).text)
+    return client.post(path, data={"csrf_token": token, **data})
+
+
+def signup(client: TestClient, email: str, **fields: Any) -> Any:
+    return post_form(client, "/subscribe", {"email": email, **fields}, form_page="/subscribe")
+
+
+def log_in(client: TestClient, name: str = STAFF_NAME, password: str = STAFF_PASSWORD) -> Any:
+    """Log in on /admin/login as the browser would; the answer (303 when it worked)."""
+    token = csrf_token(client.get("/admin/login").text)
+    return client.post(
+        "/admin/login",
+        data={"csrf_token": token, "name": name, "password": password, "next": "/admin"},
+        follow_redirects=False,
+    )
+
+
+def api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
+    """The app's routes, also those of included routers (FastAPI 0.165 nests them)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from api_routes(inner.routes)
 
 
 @dataclass

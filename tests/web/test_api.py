@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter.core.config import Settings
-from tests.support.clock import FixedClock
-from tests.support.webharness import WebHarness, links_in, web_harness
+from tests.support.webharness import WebHarness, links_in
 
 ACCEPTED = {
     "status": "accepted",
     "message": "If the address can receive mail, a message is on its way to it.",
 }
-
-
-@pytest.fixture
-def web(make_settings: Callable[..., Settings], clock: FixedClock) -> Iterator[WebHarness]:
-    with web_harness(make_settings, clock) as harness:
-        yield harness
 
 
 def post_json(web: WebHarness, body: Any, **options: Any) -> Any:

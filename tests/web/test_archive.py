@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import feedparser
 import pytest
 from lxml import html as lxml_html  # type: ignore[import-untyped,unused-ignore]
 
-from newsletter.core.config import Settings
 from newsletter.core.templating import template_environment
 from newsletter.editions.archive import PAGE_SIZE
 from newsletter.editions.compose import compose_edition, sample_recipient, web_version_url
@@ -19,16 +17,9 @@ from newsletter.editions.lifecycle import get_edition
 from newsletter.editions.preview import edition_content
 from newsletter.web.security import CONTENT_SECURITY_POLICY, mail_document_policy
 from tests.support.archive import ATOM, NOT_PUBLIC, SITE, add_edition
-from tests.support.clock import FixedClock
-from tests.support.webharness import BASE_URL, WebHarness, web_harness
+from tests.support.webharness import BASE_URL, WebHarness
 
 FEED_LINK = '<link rel="alternate" type="application/atom+xml"'
-
-
-@pytest.fixture
-def web(make_settings: Callable[..., Settings], clock: FixedClock) -> Iterator[WebHarness]:
-    with web_harness(make_settings, clock) as harness:
-        yield harness
 
 
 def edition(web: WebHarness, state: str, **options: Any) -> int:

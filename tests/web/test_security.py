@@ -23,12 +23,6 @@ EXPECTED_HEADERS = {
 }
 
 
-@pytest.fixture
-def web(make_settings: Callable[..., Settings], clock: FixedClock) -> Iterator[WebHarness]:
-    with web_harness(make_settings, clock) as harness:
-        yield harness
-
-
 def assert_secure_headers(response: Any) -> None:
     for name, value in EXPECTED_HEADERS.items():
         assert response.headers.get(name) == value, (response.url, name)

@@ -1,17 +1,25 @@
-"""What the staff pages share: the site's context, the sessions, the login limits."""
+"""What the staff pages share: the site's context, the sessions, the login limits, the guard.
+
+`create_app` puts the AdminContext on `app.state`; a route asks for it with a parameter
+`admin: Admin`, and for the logged-in staff member with `member: Staff`. `staff_member`
+is also the guard that every protected route depends on (see admin/__init__.py).
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote
+from datetime import timedelta
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
 
+from fastapi import Depends
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from newsletter.delivery.background import BackgroundSends
 from newsletter.staff.accounts import StaffMember
+from newsletter.staff.review import DraftReview
 from newsletter.web.admin.sessions import LoginRequired, StaffSessions
 from newsletter.web.context import WebContext
 from newsletter.web.ratelimit import SlidingWindowLimiter
@@ -40,6 +48,7 @@ class AdminContext:
     login_by_name: SlidingWindowLimiter
     sends: BackgroundSends
     people: ListManagement
+    review: DraftReview
 
     def page(
         self,
@@ -55,12 +64,59 @@ class AdminContext:
             f"web/admin/{template}", request=request, status=status, staff=member, **context
         )
 
-    def member(self, request: Request) -> StaffMember:
-        """The logged-in staff member (the protected router's dependency put it there)."""
-        member = getattr(request.state, "staff", None)
-        if not isinstance(member, StaffMember):
-            raise LoginRequired()
-        return member
+    def not_found(self) -> Response:
+        return self.web.pages.problem("not_found", status=404)
 
     def see_other(self, path: str) -> Response:
         return RedirectResponse(path, status_code=303)
+
+
+def build_admin_context(web: WebContext) -> AdminContext:
+    settings = web.settings.web
+    window = timedelta(minutes=settings.login_window_minutes)
+    return AdminContext(
+        web=web,
+        sessions=StaffSessions(
+            database=web.database,
+            clock=web.clock,
+            idle=timedelta(minutes=settings.staff_idle_minutes),
+            lifetime=timedelta(hours=settings.staff_session_hours),
+            secure=urlsplit(web.settings.site.base_url).scheme == "https",
+        ),
+        login_by_client=SlidingWindowLimiter(
+            limit=settings.login_limit, window=window, clock=web.clock
+        ),
+        login_by_name=SlidingWindowLimiter(
+            limit=settings.login_limit, window=window, clock=web.clock
+        ),
+        sends=BackgroundSends(web.settings, web.database, clock=web.clock),
+        people=ListManagement(web.settings, web.database, clock=web.clock),
+        review=DraftReview(
+            web.settings, web.database, clock=web.clock, environment=web.environment
+        ),
+    )
+
+
+async def admin_context(request: Request) -> AdminContext:
+    """The app's AdminContext, which `create_app` put on `app.state`."""
+    admin = request.app.state.admin
+    assert isinstance(admin, AdminContext)
+    return admin
+
+
+Admin = Annotated[AdminContext, Depends(admin_context)]
+
+
+def staff_member(request: Request, admin: Admin) -> StaffMember:
+    """The staff member whose live session the request carries; else LoginRequired.
+
+    Pages render the member from `request.state` (the login page has none).
+    """
+    member = admin.sessions.member(request)
+    if member is None:
+        raise LoginRequired()
+    request.state.staff = member
+    return member
+
+
+Staff = Annotated[StaffMember, Depends(staff_member)]

@@ -6,20 +6,14 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.staff.dashboard import Overview, overview
-from newsletter.web.admin.context import AdminContext
+from newsletter.staff.dashboard import load_overview
+from newsletter.web.admin.context import Admin
+
+router = APIRouter(prefix="/admin")
 
 
-def build_dashboard_router(admin: AdminContext) -> APIRouter:
-    router = APIRouter(prefix="/admin")
+@router.get("")
+def dashboard(request: Request, admin: Admin) -> Response:
     web = admin.web
-
-    def load() -> Overview:
-        with web.database.session() as session:
-            return overview(session, web.settings, now=web.clock())
-
-    @router.get("")
-    def dashboard(request: Request) -> Response:
-        return admin.page("dashboard.html.j2", request, overview=load())
-
-    return router
+    overview = load_overview(web.database, web.settings, now=web.clock())
+    return admin.page("dashboard.html.j2", request, overview=overview)

@@ -7,70 +7,71 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.staff.accounts import MAX_PASSWORD_CHARS, StaffMember, authenticate
-from newsletter.web.admin.context import AdminContext, safe_next
+from newsletter.staff.accounts import MAX_PASSWORD_CHARS, verify_login
+from newsletter.web.admin.context import Admin, AdminContext, safe_next
 from newsletter.web.forms import read_form
 
+router = APIRouter(prefix="/admin")
 
-def build_login_router(admin: AdminContext) -> APIRouter:
-    router = APIRouter(prefix="/admin")
+
+def login_page(
+    admin: AdminContext,
+    request: Request,
+    *,
+    next_path: str,
+    name: str = "",
+    failed: bool = False,
+    status: int = 200,
+) -> Response:
+    return admin.page(
+        "login.html.j2",
+        request,
+        status=status,
+        next_path=next_path,
+        user_name=name,
+        failed=failed,
+        password_max_chars=MAX_PASSWORD_CHARS,
+    )
+
+
+@router.get("/login")
+def show_login(request: Request, admin: Admin, next: str | None = None) -> Response:
+    return login_page(admin, request, next_path=safe_next(next))
+
+
+@router.post("/login")
+async def login(request: Request, admin: Admin) -> Response:
     web = admin.web
-
-    def login_page(
-        request: Request, *, next_path: str, name: str = "", failed: bool = False, status: int = 200
-    ) -> Response:
-        return admin.page(
-            "login.html.j2",
-            request,
-            status=status,
-            next_path=next_path,
-            user_name=name,
-            failed=failed,
-            password_max_chars=MAX_PASSWORD_CHARS,
-        )
-
-    @router.get("/login")
-    def show_login(request: Request, next: str | None = None) -> Response:
-        return login_page(request, next_path=safe_next(next))
-
-    @router.post("/login")
-    async def login(request: Request) -> Response:
-        form = await web.checked_form(request)
-        if isinstance(form, Response):
-            return form
-        name = form.first("name").strip().lower()
-        next_path = safe_next(form.first("next"))
-        # Both limits count every attempt: guessing one name from many addresses is
-        # stopped by the second, many names from one address by the first.
-        for verdict in (
-            admin.login_by_client.hit(web.client_key(request)),
-            admin.login_by_name.hit(name[:60]),
-        ):
-            if not verdict.allowed:
-                return web.pages.problem(
-                    "too_many_logins",
-                    status=429,
-                    headers={"Retry-After": str(verdict.retry_after)},
-                )
-        member = await run_in_threadpool(_authenticate, admin, name, form.first("password"))
-        if member is None:
-            return login_page(request, next_path=next_path, name=name, failed=True, status=401)
-        response = admin.see_other(next_path)
-        await run_in_threadpool(admin.sessions.start, response, member)
-        return response
-
-    @router.post("/logout")
-    async def logout(request: Request) -> Response:
-        form = await read_form(request)
-        if form is None or not web.csrf.is_valid(request, form.csrf_token):
-            return web.pages.problem("csrf", status=403)
-        response = admin.see_other("/admin/login")
-        await run_in_threadpool(admin.sessions.end, request, response)
-        return response
-
-    return router
+    form = await web.checked_form(request)
+    if isinstance(form, Response):
+        return form
+    name = form.first("name").strip().lower()
+    next_path = safe_next(form.first("next"))
+    # Both limits count every attempt: guessing one name from many addresses is
+    # stopped by the second, many names from one address by the first.
+    for verdict in (
+        admin.login_by_client.hit(web.client_key(request)),
+        admin.login_by_name.hit(name[:60]),
+    ):
+        if not verdict.allowed:
+            return web.pages.problem(
+                "too_many_logins",
+                status=429,
+                headers={"Retry-After": str(verdict.retry_after)},
+            )
+    member = await run_in_threadpool(verify_login, web.database, name, form.first("password"))
+    if member is None:
+        return login_page(admin, request, next_path=next_path, name=name, failed=True, status=401)
+    response = admin.see_other(next_path)
+    await run_in_threadpool(admin.sessions.start, response, member)
+    return response
 
 
-def _authenticate(admin: AdminContext, name: str, password: str) -> StaffMember | None:
-    with admin.web.database.session() as session:
-        return authenticate(session, name, password)
+@router.post("/logout")
+async def logout(request: Request, admin: Admin) -> Response:
+    form = await read_form(request)
+    if form is None or not admin.web.csrf.is_valid(request, form.csrf_token):
+        return admin.web.pages.problem("csrf", status=403)
+    response = admin.see_other("/admin/login")
+    await run_in_threadpool(admin.sessions.end, request, response)
+    return response

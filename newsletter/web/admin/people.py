@@ -20,11 +20,11 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from newsletter.core.errors import SubscriberError
-from newsletter.staff.dashboard import subscriber_counts
-from newsletter.web.admin.context import AdminContext
-from subscribers.lookup import EXPORT_FIELDS, SubscriberLine, email_of, search_subscribers
+from newsletter.core.paging import parse_page_number
+from newsletter.web.admin.context import Admin, AdminContext, Staff
+from subscribers.lookup import EXPORT_FIELDS
 from subscribers.models import EMAIL_MAX_CHARS, STATUSES
+from subscribers.search import SearchResults
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,6 @@ PAGE_SIZE = 50
 SEARCH_MAX_CHARS = EMAIL_MAX_CHARS
 # Rows per piece of the streamed export: small pieces, few round trips.
 EXPORT_CHUNK_ROWS = 500
-# A page number as a link writes it; the cap keeps the offset far from any integer limit.
-_PAGE_NUMBER = re.compile(r"[1-9][0-9]{0,5}")
 # What secrets.token_urlsafe produces; anything else is no subscriber's id.
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -52,44 +50,18 @@ class Search:
         return "/admin/subscribers" + (f"?{encoded}" if encoded else "")
 
 
-@dataclass(frozen=True)
-class Results:
-    """One page of search results; `number` counts from 1."""
-
-    lines: list[SubscriberLine]
-    total: int
-    number: int
-    page_count: int
-
-    @property
-    def first(self) -> int:
-        return (self.number - 1) * PAGE_SIZE + 1 if self.lines else 0
-
-    @property
-    def last(self) -> int:
-        return (self.number - 1) * PAGE_SIZE + len(self.lines)
-
-    @property
-    def previous(self) -> int | None:
-        return self.number - 1 if self.number > 1 else None
-
-    @property
-    def next(self) -> int | None:
-        return self.number + 1 if self.number < self.page_count else None
-
-
 def read_search(params: Mapping[str, str]) -> tuple[Search, str | None]:
     """The search in a query string, and what is wrong with it ("text", "status", "page")."""
     text = params.get("q", "").strip()
     status = params.get("status") or None
-    page = params.get("page") or "1"
+    page = parse_page_number(params.get("page") or "1")
     if len(text) > SEARCH_MAX_CHARS:
         return Search(text[:SEARCH_MAX_CHARS]), "text"
     if status is not None and status not in STATUSES:
         return Search(text), "status"
-    if _PAGE_NUMBER.fullmatch(page) is None:
+    if page is None:
         return Search(text, status), "page"
-    return Search(text, status, int(page)), None
+    return Search(text, status, page), None
 
 
 def export_url(status: str | None) -> str:
@@ -119,93 +91,72 @@ def csv_pieces(rows: Iterator[dict[str, str]]) -> Iterator[str]:
             rows.close()
 
 
-def build_people_router(admin: AdminContext) -> APIRouter:
-    router = APIRouter(prefix="/admin")
+router = APIRouter(prefix="/admin")
+
+
+def search_page(
+    admin: AdminContext,
+    request: Request,
+    search: Search,
+    *,
+    results: SearchResults | None,
+    problem: str | None = None,
+    status: int = 200,
+) -> Response:
+    return admin.page(
+        "subscribers.html.j2",
+        request,
+        status=status,
+        search=search,
+        results=results,
+        problem=problem,
+        counts=admin.people.counts(),
+        statuses=STATUSES,
+        search_max_chars=SEARCH_MAX_CHARS,
+        export_url=export_url(search.status),
+    )
+
+
+@router.get("/subscribers")
+def find_subscribers(request: Request, admin: Admin) -> Response:
+    search, problem = read_search(request.query_params)
+    if problem is not None:
+        return search_page(admin, request, search, results=None, problem=problem, status=400)
+    results = admin.people.search(
+        text=search.text, status=search.status, page=search.page, page_size=PAGE_SIZE
+    )
+    if results is None:
+        return search_page(admin, request, search, results=None, problem="page", status=400)
+    return search_page(admin, request, search, results=results)
+
+
+# Before /subscribers/{public_id}, which would otherwise take "export.csv" for an id.
+@router.get("/subscribers/export.csv")
+def export_subscribers(request: Request, admin: Admin, member: Staff) -> Response:
+    status = request.query_params.get("status") or None
+    if status is not None and status not in STATUSES:
+        return search_page(admin, request, Search(), results=None, problem="status", status=400)
+    rows = admin.people.export(status=status)
+    # Who took the list home, and when: the log is where an audit would look.
+    logger.info(
+        "subscriber list exported by staff member %r (status: %s)", member.name, status or "all"
+    )
     web = admin.web
-    timezone = ZoneInfo(web.settings.site.timezone)
+    today = web.clock().astimezone(ZoneInfo(web.settings.site.timezone)).date().isoformat()
+    return StreamingResponse(
+        csv_pieces(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{export_file_name(status, today)}"'
+        },
+    )
 
-    def search_page(
-        request: Request,
-        search: Search,
-        *,
-        results: Results | None,
-        problem: str | None = None,
-        status: int = 200,
-    ) -> Response:
-        with web.database.session() as session:
-            counts = subscriber_counts(session)
-        return admin.page(
-            "subscribers.html.j2",
-            request,
-            status=status,
-            search=search,
-            results=results,
-            problem=problem,
-            counts=counts,
-            statuses=STATUSES,
-            search_max_chars=SEARCH_MAX_CHARS,
-            export_url=export_url(search.status),
-        )
 
-    def not_found() -> Response:
-        return web.pages.problem("not_found", status=404)
-
-    @router.get("/subscribers")
-    def find_subscribers(request: Request) -> Response:
-        search, problem = read_search(request.query_params)
-        if problem is not None:
-            return search_page(request, search, results=None, problem=problem, status=400)
-        with web.database.session() as session:
-            lines, total = search_subscribers(
-                session,
-                text=search.text,
-                status=search.status,
-                offset=(search.page - 1) * PAGE_SIZE,
-                limit=PAGE_SIZE,
-            )
-        page_count = max(1, -(-total // PAGE_SIZE))
-        if search.page > page_count:
-            return search_page(request, search, results=None, problem="page", status=400)
-        results = Results(lines=lines, total=total, number=search.page, page_count=page_count)
-        return search_page(request, search, results=results)
-
-    # Before /subscribers/{public_id}, which would otherwise take "export.csv" for an id.
-    @router.get("/subscribers/export.csv")
-    def export_subscribers(request: Request) -> Response:
-        status = request.query_params.get("status") or None
-        if status is not None and status not in STATUSES:
-            return search_page(request, Search(), results=None, problem="status", status=400)
-        rows = admin.people.export(status=status)
-        # Who took the list home, and when: the log is where an audit would look.
-        logger.info(
-            "subscriber list exported by staff member %r (status: %s)",
-            admin.member(request).name,
-            status or "all",
-        )
-        today = web.clock().astimezone(timezone).date().isoformat()
-        return StreamingResponse(
-            csv_pieces(rows),
-            media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": f'attachment; filename="{export_file_name(status, today)}"'
-            },
-        )
-
-    @router.get("/subscribers/{public_id}")
-    def show_subscriber(request: Request, public_id: str) -> Response:
-        if _PUBLIC_ID.fullmatch(public_id) is None:
-            return not_found()
-        with web.database.session() as session:
-            email = email_of(session, public_id)
-        if email is None:
-            return not_found()
-        try:
-            person = admin.people.show(email)
-        except SubscriberError:
-            return not_found()
-        # The row may have changed its address or gone in between: then this id is not it.
-        if person.subscriber is None or person.subscriber.public_id != public_id:
-            return not_found()
-        return admin.page("subscriber.html.j2", request, person=person)
-
-    return router
+@router.get("/subscribers/{public_id}")
+def show_subscriber(request: Request, admin: Admin, public_id: str) -> Response:
+    if _PUBLIC_ID.fullmatch(public_id) is None:
+        return admin.not_found()
+    person = admin.people.person(public_id)
+    if person is None:
+        return admin.not_found()
+    return admin.page("subscriber.html.j2", request, person=person)

@@ -1,10 +1,10 @@
 """Staff sessions in the browser: the session cookie, and who a request comes from.
 
-The cookie holds a random token (the database keeps its hash, see accounts.py). It is
+The cookie holds a random token (the database keeps its hash, see staff/accounts.py). It is
 HttpOnly, SameSite=Lax (a link from a review mail opens the page logged in; a form
 posted from another site arrives without it) and Secure on an https site, where it is
 named `__Host-staff` so that no subdomain can plant one. Forms under /admin carry the
-CSRF token as every form of the site does (csrf.py).
+CSRF token as every form of the site does (web/csrf.py).
 """
 
 from __future__ import annotations

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -22,9 +21,9 @@ from newsletter.jobs.runs import Run
 from newsletter.staff.accounts import StaffSession, add_user
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
-from tests.support.webharness import WebHarness, csrf_token, web_harness
+from tests.support.webharness import STAFF_PASSWORD as PASSWORD
+from tests.support.webharness import WebHarness, api_routes, csrf_token, log_in, web_harness
 
-PASSWORD = "een lang genoeg wachtwoord"
 STAFF_EMAIL = "redactie@rvjeugdzorg.nl"
 
 
@@ -50,22 +49,6 @@ def edition(web: WebHarness) -> int:
     return result.number
 
 
-def log_in(client: TestClient, name: str = "redactie", password: str = PASSWORD) -> Any:
-    token = csrf_token(client.get("/admin/login").text)
-    return client.post(
-        "/admin/login",
-        data={"csrf_token": token, "name": name, "password": password, "next": "/admin"},
-        follow_redirects=False,
-    )
-
-
-@pytest.fixture
-def staff(web: WebHarness) -> TestClient:
-    client = web.client()
-    assert log_in(client).status_code == 303
-    return client
-
-
 def post(client: TestClient, path: str, data: dict[str, Any] | None = None) -> Any:
     """Post a form from the staff pages as the browser would (with the CSRF token)."""
     token = csrf_token(client.get("/admin").text)
@@ -78,16 +61,6 @@ def article_ids(web: WebHarness, number: int) -> list[int]:
 
 
 # -- the guard -----------------------------------------------------------------------------
-
-
-def api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
-    """The app's routes, also those of included routers (FastAPI 0.165 nests them)."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        inner = getattr(route, "original_router", None)
-        if inner is not None:
-            yield from api_routes(inner.routes)
 
 
 def admin_routes(web: WebHarness) -> list[tuple[str, str]]:

@@ -28,10 +28,9 @@ from subscribers.models import ConsentEvent, Subscriber
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
 from tests.support.subscribers import SECRET
-from tests.support.webharness import CONSENT, WebHarness, csrf_token, web_harness
-from tests.web.admin.test_admin import api_routes
+from tests.support.webharness import CONSENT, WebHarness, api_routes, web_harness
+from tests.support.webharness import STAFF_PASSWORD as PASSWORD
 
-PASSWORD = "een lang genoeg wachtwoord"
 CLI = Requester("cli")
 # An address in a result row: the link by public id, the address as its text.
 RESULT_ROW = re.compile(r'<td class="address"><a href="/admin/subscribers/([^"]+)">([^<]+)</a>')
@@ -51,22 +50,6 @@ THEMES = {
     "doe-je-mee": {"name": "Doe je mee?"},
     "onderzoek": {"name": "Onderzoek"},
 }
-
-
-def log_in(client: TestClient) -> Any:
-    token = csrf_token(client.get("/admin/login").text)
-    return client.post(
-        "/admin/login",
-        data={"csrf_token": token, "name": "redactie", "password": PASSWORD, "next": "/admin"},
-        follow_redirects=False,
-    )
-
-
-@pytest.fixture
-def staff(web: WebHarness) -> TestClient:
-    client = web.client()
-    assert log_in(client).status_code == 303
-    return client
 
 
 def add(web: WebHarness, email: str, name: str | None = None, **options: Any) -> str:
