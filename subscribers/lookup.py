@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.core.errors import UnknownSubscriber
+from newsletter.core.records import json_ready, record_from
 from newsletter.delivery.outbox import OutboxRow
 from subscribers.addresses import Address
 from subscribers.models import ConfirmationToken, ConsentEvent, ConsentText, Subscriber
@@ -29,8 +30,8 @@ from subscribers.records import (
 EXPORT_FIELDS = ("email", "name", "status", "themes", "created_at", "confirmed_at")
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value else ""
 
 
 @dataclass(frozen=True)
@@ -45,28 +46,9 @@ class SubscriberSummary:
     confirmed_at: datetime | None
     unsubscribed_at: datetime | None
 
-    @classmethod
-    def of(cls, row: Subscriber) -> SubscriberSummary:
-        return cls(
-            email=row.email,
-            name=row.name,
-            status=row.status,
-            themes=tuple(row.themes),
-            created_at=row.created_at,
-            confirmed_at=row.confirmed_at,
-            unsubscribed_at=row.unsubscribed_at,
-        )
-
     def as_json(self) -> dict[str, Any]:
-        return {
-            "email": self.email,
-            "name": self.name,
-            "status": self.status,
-            "themes": list(self.themes),
-            "created_at": _iso(self.created_at),
-            "confirmed_at": _iso(self.confirmed_at),
-            "unsubscribed_at": _iso(self.unsubscribed_at),
-        }
+        data: dict[str, Any] = json_ready(self)
+        return data
 
 
 @dataclass(frozen=True)
@@ -79,22 +61,14 @@ class SubscriberRecord(SubscriberSummary):
     preferences_url: str
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "public_id": self.public_id,
-            **super().as_json(),
-            "updated_at": _iso(self.updated_at),
-            "unsubscribe_url": self.unsubscribe_url,
-            "preferences_url": self.preferences_url,
-        }
+        data = super().as_json()
+        return {"public_id": data.pop("public_id"), **data}
 
 
 @dataclass(frozen=True)
 class SuppressionRecord:
     reason: str
     created_at: datetime
-
-    def as_json(self) -> dict[str, Any]:
-        return {"reason": self.reason, "created_at": _iso(self.created_at)}
 
 
 @dataclass(frozen=True)
@@ -106,15 +80,6 @@ class PendingConfirmation:
     requested: dict[str, Any]
     created_at: datetime
     expires_at: datetime
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "purpose": self.purpose,
-            "new_email": self.new_email,
-            "requested": self.requested,
-            "created_at": _iso(self.created_at),
-            "expires_at": _iso(self.expires_at),
-        }
 
 
 @dataclass(frozen=True)
@@ -130,18 +95,6 @@ class ConsentEntry:
     consent_text: str | None
     details: dict[str, Any] | None
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "created_at": _iso(self.created_at),
-            "event": self.event,
-            "source": self.source,
-            "ip": self.ip,
-            "user_agent": self.user_agent,
-            "consent_text_hash": self.consent_text_hash,
-            "consent_text": self.consent_text,
-            "details": self.details,
-        }
-
 
 @dataclass(frozen=True)
 class DeliveryRecord:
@@ -152,15 +105,6 @@ class DeliveryRecord:
     attempts: int
     sent_at: datetime | None
     last_reply: str | None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "edition": self.edition,
-            "state": self.state,
-            "attempts": self.attempts,
-            "sent_at": _iso(self.sent_at),
-            "last_reply": self.last_reply,
-        }
 
 
 @dataclass(frozen=True)
@@ -176,15 +120,9 @@ class PersonRecord:
     deliveries: tuple[DeliveryRecord, ...]
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "email": self.email,
-            "address_hash": self.address_hash,
-            "subscriber": self.subscriber.as_json() if self.subscriber else None,
-            "suppression": self.suppression.as_json() if self.suppression else None,
-            "pending_confirmations": [token.as_json() for token in self.pending_confirmations],
-            "consent_log": [event.as_json() for event in self.consent_log],
-            "deliveries": [delivery.as_json() for delivery in self.deliveries],
-        }
+        data: dict[str, Any] = json_ready(self)
+        data["subscriber"] = self.subscriber.as_json() if self.subscriber else None
+        return data
 
 
 def list_subscribers(session: Session, *, status: str | None) -> list[SubscriberSummary]:
@@ -192,7 +130,7 @@ def list_subscribers(session: Session, *, status: str | None) -> list[Subscriber
     statement = select(Subscriber).order_by(Subscriber.created_at, Subscriber.id)
     if status is not None:
         statement = statement.where(Subscriber.status == status)
-    return [SubscriberSummary.of(row) for row in session.scalars(statement)]
+    return [record_from(SubscriberSummary, row) for row in session.scalars(statement)]
 
 
 def spreadsheet_safe(value: str) -> str:
@@ -211,8 +149,8 @@ def export_rows(session: Session, *, status: str | None) -> Iterator[dict[str, s
             "name": spreadsheet_safe(row.name or ""),
             "status": row.status,
             "themes": ";".join(row.themes),
-            "created_at": _iso(row.created_at) or "",
-            "confirmed_at": _iso(row.confirmed_at) or "",
+            "created_at": _iso(row.created_at),
+            "confirmed_at": _iso(row.confirmed_at),
         }
 
 
@@ -229,9 +167,7 @@ def describe_person(session: Session, op: Operation, address: Address) -> Person
         address_hash=subject,
         subscriber=_subscriber_record(op, subscriber) if subscriber is not None else None,
         suppression=(
-            SuppressionRecord(suppression.reason, suppression.created_at)
-            if suppression is not None
-            else None
+            record_from(SuppressionRecord, suppression) if suppression is not None else None
         ),
         pending_confirmations=_pending_confirmations(session, subscriber, address),
         consent_log=consent_log,
@@ -241,11 +177,9 @@ def describe_person(session: Session, op: Operation, address: Address) -> Person
 
 def _subscriber_record(op: Operation, subscriber: Subscriber) -> SubscriberRecord:
     view = op.view(subscriber)
-    summary = SubscriberSummary.of(subscriber)
-    return SubscriberRecord(
-        **vars(summary),
-        public_id=subscriber.public_id,
-        updated_at=subscriber.updated_at,
+    return record_from(
+        SubscriberRecord,
+        subscriber,
         unsubscribe_url=view.unsubscribe_url,
         preferences_url=view.preferences_url,
     )
@@ -260,19 +194,7 @@ def _consent_log(
         .where(events_about(subscriber, subject))
         .order_by(ConsentEvent.created_at, ConsentEvent.id)
     ).all()
-    return tuple(
-        ConsentEntry(
-            created_at=event.created_at,
-            event=event.event,
-            source=event.source,
-            ip=event.ip,
-            user_agent=event.user_agent,
-            consent_text_hash=event.consent_text_hash,
-            consent_text=text,
-            details=event.details,
-        )
-        for event, text in rows
-    )
+    return tuple(record_from(ConsentEntry, event, consent_text=text) for event, text in rows)
 
 
 def _pending_confirmations(
@@ -289,16 +211,7 @@ def _pending_confirmations(
             )
         )
     tokens += [t for t in address_changes_to(session, address.key) if t not in tokens]
-    return tuple(
-        PendingConfirmation(
-            purpose=token.purpose,
-            new_email=token.new_email,
-            requested=token.requested,
-            created_at=token.created_at,
-            expires_at=token.expires_at,
-        )
-        for token in tokens
-    )
+    return tuple(record_from(PendingConfirmation, token) for token in tokens)
 
 
 def _deliveries(session: Session, subscriber: Subscriber) -> tuple[DeliveryRecord, ...]:
@@ -307,13 +220,4 @@ def _deliveries(session: Session, subscriber: Subscriber) -> tuple[DeliveryRecor
         .where(OutboxRow.subscriber_id == subscriber.id)
         .order_by(OutboxRow.edition_id)
     )
-    return tuple(
-        DeliveryRecord(
-            edition=row.edition_id,
-            state=row.state,
-            attempts=row.attempts,
-            sent_at=row.sent_at,
-            last_reply=row.last_reply,
-        )
-        for row in rows
-    )
+    return tuple(record_from(DeliveryRecord, row, edition=row.edition_id) for row in rows)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.core.errors import InvalidInput
 from newsletter.core.paging import Paging, count_pages
+from newsletter.core.records import record_from
 from subscribers.models import STATUSES, Subscriber
 
 
@@ -91,18 +92,7 @@ def search_subscribers(
         .offset((page - 1) * page_size)
         .limit(page_size)
     )
-    lines = [
-        SubscriberLine(
-            public_id=row.public_id,
-            email=row.email,
-            name=row.name,
-            status=row.status,
-            themes=tuple(row.themes),
-            created_at=row.created_at,
-            confirmed_at=row.confirmed_at,
-        )
-        for row in rows
-    ]
+    lines = [record_from(SubscriberLine, row) for row in rows]
     return SearchResults(
         number=page, page_count=page_count, lines=lines, total=total, page_size=page_size
     )

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from newsletter.content.models import Article
+from newsletter.core.records import record_from
 
 
 @dataclass(frozen=True)
@@ -36,19 +37,4 @@ def list_articles(session: Session, *, limit: int) -> list[ArticleSummary]:
         .order_by(Article.published_at.desc(), Article.first_seen_at.desc())
         .limit(limit)
     )
-    return [
-        ArticleSummary(
-            id=article.id,
-            feed=article.feed.url,
-            guid=article.guid,
-            title=article.title,
-            link=article.link,
-            author=article.author,
-            categories=tuple(article.categories),
-            published_at=article.published_at,
-            updated_at=article.updated_at,
-            first_seen_at=article.first_seen_at,
-            image_url=article.image_url,
-        )
-        for article in rows
-    ]
+    return [record_from(ArticleSummary, article, feed=article.feed.url) for article in rows]

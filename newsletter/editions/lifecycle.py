@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from newsletter.core.errors import EditionError
+from newsletter.core.records import record_from
 from newsletter.editions.models import Edition, EditionArticle
 
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -119,16 +120,7 @@ class EditionDescription:
 
 
 def _summary(edition: Edition, articles: int) -> EditionSummary:
-    return EditionSummary(
-        number=edition.id,
-        state=edition.state,
-        subject=edition.subject,
-        created_at=edition.created_at,
-        approved_at=edition.approved_at,
-        sent_at=edition.sent_at,
-        superseded_by=edition.superseded_by,
-        articles=articles,
-    )
+    return record_from(EditionSummary, edition, number=edition.id, articles=articles)
 
 
 def list_editions(session: Session) -> list[EditionSummary]:
@@ -150,13 +142,8 @@ def describe_edition(session: Session, number: int) -> EditionDescription:
     """Edition `number` with its articles in order; EditionError when there is none."""
     edition = get_edition(session, number)
     entries = tuple(
-        EditionEntry(
-            position=entry.position,
-            article_id=entry.article.id,
-            title=entry.article.title,
-            link=entry.article.link,
-            published_at=entry.article.published_at,
-            categories=tuple(entry.article.categories),
+        record_from(
+            EditionEntry, entry.article, position=entry.position, article_id=entry.article.id
         )
         for entry in edition.entries
     )

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
+from newsletter.core.records import record_from
 from newsletter.delivery.outbox import StateCounts, state_counts
 from newsletter.editions.lifecycle import list_editions
 from newsletter.jobs.runs import Run, list_runs
@@ -58,15 +59,7 @@ def overview(
     session: Session, settings: Settings, *, now: datetime, runs: int = 10, editions: int = 20
 ) -> Overview:
     lines = [
-        EditionLine(
-            number=edition.number,
-            state=edition.state,
-            subject=edition.subject,
-            articles=edition.articles,
-            created_at=edition.created_at,
-            sent_at=edition.sent_at,
-            deliveries=state_counts(session, edition.number),
-        )
+        record_from(EditionLine, edition, deliveries=state_counts(session, edition.number))
         for edition in list_editions(session)[:editions]
     ]
     return Overview(

@@ -22,6 +22,7 @@ from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import EditionError
+from newsletter.core.records import record_from
 from newsletter.delivery.outbox import StateCounts, state_counts
 from newsletter.delivery.send import recipient_count
 from newsletter.editions import changes
@@ -89,23 +90,11 @@ def load_review(database: Database, number: int) -> Review:
     """Edition `number` as the review page shows it; EditionError when there is none."""
     with database.session() as session:
         edition = get_edition(session, number)
-        return Review(
+        return record_from(
+            Review,
+            edition,
             number=edition.id,
-            state=edition.state,
-            subject=edition.subject,
-            intro_markdown=edition.intro_markdown,
-            updated_at=edition.updated_at,
-            approved_at=edition.approved_at,
-            sent_at=edition.sent_at,
-            articles=[
-                ArticleLine(
-                    id=entry.article.id,
-                    title=entry.article.title,
-                    link=entry.article.link,
-                    published_at=entry.article.published_at,
-                )
-                for entry in edition.entries
-            ],
+            articles=[record_from(ArticleLine, entry.article) for entry in edition.entries],
             deliveries=state_counts(session, edition.id),
         )
 
