@@ -180,15 +180,14 @@ class SubscriberFlows(ListService):
             if subscriber is None or subscriber.email_key == address.key:
                 return []
             subject = op.address_hash(address.key)
-            if mail_limit_reached(session, op, subject):
-                op.record(
-                    session,
-                    "mail_limit_reached",
-                    subject_hash=subject,
-                    requester=requester,
-                    subscriber=subscriber,
-                    details={"request": "change_email"},
-                )
+            if mail_limit_reached(
+                session,
+                op,
+                subject,
+                request="change_email",
+                requester=requester,
+                subscriber=subscriber,
+            ):
                 return []
             op.record(
                 session,

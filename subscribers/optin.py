@@ -48,16 +48,16 @@ def request_opt_in(
         return []
     text_hash = remember_consent_text(session, consent_text, now=op.now) if consent_text else None
     logged = {"themes": list(themes), **(details or {})}
-    if mail_limit_reached(session, op, subject):
-        op.record(
-            session,
-            "mail_limit_reached",
-            subject_hash=subject,
-            requester=requester,
-            subscriber=subscriber,
-            consent_text_hash=text_hash,
-            details={"request": "subscribe", **logged},
-        )
+    if mail_limit_reached(
+        session,
+        op,
+        subject,
+        request="subscribe",
+        requester=requester,
+        subscriber=subscriber,
+        consent_text_hash=text_hash,
+        details=logged,
+    ):
         return []
     if subscriber is None:
         # Also the way back for an erased address: its suppression stays until it confirms.

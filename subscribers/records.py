@@ -178,9 +178,31 @@ def mails_requested_recently(session: Session, address_hash: str, *, now: dateti
     return int(count or 0)
 
 
-def mail_limit_reached(session: Session, op: Operation, address_hash: str) -> bool:
+def mail_limit_reached(
+    session: Session,
+    op: Operation,
+    address_hash: str,
+    *,
+    request: str,
+    requester: Requester,
+    subscriber: Subscriber | None,
+    consent_text_hash: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> bool:
+    """True when the address had its mails for today; the refused `request` is logged."""
     limit = op.settings.subscribers.max_confirmation_mails_per_day
-    return mails_requested_recently(session, address_hash, now=op.now) >= limit
+    if mails_requested_recently(session, address_hash, now=op.now) < limit:
+        return False
+    op.record(
+        session,
+        "mail_limit_reached",
+        subject_hash=address_hash,
+        requester=requester,
+        subscriber=subscriber,
+        consent_text_hash=consent_text_hash,
+        details={"request": request, **(details or {})},
+    )
+    return True
 
 
 def issue_confirmation(

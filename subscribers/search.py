@@ -8,7 +8,6 @@ address the rest of the list is keyed on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
@@ -16,20 +15,15 @@ from sqlalchemy.orm import Session
 from newsletter.core.errors import InvalidInput
 from newsletter.core.paging import Paging, count_pages
 from newsletter.core.records import record_from
+from subscribers.lookup import SubscriberSummary
 from subscribers.models import STATUSES, Subscriber
 
 
 @dataclass(frozen=True)
-class SubscriberLine:
-    """One subscriber as a list of search results shows it."""
+class SubscriberLine(SubscriberSummary):
+    """One subscriber as a list of search results shows it, named by their public id."""
 
     public_id: str
-    email: str
-    name: str | None
-    status: str
-    themes: tuple[str, ...]
-    created_at: datetime
-    confirmed_at: datetime | None
 
 
 @dataclass(frozen=True)

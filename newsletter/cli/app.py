@@ -116,21 +116,24 @@ def demo(
 
 # Each command group's module holds its commands; they are registered here, in the
 # order `newsletter --help` lists them.
-app.command("fetch")(cli_content.fetch)
-app.command("articles")(cli_content.articles)
-app.command("draft")(cli_editions.draft)
-app.command("editions")(cli_editions.editions)
+for name, command in (
+    ("fetch", cli_content.fetch),
+    ("articles", cli_content.articles),
+    ("draft", cli_editions.draft),
+    ("editions", cli_editions.editions),
+    ("preview", cli_editions.preview),
+    ("serve", serve),
+    ("demo", demo),
+    ("send", cli_send.send),
+    ("run", cli_schedule.run),
+    ("runs", cli_schedule.runs),
+    ("schedule", cli_schedule.schedule),
+    ("bounces", cli_bounces.bounces),
+    ("worker", cli_worker.worker),
+):
+    app.command(name)(command)
 edition_app.command("show")(cli_editions.edition_show)
-app.command("preview")(cli_editions.preview)
-app.command("serve")(serve)
-app.command("demo")(demo)
-app.command("send")(cli_send.send)
 edition_app.command("status")(cli_send.edition_status)
-app.command("run")(cli_schedule.run)
-app.command("runs")(cli_schedule.runs)
-app.command("schedule")(cli_schedule.schedule)
-app.command("bounces")(cli_bounces.bounces)
-app.command("worker")(cli_worker.worker)
 
 
 def main() -> None:

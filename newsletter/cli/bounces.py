@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
-from newsletter.cli.support import app_context, out, print_json
+from newsletter.cli.support import AsJson, app_context, out, print_json
 from newsletter.core.config import Settings
 from newsletter.returns.mailboxes import IMAP_UNKNOWN_KEYWORD, MAILDIR_UNKNOWN, open_return_mailbox
 from newsletter.returns.process import BounceReport, process_return_mailbox
@@ -35,7 +33,7 @@ def summary_line(report: BounceReport) -> str:
 
 def bounces(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Read the return mailbox: bounces, spam complaints and mailto unsubscribes."""
     context = app_context(ctx)

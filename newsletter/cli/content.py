@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from newsletter.cli.support import app_context, err, iso, out, print_json
+from newsletter.cli.support import AsJson, app_context, err, iso, out, print_json, show_at_most
 from newsletter.content.articles import ArticleSummary, list_articles
 from newsletter.content.ingest import FeedReport, fetch_all
 
@@ -52,8 +52,8 @@ def _article_json(article: ArticleSummary) -> dict[str, Any]:
 
 def articles(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
+    as_json: AsJson = False,
+    limit: int = show_at_most(50),
 ) -> None:
     """List stored articles, newest first."""
     with app_context(ctx).database.session() as session:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from newsletter.cli.support import app_context, iso, out, print_json
+from newsletter.cli.support import AsJson, EditionNumber, app_context, iso, out, print_json
 from newsletter.core.errors import NewsletterError
 from newsletter.editions.drafting import draft_edition
 from newsletter.editions.lifecycle import (
@@ -43,7 +43,7 @@ def draft(
     force: Annotated[
         bool, typer.Option(help="Draft even when fewer than min_new_articles are new.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Create a draft edition from the articles that are new since the last sent one."""
     context = app_context(ctx)
@@ -85,7 +85,7 @@ def _edition_json(edition: EditionSummary) -> dict[str, Any]:
 
 def editions(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """List editions, newest first."""
     with app_context(ctx).database.session() as session:
@@ -129,8 +129,8 @@ def _description_json(description: EditionDescription) -> dict[str, Any]:
 
 def edition_show(
     ctx: typer.Context,
-    number: Annotated[int, typer.Argument(help="Edition number.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    number: EditionNumber,
+    as_json: AsJson = False,
 ) -> None:
     """Show one edition and its articles."""
     with app_context(ctx).database.session() as session:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.support import app_context, out, print_json
+from newsletter.cli.support import AsJson, app_context, out, print_json, show_at_most
 from newsletter.core.config import find_config_path
 from newsletter.jobs.job import run_job
 from newsletter.jobs.report import describe_run
@@ -39,8 +39,8 @@ def run(
 
 def runs(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 20,
+    as_json: AsJson = False,
+    limit: int = show_at_most(20),
 ) -> None:
     """List the job's runs, newest first, with what each did."""
     with app_context(ctx).database.session() as session:

@@ -21,7 +21,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from newsletter.cli.support import AppContext, app_context, err, iso, out, print_json
+from newsletter.cli.support import (
+    AppContext,
+    AsJson,
+    EditionNumber,
+    app_context,
+    err,
+    iso,
+    out,
+    print_json,
+)
 from newsletter.core.errors import EXIT_WAITING, NewsletterError
 from newsletter.core.numbers import dutch_number
 from newsletter.delivery import status as delivery_status
@@ -86,7 +95,7 @@ def _run_with_progress(context: AppContext, number: int, total: int) -> SendSumm
 
 def send(
     ctx: typer.Context,
-    number: Annotated[int, typer.Argument(help="Edition number.")],
+    number: EditionNumber,
     more_addresses: Annotated[
         list[str] | None, typer.Argument(help="More addresses for --test-to.", show_default=False)
     ] = None,
@@ -184,8 +193,8 @@ def _queue_for_workers(context: AppContext, number: int) -> None:
 
 def edition_status(
     ctx: typer.Context,
-    number: Annotated[int, typer.Argument(help="Edition number.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    number: EditionNumber,
+    as_json: AsJson = False,
 ) -> None:
     """Counts per delivery state, and the failures with their last SMTP reply."""
     context = app_context(ctx)

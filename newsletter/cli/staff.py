@@ -9,7 +9,7 @@ import typer
 from email_validator import EmailNotValidError, validate_email
 from rich.table import Table
 
-from newsletter.cli.support import ReportingGroup, app_context, iso, out, print_json
+from newsletter.cli.support import AsJson, ReportingGroup, app_context, iso, out, print_json
 from newsletter.core.errors import AccountError
 from newsletter.staff.accounts import add_user, list_users, remove_user, set_password
 
@@ -85,7 +85,7 @@ def remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Login n
 @staff_app.command("list")
 def list_accounts(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """The staff accounts, with their address and last login."""
     context = app_context(ctx)

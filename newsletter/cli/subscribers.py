@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from newsletter.cli.support import ReportingGroup, app_context, err, out, print_json
+from newsletter.cli.support import AsJson, ReportingGroup, app_context, err, out, print_json
 from newsletter.core.errors import NewsletterError, UnknownSubscriber
 from newsletter.mail.mailer import OutgoingMail, SmtpMailer
 from subscribers.consent import Requester
@@ -28,6 +28,15 @@ CLI = Requester(source="cli")
 IMPORT = Requester(source="import")
 
 _STATUS_HELP = f"Only subscribers in this status ({', '.join(STATUSES)})."
+# `add` and `import` take these alike: a person on the list without their own opt-in
+# needs a reason, and the reason is logged.
+Confirmed = Annotated[
+    bool, typer.Option("--confirmed", help="Add as confirmed, without a confirmation mail.")
+]
+ConsentNote = Annotated[
+    str | None,
+    typer.Option(help="Why no opt-in is needed (required with --confirmed); it is logged."),
+]
 
 
 def _people(ctx: typer.Context) -> ListManagement:
@@ -87,13 +96,8 @@ def add(
     themes: Annotated[
         str | None, typer.Option(help="Theme slugs, comma-separated (default: all themes).")
     ] = None,
-    confirmed: Annotated[
-        bool, typer.Option("--confirmed", help="Add as confirmed, without a confirmation mail.")
-    ] = False,
-    consent_note: Annotated[
-        str | None,
-        typer.Option(help="Why no opt-in is needed (required with --confirmed); it is logged."),
-    ] = None,
+    confirmed: Confirmed = False,
+    consent_note: ConsentNote = None,
 ) -> None:
     """Add an address: pending with a confirmation mail, or --confirmed with a consent note."""
     people = _people(ctx)
@@ -127,13 +131,8 @@ def import_(
     file: Annotated[
         Path, typer.Argument(help="CSV with a header row email,name,themes.", dir_okay=False)
     ],
-    confirmed: Annotated[
-        bool, typer.Option("--confirmed", help="Add as confirmed, without confirmation mails.")
-    ] = False,
-    consent_note: Annotated[
-        str | None,
-        typer.Option(help="Why no opt-in is needed (required with --confirmed); it is logged."),
-    ] = None,
+    confirmed: Confirmed = False,
+    consent_note: ConsentNote = None,
 ) -> None:
     """Add every row of a CSV file as `add` would; bad rows are reported by line number."""
     people = _people(ctx)
@@ -197,7 +196,7 @@ def _write_csv(target: Any, rows: Any) -> int:
 def list_(
     ctx: typer.Context,
     status: Annotated[str | None, typer.Option(help=_STATUS_HELP)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """List subscribers, oldest first."""
     _check_status(status)
@@ -225,7 +224,7 @@ def list_(
 def show(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The address to look up.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Everything held on one person, consent log included (for an access request)."""
     person = _people(ctx).show(email)

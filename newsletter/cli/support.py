@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +16,16 @@ from newsletter.core.clock import Clock, utc_now
 from newsletter.core.config import Settings, load_settings
 from newsletter.core.db import Database, open_database
 from newsletter.core.errors import NewsletterError
+
+# Options and arguments that several commands take, worded once.
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+EditionNumber = Annotated[int, typer.Argument(help="Edition number.")]
+
+
+def show_at_most(default: int) -> Any:
+    """The `--limit` option of a listing, with its default."""
+    return typer.Option(default, "--limit", min=1, help="Show at most this many.")
+
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
