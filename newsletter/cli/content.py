@@ -7,7 +7,15 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from newsletter.cli.support import AsJson, app_context, err, iso, out, print_json, show_at_most
+from newsletter.cli.support import (
+    AsJson,
+    app_context,
+    err,
+    iso,
+    listing_done,
+    out,
+    show_at_most,
+)
 from newsletter.content.articles import ArticleSummary, list_articles
 from newsletter.content.ingest import FeedReport, fetch_all
 
@@ -58,11 +66,8 @@ def articles(
     """List stored articles, newest first."""
     with app_context(ctx).database.session() as session:
         found = list_articles(session, limit=limit)
-    if as_json:
-        print_json([_article_json(article) for article in found])
-        return
-    if not found:
-        out.print("no articles yet; run 'newsletter fetch'")
+    none_yet = "no articles yet; run 'newsletter fetch'"
+    if listing_done(found, as_json=as_json, json_of=_article_json, none_yet=none_yet):
         return
     table = Table("id", "published", "title", "categories", box=None)
     for article in found:

@@ -10,7 +10,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from newsletter.cli.support import AsJson, EditionNumber, app_context, iso, out, print_json
+from newsletter.cli.support import (
+    AsJson,
+    EditionNumber,
+    app_context,
+    iso,
+    listing_done,
+    out,
+    print_json,
+)
 from newsletter.core.errors import NewsletterError
 from newsletter.editions.drafting import draft_edition
 from newsletter.editions.lifecycle import (
@@ -90,11 +98,8 @@ def editions(
     """List editions, newest first."""
     with app_context(ctx).database.session() as session:
         found = list_editions(session)
-    if as_json:
-        print_json([_edition_json(edition) for edition in found])
-        return
-    if not found:
-        out.print("no editions yet; run 'newsletter draft'")
+    none_yet = "no editions yet; run 'newsletter draft'"
+    if listing_done(found, as_json=as_json, json_of=_edition_json, none_yet=none_yet):
         return
     table = Table("#", "state", "created", "articles", "subject", box=None)
     for edition in found:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.support import AsJson, app_context, out, print_json, show_at_most
+from newsletter.cli.support import AsJson, app_context, listing_done, out, show_at_most
 from newsletter.core.config import find_config_path
 from newsletter.jobs.job import run_job
 from newsletter.jobs.report import describe_run
@@ -45,11 +45,8 @@ def runs(
     """List the job's runs, newest first, with what each did."""
     with app_context(ctx).database.session() as session:
         stored = list_runs(session, limit=limit)
-    if as_json:
-        print_json([run_json(run) for run in stored])
-        return
-    if not stored:
-        out.print("no runs yet; run 'newsletter run' or start the scheduler")
+    none_yet = "no runs yet; run 'newsletter run' or start the scheduler"
+    if listing_done(stored, as_json=as_json, json_of=run_json, none_yet=none_yet):
         return
     # Plain lines, not a table: what happened stays on one line, for grep and logs.
     out.print(f"{'#':>4}  {'started (UTC)':<16}  {'trigger':<8}  {'outcome':<11}  what happened")

@@ -10,11 +10,19 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from newsletter.cli.support import AsJson, ReportingGroup, app_context, err, out, print_json
+from newsletter.cli.support import (
+    AsJson,
+    ReportingGroup,
+    app_context,
+    err,
+    listing_done,
+    out,
+    print_json,
+)
 from newsletter.core.errors import NewsletterError, UnknownSubscriber
 from newsletter.mail.mailer import OutgoingMail, SmtpMailer
 from subscribers.consent import Requester
-from subscribers.lookup import EXPORT_FIELDS, PersonRecord
+from subscribers.lookup import EXPORT_FIELDS, PersonRecord, SubscriberSummary
 from subscribers.management import ListManagement
 from subscribers.models import STATUSES
 
@@ -201,11 +209,8 @@ def list_(
     """List subscribers, oldest first."""
     _check_status(status)
     rows = _people(ctx).subscribers(status=status)
-    if as_json:
-        print_json([row.as_json() for row in rows])
-        return
-    if not rows:
-        out.print("no subscribers" + (f" with status {status}" if status else ""))
+    none_yet = "no subscribers" + (f" with status {status}" if status else "")
+    if listing_done(rows, as_json=as_json, json_of=SubscriberSummary.as_json, none_yet=none_yet):
         return
     table = Table("email", "status", "name", "themes", "since", box=None)
     for row in rows:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,6 +27,8 @@ def show_at_most(default: int) -> Any:
     """The `--limit` option of a listing, with its default."""
     return typer.Option(default, "--limit", min=1, help="Show at most this many.")
 
+
+T = TypeVar("T")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -83,3 +86,17 @@ def print_json(data: Any) -> None:
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def listing_done(
+    found: Sequence[T], *, as_json: bool, json_of: Callable[[T], Any], none_yet: str
+) -> bool:
+    """True when the listing is done: printed as JSON, or said to be empty; False when
+    the caller is to print its lines."""
+    if as_json:
+        print_json([json_of(item) for item in found])
+        return True
+    if not found:
+        out.print(none_yet, markup=False)
+        return True
+    return False

@@ -168,32 +168,6 @@ def finish_if_done(database: Database, number: int, *, now: datetime) -> tuple[S
         return counts, edition.state == "sent"
 
 
-async def run_delivery(
-    settings: Settings,
-    database: Database,
-    number: int,
-    *,
-    clock: Clock,
-    on_progress: Callable[[RunTotals], None] | None = None,
-) -> SendSummary:
-    """Send edition N to everyone in its outbox who is due; resume whatever stands."""
-    with database.session() as session:
-        if get_edition(session, number).state == "sent":
-            # A rerun after the end (or after a crash right at it): nothing to do.
-            return SendSummary(
-                number=number, counts=state_counts(session, number), run=RunTotals(), finished=True
-            )
-    content = prepare_send(settings, database, number, now=clock())
-    return await deliver_prepared(
-        settings,
-        database,
-        content,
-        clock=clock,
-        on_progress=on_progress,
-        resume_hint=f", run 'newsletter send {number}' again to resume",
-    )
-
-
 async def deliver_prepared(
     settings: Settings,
     database: Database,
@@ -258,7 +232,21 @@ def send_edition(
     clock: Clock,
     on_progress: Callable[[RunTotals], None] | None = None,
 ) -> SendSummary:
-    """`run_delivery` for synchronous callers."""
+    """Send edition N to everyone in its outbox who is due; resume whatever stands."""
+    with database.session() as session:
+        if get_edition(session, number).state == "sent":
+            # A rerun after the end (or after a crash right at it): nothing to do.
+            return SendSummary(
+                number=number, counts=state_counts(session, number), run=RunTotals(), finished=True
+            )
+    content = prepare_send(settings, database, number, now=clock())
     return asyncio.run(
-        run_delivery(settings, database, number, clock=clock, on_progress=on_progress)
+        deliver_prepared(
+            settings,
+            database,
+            content,
+            clock=clock,
+            on_progress=on_progress,
+            resume_hint=f", run 'newsletter send {number}' again to resume",
+        )
     )

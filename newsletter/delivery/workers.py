@@ -7,7 +7,7 @@ delivery/store.py, the same as `newsletter send`. It does not take the job lock:
 number of workers, on one machine or several sharing the database, work on one edition
 together.
 
-Why that is safe, step by step (what `run_delivery` does, with N processes at once):
+Why that is safe, step by step (what `send_edition` does, with N processes at once):
 
 - Snapshot (`prepare_send`): adds outbox rows only for subscribers who have none yet. Two
   workers adding the same late subscriber at the same moment: the unique constraint
@@ -97,7 +97,7 @@ async def deliver_edition(
     on_progress: Callable[[RunTotals], None] | None = None,
 ) -> SendSummary:
     """Deliver edition N's due rows alongside any other worker, until none is left or
-    `stop` is set. Unlike `run_delivery` (delivery/send.py), an edition that is not
+    `stop` is set. Unlike `send_edition` (delivery/send.py), an edition that is not
     `sending` is left alone: only staff hand one over."""
     with database.session() as session:
         state = get_edition(session, number).state

@@ -21,7 +21,7 @@ import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from newsletter.core.errors import SmtpConnectError, SmtpConnectionLost
 from newsletter.mail.smtp_auth import log_in
@@ -82,6 +82,13 @@ def _check_address(address: str) -> str:
     if _UNSAFE_IN_ADDRESS.search(address) or len(address) > 320:
         raise ValueError(f"refusing unsafe address {address!r}")
     return address
+
+
+class _Envelope(NamedTuple):
+    """The MAIL line of a transaction, and the RCPT line of each recipient."""
+
+    mail: str
+    rcpt: dict[str, str]
 
 
 class SmtpConnection:
@@ -311,24 +318,21 @@ class SmtpConnection:
             mail_line += " BODY=8BITMIME"
         if "smtputf8" in self.extensions and not (sender + "".join(recipients)).isascii():
             mail_line += " SMTPUTF8"
-        envelope = [mail_line] + [f"RCPT TO:<{_check_address(r)}>" for r in recipients]
+        envelope = _Envelope(mail_line, {r: f"RCPT TO:<{_check_address(r)}>" for r in recipients})
         if self.pipelining:
-            return await self._send_pipelined(envelope, recipients, payload, gate)
-        return await self._send_step_by_step(envelope, recipients, payload, gate)
+            return await self._send_pipelined(envelope, payload, gate)
+        return await self._send_step_by_step(envelope, payload, gate)
 
     async def _send_pipelined(
-        self,
-        envelope: list[str],
-        recipients: Sequence[str],
-        payload: bytes,
-        gate: BodyGate | None,
+        self, envelope: _Envelope, payload: bytes, gate: BodyGate | None
     ) -> TransactionResult:
         """The envelope and DATA in one write; the receiving side sends the body."""
-        self._protocol.send_body_on_go_ahead(payload, len(recipients) + 2, gate)
-        await self._write("".join(f"{line}\r\n" for line in [*envelope, "DATA"]).encode())
-        group = await self._read_replies(len(recipients) + 2, "the replies to MAIL, RCPT, DATA")
+        lines = [envelope.mail, *envelope.rcpt.values(), "DATA"]
+        self._protocol.send_body_on_go_ahead(payload, len(lines), gate)
+        await self._write("".join(f"{line}\r\n" for line in lines).encode())
+        group = await self._read_replies(len(lines), "the replies to MAIL, RCPT, DATA")
         mail = group[0][0]
-        replies = {r: reply for r, (reply, _) in zip(recipients, group[1:-1], strict=True)}
+        replies = {r: reply for r, (reply, _) in zip(envelope.rcpt, group[1:-1], strict=True)}
         data_go = group[-1][0]
         if not mail.ok or not any(reply.ok for reply in replies.values()):
             # DATA was sent regardless; if the server nonetheless said 354, end the
@@ -345,19 +349,15 @@ class SmtpConnection:
         return await self._message_reply(mail, replies)
 
     async def _send_step_by_step(
-        self,
-        envelope: list[str],
-        recipients: Sequence[str],
-        payload: bytes,
-        gate: BodyGate | None,
+        self, envelope: _Envelope, payload: bytes, gate: BodyGate | None
     ) -> TransactionResult:
         """Each command after the reply to the one before (a server without PIPELINING)."""
-        mail = await self.command(envelope[0])
+        mail = await self.command(envelope.mail)
         if not mail.ok:
             await self._reset_after_failure()
             return TransactionResult(mail, {}, None)
         replies = {}
-        for recipient, line in zip(recipients, envelope[1:], strict=True):
+        for recipient, line in envelope.rcpt.items():
             replies[recipient] = await self.command(line)
         if not any(reply.ok for reply in replies.values()):
             await self._reset_after_failure()

@@ -137,40 +137,33 @@ def _act_on(
             return _Result("unknown", "a temporary failure without its edition")
         if not _claim(session, decision, now=now):
             return _Result("already_handled", decision.reason)
-        changed = False
-        if decision.kind == "permanent":
-            changed = record_hard_bounce(
-                session,
-                subscriber_id,
-                settings=settings,
-                now=now,
-                reply=decision.reason,
-                edition_id=edition,
-                via="dsn",
-            )
-        elif decision.kind == "temporary" and edition is not None:
-            changed = record_soft_bounce(
-                session,
-                subscriber_id,
-                settings=settings,
-                now=now,
-                reason=decision.reason,
-                edition_id=edition,
-            )
-        elif decision.kind == "complaint":
-            changed = record_complaint(
-                session,
-                subscriber_id,
-                settings=settings,
-                now=now,
-                reason=decision.reason,
-                edition_id=edition,
-            )
-        else:
-            changed = record_unsubscribe_by_mail(
-                session, subscriber_id, settings=settings, now=now, reason=decision.reason
-            )
+        changed = _apply(session, decision, subscriber_id, settings=settings, now=now)
         return _Result(decision.kind, decision.reason, suppressed=changed)
+
+
+def _apply(
+    session: Session,
+    decision: ReturnDecision,
+    subscriber_id: int,
+    *,
+    settings: Settings,
+    now: datetime,
+) -> bool:
+    """What the message says, applied to its subscriber; True when they were suppressed."""
+    edition = decision.about.edition if decision.about is not None else None
+    reason = decision.reason
+    common: dict[str, Any] = {"settings": settings, "now": now}
+    if decision.kind == "permanent":
+        return record_hard_bounce(
+            session, subscriber_id, reply=reason, edition_id=edition, via="dsn", **common
+        )
+    if decision.kind == "temporary" and edition is not None:
+        return record_soft_bounce(
+            session, subscriber_id, reason=reason, edition_id=edition, **common
+        )
+    if decision.kind == "complaint":
+        return record_complaint(session, subscriber_id, reason=reason, edition_id=edition, **common)
+    return record_unsubscribe_by_mail(session, subscriber_id, reason=reason, **common)
 
 
 def _find_subscriber(session: Session, decision: ReturnDecision, secret: str) -> int | str:

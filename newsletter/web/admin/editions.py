@@ -9,6 +9,8 @@ the progress page follows it in the outbox and refreshes itself until it is done
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -27,18 +29,22 @@ DONE_CODES = ("saved", "removed", "moved", "test_sent")
 router = APIRouter(prefix="/admin")
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What the review page reports of the last request: a change done (a DONE_CODES
+    code), refused (`error`), or not confirmed (`problem`); and the text staff typed, to
+    show it again when it was refused."""
+
+    done: str | None = None
+    error: str | None = None
+    problem: str | None = None
+    status: int = 200
+    typed_subject: str | None = None
+    typed_intro: str | None = None
+
+
 async def review_page(
-    request: Request,
-    admin: AdminContext,
-    member: StaffMember,
-    number: int,
-    *,
-    done: str | None = None,
-    error: str | None = None,
-    problem: str | None = None,
-    status: int = 200,
-    form_subject: str | None = None,
-    form_intro: str | None = None,
+    request: Request, admin: AdminContext, member: StaffMember, number: int, outcome: Outcome
 ) -> Response:
     """The review page of edition `number`, with what a change reported or refused."""
     try:
@@ -52,16 +58,16 @@ async def review_page(
     return admin.page(
         "edition.html.j2",
         request,
-        status=status,
+        status=outcome.status,
         review=review,
         text_version=preview.text if preview else None,
         recipients=recipients,
         test_addresses=allowed_test_addresses(member, admin.web.settings.schedule.staff),
-        done=done if done in DONE_CODES else None,
-        error=error,
-        problem=problem,
-        form_subject=review.subject if form_subject is None else form_subject,
-        form_intro=review.intro_markdown if form_intro is None else form_intro,
+        done=outcome.done if outcome.done in DONE_CODES else None,
+        error=outcome.error,
+        problem=outcome.problem,
+        form_subject=review.subject if outcome.typed_subject is None else outcome.typed_subject,
+        form_intro=review.intro_markdown if outcome.typed_intro is None else outcome.typed_intro,
         send_state=admin.sends.state(number),
     )
 
@@ -74,7 +80,7 @@ def back(admin: AdminContext, number: int, done: str) -> Response:
 async def show_edition(
     request: Request, admin: Admin, member: Staff, number: int, done: str | None = None
 ) -> Response:
-    return await review_page(request, admin, member, number, done=done)
+    return await review_page(request, admin, member, number, Outcome(done=done))
 
 
 @router.get("/editions/{number}/preview.html")
@@ -101,16 +107,8 @@ async def change_text(request: Request, admin: Admin, member: Staff, number: int
             admin.review.edit_text, number, subject=subject, intro_markdown=intro
         )
     except NewsletterError as exc:
-        return await review_page(
-            request,
-            admin,
-            member,
-            number,
-            error=str(exc),
-            status=409,
-            form_subject=subject,
-            form_intro=intro,
-        )
+        refused = Outcome(error=str(exc), status=409, typed_subject=subject, typed_intro=intro)
+        return await review_page(request, admin, member, number, refused)
     return back(admin, number, "saved")
 
 
@@ -127,7 +125,9 @@ async def change_article(
     try:
         await run_in_threadpool(admin.review.change_article, number, article_id, action)
     except NewsletterError as exc:
-        return await review_page(request, admin, member, number, error=str(exc), status=409)
+        return await review_page(
+            request, admin, member, number, Outcome(error=str(exc), status=409)
+        )
     return back(admin, number, "removed" if action == "remove" else "moved")
 
 
@@ -146,7 +146,9 @@ async def send_test_copy(request: Request, admin: Admin, member: Staff, number: 
             send_test, web.settings, web.database, number, [address], clock=web.clock
         )
     except NewsletterError as exc:
-        return await review_page(request, admin, member, number, error=str(exc), status=502)
+        return await review_page(
+            request, admin, member, number, Outcome(error=str(exc), status=502)
+        )
     return back(admin, number, "test_sent")
 
 
@@ -161,11 +163,15 @@ async def approve_and_send(request: Request, admin: Admin, member: Staff, number
     if isinstance(form, Response):
         return form
     if form.first("confirm") != "yes":
-        return await review_page(request, admin, member, number, problem="confirm", status=400)
+        return await review_page(
+            request, admin, member, number, Outcome(problem="confirm", status=400)
+        )
     try:
         await run_in_threadpool(_approve_and_start, admin, number)
     except NewsletterError as exc:
-        return await review_page(request, admin, member, number, error=str(exc), status=409)
+        return await review_page(
+            request, admin, member, number, Outcome(error=str(exc), status=409)
+        )
     return admin.see_other(f"/admin/editions/{number}/progress")
 
 

@@ -8,28 +8,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from newsletter.core.errors import InvalidInput
-from newsletter.web.context import Web, WebContext
+from newsletter.web.context import Web
 from newsletter.web.forms import HONEYPOT_FIELD, SignupFields
 from newsletter.web.public.refusals import too_many_requests
 
 router = APIRouter()
-
-
-def subscribe_form(
-    web: WebContext,
-    request: Request,
-    *,
-    fields: SignupFields,
-    errors: dict[str, str] | None = None,
-    status: int = 200,
-) -> Response:
-    return web.pages.page(
-        "web/subscribe.html.j2",
-        request=request,
-        status=status,
-        form=fields,
-        errors=errors or {},
-    )
+FORM = "web/subscribe.html.j2"
 
 
 @router.get("/")
@@ -39,7 +23,7 @@ def root() -> Response:
 
 @router.get("/subscribe")
 def show_subscribe(request: Request, web: Web) -> Response:
-    return subscribe_form(web, request, fields=SignupFields())
+    return web.pages.page(FORM, request=request, form=SignupFields(), errors={})
 
 
 @router.post("/subscribe")
@@ -64,7 +48,7 @@ async def subscribe(request: Request, web: Web) -> Response:
             consent_text=web.pages.consent_text,
         )
     except InvalidInput as exc:
-        return subscribe_form(web, request, fields=fields, errors=exc.problems, status=400)
+        return web.pages.page(FORM, request=request, status=400, form=fields, errors=exc.problems)
     response = web.pages.page("web/check_mail.html.j2")
     response.background = web.deliver_later(mails)
     return response
