@@ -17,9 +17,9 @@ from fastapi import Depends
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from newsletter.delivery.background import BackgroundSends
 from newsletter.staff.accounts import StaffMember
 from newsletter.staff.review import DraftReview
+from newsletter.staff.sends import BackgroundSends
 from newsletter.web.admin.sessions import LoginRequired, StaffSessions
 from newsletter.web.context import WebContext
 from newsletter.web.ratelimit import SlidingWindowLimiter
