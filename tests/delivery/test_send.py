@@ -18,8 +18,10 @@ from newsletter.editions.lifecycle import get_edition
 from subscribers.management import ListManagement
 from subscribers.models import ConsentEvent, Subscriber, Suppression
 from tests.support.clock import FixedClock
+from tests.support.databases import statement_sent
 from tests.support.sending import STAFF, add_subscribers
 from tests.support.smtpserver import TestSmtpServer
+from tests.support.waiting import joined, wait_until
 
 
 def test_everyone_gets_exactly_one_copy(
@@ -236,9 +238,13 @@ def test_finishing_waits_for_a_sender_adding_a_late_subscriber(
         add_rows(
             session.connection(), edition, [NewRow(subscriber.id, "*", "pending")], now=clock()
         )
-        holding.set()
+        # Its first statement takes the edition's lock: once it is sent, the other sender
+        # is at the lock while this transaction holds it.
+        with statement_sent(db, by=finisher) as asked:
+            holding.set()
+            wait_until(asked.is_set, what="the other sender to ask for the edition's lock")
         assert not finished.wait(0.5)  # held back while this transaction is open
-    finisher.join(15)
+    joined(finisher, what="the other sender")
     assert outcome == [False]
     with db.session() as session:
         assert get_edition(session, edition).state == "sending"
