@@ -21,7 +21,7 @@ from tests.support.clock import FixedClock
 from tests.support.databases import statement_sent
 from tests.support.sending import STAFF, add_subscribers
 from tests.support.smtpserver import TestSmtpServer
-from tests.support.waiting import joined, wait_until
+from tests.support.waiting import TIMEOUT_UNDER_TEST_SECONDS, joined, wait_until
 
 
 def test_everyone_gets_exactly_one_copy(
@@ -138,9 +138,8 @@ def test_a_stalling_server_times_out_and_the_message_waits(
     # The first message to this address is never answered: only the timeout ends that
     # attempt; the message then goes again or waits for a retry.
     smtp_server.hold(addresses[0])
-    impatient = settings.model_copy(
-        update={"smtp": settings.smtp.model_copy(update={"timeout_seconds": 0.5})}
-    )
+    timeout = {"timeout_seconds": TIMEOUT_UNDER_TEST_SECONDS}
+    impatient = settings.model_copy(update={"smtp": settings.smtp.model_copy(update=timeout)})
     summary = send_edition(impatient, db, edition, clock=clock)
     assert summary.counts.sent + summary.counts.retry == 2
     assert addresses[1] in smtp_server.delivered_to()

@@ -14,6 +14,10 @@ T = TypeVar("T")
 # The longest any test waits for anything. A loaded machine is slow, not stuck: this is
 # far beyond what it needs, and only there so that a hang ends in a clear failure.
 PATIENCE_SECONDS = 300.0
+# A timeout a test makes fire (a relay that never answers). It governs every wait of the
+# session, also those that must end in time: local replies that take a few milliseconds,
+# and have been seen to take over half a second on a loaded machine.
+TIMEOUT_UNDER_TEST_SECONDS = 5.0
 # How often a condition is asked again: soon after the event, the wait is over.
 POLL_SECONDS = 0.05
 
