@@ -94,9 +94,11 @@ def browser() -> Iterator[Any]:
     """Headless Debian chromium through Playwright, one per test module."""
     from playwright.sync_api import sync_playwright
 
-    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, PATIENCE_MS
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=PATIENCE_MS
+        )
         yield launched
         launched.close()

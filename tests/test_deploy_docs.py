@@ -32,6 +32,7 @@ from newsletter.core.config import (
     settings_from_mapping,
 )
 from tests.support.paths import ROOT
+from tests.support.waiting import PATIENCE_SECONDS
 
 DEPLOY = ROOT / "docs" / "deploy"
 WEB_UNIT = DEPLOY / "newsletter-web.service"
@@ -106,7 +107,7 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
         ["systemd-analyze", "verify", *(str(tmp_path / path.name) for path in UNITS)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=PATIENCE_SECONDS,
         check=False,
     )
     about_ours = [

@@ -13,6 +13,7 @@ from typer.main import get_command
 from newsletter.cli.app import app
 from tests.support.cli import run, write_config
 from tests.support.paths import ROOT
+from tests.support.waiting import PATIENCE_SECONDS
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def test_demo_prints_preview_paths_holding_the_seed_articles(tmp_path: Path) -> 
         [sys.executable, "-m", "newsletter", "demo", "--dir", str(tmp_path / "demo")],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=PATIENCE_SECONDS,
         check=False,
     )
     assert result.returncode == 0, result.stderr

@@ -37,6 +37,7 @@ from newsletter.cli.demo import run_demo
 from newsletter.core.config import SECRET_KEY_ENV
 from newsletter.core.errors import DeliveryError
 from newsletter.mail.mailsink import MailSink
+from tests.support.waiting import PATIENCE_SECONDS
 
 ANOUK, YOUSSEF, CARE_WORKER = "anouk@example.org", "youssef@example.org", "m.bakker@example.org"
 SAMPLE_ADDRESSES = (ANOUK, YOUSSEF, CARE_WORKER)
@@ -91,7 +92,7 @@ def run_command(folder: Path, *options: str) -> DemoRun:
         [sys.executable, "-m", "newsletter", "demo", "--dir", str(folder), *options],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=PATIENCE_SECONDS,
         check=False,
     )
     return DemoRun(folder, result.returncode, result.stdout, result.stderr)
@@ -266,7 +267,8 @@ def test_the_scheduler_ran_the_job_when_it_said_it_would(scheduled_demo: DemoRun
     [(trigger, outcome, started_at)] = runs
     assert (trigger, outcome) == ("schedule", "ok")
     started = datetime.fromisoformat(started_at).replace(tzinfo=ZoneInfo("UTC"))
-    assert due <= started < due + timedelta(seconds=5)
+    # Not before it was due; how much later depends on the machine, up to the demo's cap.
+    assert due <= started < due + timedelta(seconds=demo_schedule.RUN_TIMEOUT_SECONDS)
     assert editions == [(1, "sent")]  # drafted and sent by the run itself (auto_send)
     assert stored_jobs == [("newsletter-run",)]  # the weekly job, kept in the database
 
@@ -308,14 +310,16 @@ def test_a_failing_scheduled_run_ends_the_demo_with_one_line(
 def test_the_mail_sink_files_every_message_and_stops_listening(tmp_path: Path) -> None:
     with MailSink(tmp_path / "mailbox") as sink:
         port = sink.port
-        with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
+        with smtplib.SMTP("127.0.0.1", port, timeout=PATIENCE_SECONDS) as client:
             for name in ("ouder", "jongere"):
                 client.sendmail(
                     "staff@example.org",
                     [f"{name}@example.org"],
                     f"To: {name}@example.org\r\nSubject: hallo\r\n\r\nDag {name}\r\n",
                 )
-        arrived = sink.wait_for(lambda mail: "jongere@example.org" in mail.recipients, timeout=5)
+        arrived = sink.wait_for(
+            lambda mail: "jongere@example.org" in mail.recipients, timeout=PATIENCE_SECONDS
+        )
         assert arrived is not None and arrived.number == 2
         assert sink.wait_for(lambda mail: False, timeout=0.1) is None
     assert [mail.path.name for mail in sink.mails()] == ["0001-ouder.eml", "0002-jongere.eml"]

@@ -19,6 +19,7 @@ from newsletter.jobs.locking import job_lock
 from newsletter.jobs.runs import INTERRUPTED, start_run
 from tests.support.paths import SEEDS_FEED
 from tests.support.smtpserver import TestSmtpServer
+from tests.support.waiting import PATIENCE_SECONDS
 
 STAFF = "redactie@rvjeugdzorg.nl"
 
@@ -36,7 +37,8 @@ def config(tmp_path: Path, database_url: str, smtp_server: TestSmtpServer) -> Pa
     path.write_text(
         f'[database]\nurl = "{database_url}"\n'
         f'[feed]\nurls = ["{SEEDS_FEED}"]\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_server.port}\ntimeout_seconds = 2\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_server.port}\n'
+        f"timeout_seconds = {PATIENCE_SECONDS}\n"
         '[sender]\nfrom = "Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>"\n'
         f'[schedule]\nstaff = ["{STAFF}"]\n',
         encoding="utf-8",

@@ -14,6 +14,7 @@ from newsletter.content.models import Article, Feed
 from newsletter.core.db import Database
 from tests.support.clock import FixedClock
 from tests.support.httpserver import LocalHTTPServer, Request, Response
+from tests.support.waiting import PATIENCE_SECONDS
 
 RSS = "application/rss+xml; charset=utf-8"
 SEED_TITLES = {
@@ -24,12 +25,14 @@ SEED_TITLES = {
 
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
-    with make_http_client(timeout=5, user_agent="test") as http:
+    with make_http_client(timeout=PATIENCE_SECONDS, user_agent="test") as http:
         yield http
 
 
 def ingest(db: Database, client: httpx.Client, clock: FixedClock, *urls: str) -> list[FeedReport]:
-    return ingest_feeds(db, list(urls), client=client, clock=clock, max_bytes=1_000_000, timeout=5)
+    return ingest_feeds(
+        db, list(urls), client=client, clock=clock, max_bytes=1_000_000, timeout=PATIENCE_SECONDS
+    )
 
 
 def count_articles(db: Database) -> int:

@@ -13,6 +13,7 @@ from newsletter.editions.drafting import draft_edition
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
 from tests.support.smtpserver import TestSmtpServer
+from tests.support.waiting import PATIENCE_SECONDS
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def settings(make_settings: Callable[..., Settings], smtp_server: TestSmtpServer
             "host": "127.0.0.1",
             "port": smtp_server.port,
             "max_connections": 3,
-            "timeout_seconds": 2,
+            "timeout_seconds": PATIENCE_SECONDS,
         },
         sender={"from": "Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>"},
         site={"base_url": "https://nieuwsbrief.rvjeugdzorg.nl"},

@@ -18,8 +18,10 @@ from newsletter.editions.lifecycle import get_edition
 from subscribers.management import ListManagement
 from subscribers.models import ConsentEvent, Subscriber, Suppression
 from tests.support.clock import FixedClock
+from tests.support.databases import statement_sent
 from tests.support.sending import STAFF, add_subscribers
 from tests.support.smtpserver import TestSmtpServer
+from tests.support.waiting import TIMEOUT_UNDER_TEST_SECONDS, joined, wait_until
 
 
 def test_everyone_gets_exactly_one_copy(
@@ -133,9 +135,12 @@ def test_a_stalling_server_times_out_and_the_message_waits(
     settings: Settings, db: Database, clock: FixedClock, edition: int, smtp_server: TestSmtpServer
 ) -> None:
     addresses = add_subscribers(settings, db, clock, 2)
-    # Stalls three times in a row: every resend of this message times out.
-    smtp_server.faults.stall_in_data[addresses[0]] = 2.5
-    summary = send_edition(settings, db, edition, clock=clock)
+    # The first message to this address is never answered: only the timeout ends that
+    # attempt; the message then goes again or waits for a retry.
+    smtp_server.hold(addresses[0])
+    timeout = {"timeout_seconds": TIMEOUT_UNDER_TEST_SECONDS}
+    impatient = settings.model_copy(update={"smtp": settings.smtp.model_copy(update=timeout)})
+    summary = send_edition(impatient, db, edition, clock=clock)
     assert summary.counts.sent + summary.counts.retry == 2
     assert addresses[1] in smtp_server.delivered_to()
 
@@ -232,9 +237,13 @@ def test_finishing_waits_for_a_sender_adding_a_late_subscriber(
         add_rows(
             session.connection(), edition, [NewRow(subscriber.id, "*", "pending")], now=clock()
         )
-        holding.set()
+        # Its first statement takes the edition's lock: once it is sent, the other sender
+        # is at the lock while this transaction holds it.
+        with statement_sent(db, by=finisher) as asked:
+            holding.set()
+            wait_until(asked.is_set, what="the other sender to ask for the edition's lock")
         assert not finished.wait(0.5)  # held back while this transaction is open
-    finisher.join(15)
+    joined(finisher, what="the other sender")
     assert outcome == [False]
     with db.session() as session:
         assert get_edition(session, edition).state == "sending"

@@ -10,7 +10,7 @@ import pytest
 
 from newsletter.core.templating import template_environment
 from newsletter.editions.compose import compose_edition, sample_recipient
-from tests.support.browser import CHROMIUM, TEXT_STYLES_SCRIPT
+from tests.support.browser import CHROMIUM, TEXT_STYLES_SCRIPT, new_context
 from tests.support.colours import contrast_ratio, rgb_to_hex
 from tests.support.sample_edition import mail_settings, seed_edition
 
@@ -48,7 +48,7 @@ class OpenedPage:
 def opened(
     request: pytest.FixtureRequest, browser: Any, edition_file: Path
 ) -> Iterator[OpenedPage]:
-    context = browser.new_context(viewport={"width": request.param, "height": 800})
+    context = new_context(browser, viewport={"width": request.param, "height": 800})
     page = context.new_page()
     requests: list[str] = []
     page.on("request", lambda sent: requests.append(sent.url))
@@ -63,7 +63,7 @@ def test_loading_the_mail_makes_no_request_at_all(opened: OpenedPage, edition_fi
 
 
 def test_no_sideways_scrolling_on_a_phone(browser: Any, edition_file: Path) -> None:
-    context = browser.new_context(viewport={"width": PHONE_WIDTH, "height": 800})
+    context = new_context(browser, viewport={"width": PHONE_WIDTH, "height": 800})
     page = context.new_page()
     page.goto(edition_file.as_uri())
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_WIDTH

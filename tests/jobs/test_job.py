@@ -26,6 +26,7 @@ from tests.support.returns import RETURN_PATH
 from tests.support.returns import render as render_bounce
 from tests.support.smtpserver import TestSmtpServer
 from tests.support.subscribers import subscribe
+from tests.support.waiting import PATIENCE_SECONDS
 
 STAFF = ["redactie@rvjeugdzorg.nl", "eindredactie@rvjeugdzorg.nl"]
 BASE_URL = "https://nieuwsbrief.rvjeugdzorg.nl"
@@ -48,7 +49,11 @@ def configure(
     def build(feed: dict[str, Any] | None = None, **schedule: Any) -> Settings:
         return make_settings(
             feed=feed or {"urls": [str(SEEDS_FEED)]},
-            smtp={"host": "127.0.0.1", "port": smtp_server.port, "timeout_seconds": 2},
+            smtp={
+                "host": "127.0.0.1",
+                "port": smtp_server.port,
+                "timeout_seconds": PATIENCE_SECONDS,
+            },
             sender={"from": "Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>"},
             site={"base_url": BASE_URL},
             schedule={"staff": STAFF, **schedule},
@@ -299,7 +304,7 @@ def test_the_run_reads_the_return_mailbox_before_it_sends(
 ) -> None:
     settings = make_settings(
         feed={"urls": [str(SEEDS_FEED)]},
-        smtp={"host": "127.0.0.1", "port": smtp_server.port, "timeout_seconds": 2},
+        smtp={"host": "127.0.0.1", "port": smtp_server.port, "timeout_seconds": PATIENCE_SECONDS},
         sender={"from": "Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>"},
         site={"base_url": BASE_URL},
         delivery={"return_path": RETURN_PATH, "verp": True},

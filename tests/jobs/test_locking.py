@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from datetime import timedelta
 
 import pytest
@@ -17,6 +16,7 @@ from newsletter.core.errors import NewsletterError
 from newsletter.core.processes import process_is_gone, process_token
 from newsletter.jobs.locking import (
     AdvisoryLock,
+    HeldLock,
     Lock,
     LockTaken,
     RowLock,
@@ -27,6 +27,7 @@ from newsletter.jobs.locking import (
 )
 from tests.support.clock import FixedClock
 from tests.support.databases import POSTGRES_URL_ENV
+from tests.support.waiting import wait_until
 
 
 def held_row(db: Database, holder: str, clock: FixedClock, **options: float) -> RowLock:
@@ -79,14 +80,12 @@ def test_an_expired_lease_is_taken_over(db: Database, clock: FixedClock) -> None
 def test_the_holder_renews_its_lease_while_it_works(db: Database, clock: FixedClock) -> None:
     lock = held_row(db, "host-a:1:aaaa", clock, renew_every=0.02)  # type: ignore[arg-type]
     clock.advance(minutes=9)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+
+    def renewed() -> bool:
         with db.session() as session:
-            if session.get_one(Lock, "job").expires_at == clock() + timedelta(minutes=10):
-                break
-        time.sleep(0.02)
-    else:
-        pytest.fail("the lease was not renewed")
+            return session.get_one(Lock, "job").expires_at == clock() + timedelta(minutes=10)
+
+    wait_until(renewed, what="the holder to renew its lease")
     # Past the first lease, but renewed: still held.
     assert isinstance(
         acquire_row_lock(db, "job", holder="host-b:2:bbbb", clock=clock.later(minutes=5)),
@@ -138,11 +137,12 @@ def test_postgresql_uses_an_advisory_lock_released_with_its_connection(
     assert isinstance(second, AdvisoryLock) and second.connection is not None
     # The holder dies without releasing: its connection closes, and the lock goes with it.
     second.connection.invalidate()
-    deadline = time.monotonic() + 5
-    while isinstance(third := try_lock(db, clock=clock), LockTaken):
-        assert time.monotonic() < deadline, "the lock outlived its connection"
-        time.sleep(0.05)
-    third.release()
+
+    def free() -> HeldLock | None:
+        lock = try_lock(db, clock=clock)
+        return None if isinstance(lock, LockTaken) else lock
+
+    wait_until(free, what="the lock to go with its connection").release()
 
 
 def test_advisory_locks_of_two_schemas_do_not_meet(db: Database, clock: FixedClock) -> None:

@@ -35,6 +35,7 @@ from newsletter.jobs.scheduler import (
     scheduler_jobs,
 )
 from tests.support.paths import DATA_DIR, SEEDS_FEED
+from tests.support.waiting import wait_until
 
 LEGACY_JOB = DATA_DIR / "legacy" / "scheduler-job-0007.json"
 SECRET = "test-secret-key-0123456789abcdef"
@@ -128,7 +129,7 @@ def test_after_the_upgrade_the_scheduler_makes_up_the_missed_run_with_the_real_j
             scheduler.add_listener(note, EVENT_JOB_EXECUTED)
             scheduler.start()
             try:
-                assert ran.wait(120), "the scheduler did not run the stored job"
+                wait_until(ran.is_set, what="the scheduler to run the stored job")
             finally:
                 scheduler.shutdown()
         with database.session() as session:

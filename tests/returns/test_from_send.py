@@ -27,6 +27,7 @@ from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
 from tests.support.smtpserver import Received, TestSmtpServer
 from tests.support.subscribers import events_of, status_of
+from tests.support.waiting import PATIENCE_SECONDS
 
 RETURN_PATH = "bounces@rvjeugdzorg.nl"
 READERS = ["anouk@example.org", "bram@example.net", "carla@example.com", "daan@example.nl"]
@@ -43,7 +44,7 @@ def smtp_server() -> Iterator[TestSmtpServer]:
 def settings(make_settings: Callable[..., Settings], smtp_server: TestSmtpServer) -> Settings:
     return make_settings(
         feed={"urls": [str(SEEDS_FEED)]},
-        smtp={"host": "127.0.0.1", "port": smtp_server.port, "timeout_seconds": 5},
+        smtp={"host": "127.0.0.1", "port": smtp_server.port, "timeout_seconds": PATIENCE_SECONDS},
         sender={"from": "Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>"},
         site={"base_url": "https://nieuwsbrief.rvjeugdzorg.nl"},
         delivery={"return_path": RETURN_PATH, "verp": True},

@@ -19,6 +19,7 @@ from subscribers.management import ListManagement
 from subscribers.models import ConfirmationToken, ConsentEvent, ConsentText, Subscriber
 from subscribers.tokens import link_token
 from tests.support.clock import FixedClock
+from tests.support.databases import statement_sent
 from tests.support.subscribers import (
     CONSENT,
     FORM,
@@ -33,6 +34,7 @@ from tests.support.subscribers import (
     subscribe_and_confirm,
     suppression_of,
 )
+from tests.support.waiting import PATIENCE_SECONDS, joined, wait_until
 
 
 @pytest.fixture
@@ -625,18 +627,22 @@ def test_two_sign_ups_of_one_new_address_at_once_make_one_row(
             )
             session.flush()
             inserted.set()
-            release.wait(10)
+            release.wait(PATIENCE_SECONDS)
 
     answers: list[Any] = []
     first = threading.Thread(target=first_request)
     first.start()
-    assert inserted.wait(10)
+    wait_until(inserted.is_set, what="the first sign-up to insert its row")
     second = threading.Thread(target=lambda: answers.append(subscribe(flows, "ouder@example.org")))
-    second.start()
-    second.join(0.5)  # let it reach the insert and wait on the first one's lock
+    # By its first insert the second has looked for the address and not found it (the
+    # first's row is not committed), so it must collide; on SQLite it also waits there
+    # for the first one's write lock.
+    with statement_sent(db, by=second, starting="INSERT") as inserting:
+        second.start()
+        wait_until(inserting.is_set, what="the second sign-up to reach its first insert")
     release.set()
-    first.join(10)
-    second.join(10)
+    joined(first, what="the first sign-up")
+    joined(second, what="the second sign-up")
     [mails] = answers
     assert [mail.kind for mail in mails] == ["confirmation"]
     assert count(db, Subscriber) == 1

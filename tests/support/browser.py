@@ -1,8 +1,12 @@
-"""The browser the tests drive (Debian's chromium) and what they ask of a page in it."""
+"""The browser the tests drive (Debian's chromium), its contexts, and what they ask of a
+page in it."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from tests.support.waiting import PATIENCE_SECONDS
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -13,6 +17,18 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
+# Playwright's own default (30 s for an action or a page load) is a fixed deadline that a
+# loaded machine can miss; its waits end with their event, so the cap can be generous.
+PATIENCE_MS = PATIENCE_SECONDS * 1000
+
+
+def new_context(browser: Any, **options: Any) -> Any:
+    """`browser.new_context(**options)` whose actions, waits and page loads wait up to the
+    suite's cap."""
+    context = browser.new_context(**options)
+    context.set_default_timeout(PATIENCE_MS)
+    context.set_default_navigation_timeout(PATIENCE_MS)
+    return context
 
 
 # Every element with its own text, with its computed colour, the first non-transparent

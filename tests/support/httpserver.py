@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +20,8 @@ class Response:
     status: int = 200
     body: bytes | Iterable[bytes] = b""
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # seconds before the status line: a stalling server
+    # Seconds before the status line: a stalling server. Stopping the server ends it.
+    delay: float = 0.0
 
 
 Handler = Callable[[Request], Response]
@@ -33,6 +33,7 @@ class LocalHTTPServer:
     def __init__(self) -> None:
         self.routes: dict[str, Handler] = {}
         self.requests: list[Request] = []
+        self._stopping = threading.Event()
         owner = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -44,7 +45,7 @@ class LocalHTTPServer:
                 handler = owner.routes.get(self.path.split("?", 1)[0])
                 response = handler(request) if handler else Response(404, b"not found")
                 if response.delay:
-                    time.sleep(response.delay)
+                    owner._stopping.wait(response.delay)
                 try:
                     self.send_response(response.status)
                     body = response.body
@@ -94,5 +95,6 @@ class LocalHTTPServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()

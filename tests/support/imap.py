@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from newsletter.returns.mailboxes import ImapMailbox, MailboxError
+from tests.support.waiting import PATIENCE_SECONDS
 
 _WORD = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')
 
@@ -140,7 +141,7 @@ class SmallImapServer:
 
 
 def imap_mailbox(server: SmallImapServer, **folders: str) -> ImapMailbox:
-    connection = imaplib.IMAP4("127.0.0.1", server.port, timeout=5)
+    connection = imaplib.IMAP4("127.0.0.1", server.port, timeout=PATIENCE_SECONDS)
     connection.login("bounces", "geheim")
     try:
         return ImapMailbox(connection, **folders)

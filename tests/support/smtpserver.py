@@ -1,8 +1,8 @@
 """A real SMTP server (aiosmtpd) for tests, with faults a test can switch on.
 
 Faults are keyed by recipient address: a fixed reply at RCPT, a sequence of replies at
-DATA (e.g. 451 once, then accept), a dropped connection or a stall during DATA. Every
-accepted message is kept with its envelope and raw bytes.
+DATA (e.g. 451 once, then accept), a dropped connection, or a message held at DATA until
+the test lets it go. Every accepted message is kept with its envelope and raw bytes.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from tests.support.waiting import PATIENCE_SECONDS, POLL_SECONDS
+
 
 @dataclass
 class Received:
@@ -33,11 +35,26 @@ class Received:
 
 
 @dataclass
+class Hold:
+    """A message the server holds at DATA, unanswered, until the test releases it.
+
+    Never released, it stands for a server that stops answering: the sender's timeout is
+    then the only thing that ends the wait, however slow the machine.
+    """
+
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
 class Faults:
     rcpt: dict[str, str] = field(default_factory=dict)  # address -> reply, e.g. "550 no"
     data: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
     drop_in_data: set[str] = field(default_factory=set)  # hang up when DATA names them
-    stall_in_data: dict[str, float] = field(default_factory=dict)  # seconds to sleep
+    hold_in_data: dict[str, Hold] = field(default_factory=dict)  # the next DATA naming them
     mail_reply: deque[str] = field(default_factory=deque)  # replies to the next MAILs
 
 
@@ -105,8 +122,12 @@ class _Handler:
                 assert server.transport is not None
                 server.transport.abort()
                 return "451 dropped"
-            if address in faults.stall_in_data:
-                await asyncio.sleep(faults.stall_in_data.pop(address))
+            hold = faults.hold_in_data.pop(address, None)
+            if hold is not None:
+                hold.reached.set()
+                # Polled, not awaited in a thread: a sender that hangs up cancels this.
+                while not hold.released.is_set():
+                    await asyncio.sleep(POLL_SECONDS)
             with self.server.lock:
                 queued = faults.data.get(address)
                 reply = queued.popleft() if queued else None
@@ -172,7 +193,11 @@ class TestSmtpServer:
 
             options.update(authenticator=authenticate, auth_require_tls=False)
         self._controller = Controller(
-            _Handler(self), hostname="127.0.0.1", port=self.port, **options
+            _Handler(self),
+            hostname="127.0.0.1",
+            port=self.port,
+            ready_timeout=PATIENCE_SECONDS,
+            **options,
         )
 
     def start(self) -> TestSmtpServer:
@@ -180,9 +205,16 @@ class TestSmtpServer:
         self._running = True
         return self
 
+    def hold(self, address: str) -> Hold:
+        """Hold the next message to `address` at DATA until the returned hold is released."""
+        hold = self.faults.hold_in_data[address] = Hold()
+        return hold
+
     def stop(self) -> None:
         if self._running:
             self._running = False
+            for hold in list(self.faults.hold_in_data.values()):
+                hold.release()
             self._controller.stop()
 
     def messages(self) -> list[EmailMessage]:

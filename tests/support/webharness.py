@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +34,8 @@ from subscribers.management import ListManagement
 from subscribers.models import Subscriber
 from subscribers.records import SubscriberView
 from tests.support.clock import FixedClock
-from tests.support.smtpserver import TestSmtpServer, free_port
+from tests.support.smtpserver import Received, TestSmtpServer, free_port
+from tests.support.waiting import joined, wait_until
 
 BASE_URL = "http://testserver"
 CLIENT_IP = "198.51.100.7"
@@ -220,13 +220,12 @@ class RunningSite:
 
     def wait_for_mail(self, address: str, count: int = 1) -> EmailMessage:
         """The newest mail to `address` once `count` have come (they go after the answer)."""
-        deadline = time.monotonic() + 15
-        while True:
+
+        def arrived() -> list[Received] | None:
             received = [item for item in self.smtp.received if address in item.recipients]
-            if len(received) >= count:
-                return received[-1].message()
-            assert time.monotonic() < deadline, f"no mail to {address}"
-            time.sleep(0.05)
+            return received if len(received) >= count else None
+
+        return wait_until(arrived, what=f"{count} mail(s) to {address}")[-1].message()
 
 
 @contextmanager
@@ -245,10 +244,12 @@ def running_site(
     server = build_server(settings, database, host="127.0.0.1", port=port)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
+
+    def started() -> bool:
+        assert thread.is_alive(), "the server stopped while starting"
+        return bool(server.started)
+
+    wait_until(started, what="the server to start")
     try:
         yield RunningSite(
             base_url,
@@ -260,6 +261,8 @@ def running_site(
         )
     finally:
         server.should_exit = True
-        thread.join(timeout=15)
-        database.dispose()
-        smtp.stop()
+        try:
+            joined(thread, what="the server")
+        finally:
+            database.dispose()
+            smtp.stop()

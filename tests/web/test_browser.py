@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from newsletter.core.config import Settings
-from tests.support.browser import CHROMIUM, TEXT_STYLES_SCRIPT
+from tests.support.browser import CHROMIUM, TEXT_STYLES_SCRIPT, new_context
 from tests.support.colours import contrast_ratio, rgb_to_hex
 from tests.support.paths import ROOT
 from tests.support.webharness import RunningSite, links_in, running_site, token_in
@@ -47,7 +47,7 @@ def status_of(site: RunningSite, email: str) -> str:
 def test_sign_up_confirm_and_leave_in_a_real_browser(
     site: RunningSite, browser: Any, tmp_path: Path
 ) -> None:
-    context = browser.new_context(viewport=PHONE, device_scale_factor=2, java_script_enabled=False)
+    context = new_context(browser, viewport=PHONE, device_scale_factor=2, java_script_enabled=False)
     page = context.new_page()
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
@@ -96,7 +96,7 @@ def test_sign_up_confirm_and_leave_in_a_real_browser(
 
 
 def test_the_form_reads_well_on_a_phone(site: RunningSite, browser: Any) -> None:
-    context = browser.new_context(viewport=PHONE)
+    context = new_context(browser, viewport=PHONE)
     page = context.new_page()
     problems: list[str] = []
     page.on("console", lambda message: problems.append(message.text))
@@ -128,7 +128,7 @@ def test_the_form_reads_well_on_a_phone(site: RunningSite, browser: Any) -> None
 def test_the_keyboard_reaches_every_field_but_never_the_honeypot(
     site: RunningSite, browser: Any
 ) -> None:
-    context = browser.new_context(viewport=PHONE)
+    context = new_context(browser, viewport=PHONE)
     page = context.new_page()
     page.goto(f"{site.base_url}/subscribe")
     reached = []

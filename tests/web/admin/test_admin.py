@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from typing import Any
@@ -21,6 +20,7 @@ from newsletter.jobs.runs import Run
 from newsletter.staff.accounts import StaffSession, add_user
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
+from tests.support.waiting import wait_until
 from tests.support.webharness import STAFF_PASSWORD as PASSWORD
 from tests.support.webharness import WebHarness, api_routes, csrf_token, log_in, web_harness
 
@@ -306,13 +306,11 @@ def newsletters_to(web: WebHarness, address: str) -> list[EmailMessage]:
 
 
 def wait_until_sent(staff: TestClient, number: int) -> str:
-    deadline = time.monotonic() + 30
-    while True:
+    def ended() -> str | None:
         page = staff.get(f"/admin/editions/{number}/progress").text
-        if "Klaar" in page or "gestopt" in page:
-            return page
-        assert time.monotonic() < deadline, "the send did not finish"
-        time.sleep(0.1)
+        return page if "Klaar" in page or "gestopt" in page else None
+
+    return wait_until(ended, what=f"the send of edition {number} to end")
 
 
 def test_approve_and_send_runs_in_the_background_and_ends_the_editing(

@@ -18,7 +18,7 @@ from newsletter.core.config import Settings
 from newsletter.editions.drafting import draft_edition
 from newsletter.staff.accounts import add_user
 from subscribers.consent import Requester
-from tests.support.browser import CHROMIUM
+from tests.support.browser import CHROMIUM, new_context
 from tests.support.paths import SEEDS_FEED
 from tests.support.webharness import RunningSite, running_site
 
@@ -66,8 +66,8 @@ def newsletters_to(site: RunningSite, address: str) -> list[Any]:
 def test_review_test_approve_send_and_archive_in_a_real_browser(
     site: RunningSite, browser: Any
 ) -> None:
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 900}, java_script_enabled=False
+    context = new_context(
+        browser, viewport={"width": 1280, "height": 900}, java_script_enabled=False
     )
     page = context.new_page()
     elsewhere: list[str] = []
@@ -89,7 +89,7 @@ def test_review_test_approve_send_and_archive_in_a_real_browser(
     # Change the intro; both frames show the new text.
     page.get_by_role("textbox", name="Inleiding").fill(INTRO)
     page.get_by_role("button", name="Opslaan").click()
-    assert page.get_by_text("De wijzigingen zijn opgeslagen.").is_visible()
+    page.get_by_text("De wijzigingen zijn opgeslagen.").wait_for()
     for title in ("De mail op een computer", "De mail op een telefoon"):
         frame = page.frame_locator(f'iframe[title="{title}"]')
         assert "kampvuurgesprekken" in frame.locator(".intro").inner_text()
@@ -97,7 +97,7 @@ def test_review_test_approve_send_and_archive_in_a_real_browser(
     # A test copy to myself, read from the SMTP server.
     page.get_by_label("Stuur de mail als test naar").select_option(STAFF_EMAIL)
     page.get_by_role("button", name="Testmail versturen").click()
-    assert page.get_by_text("De testmail is verstuurd.").is_visible()
+    page.get_by_text("De testmail is verstuurd.").wait_for()
     [test_copy] = [item.message() for item in site.smtp.received if STAFF_EMAIL in item.recipients]
     assert "TEST" in test_copy["Subject"].upper()
     html_part = test_copy.get_body(("html",))
@@ -109,7 +109,7 @@ def test_review_test_approve_send_and_archive_in_a_real_browser(
     page.get_by_label("Ja, verstuur editie 1 nu naar 3 abonnees.").check()
     page.get_by_role("button", name="Goedkeuren en versturen").click()
     assert page.url == f"{site.base_url}/admin/editions/1/progress"
-    page.get_by_text("Klaar: editie 1 is verstuurd.").wait_for(timeout=30_000)
+    page.get_by_text("Klaar: editie 1 is verstuurd.").wait_for()
     assert page.locator('td[data-state="sent"]').inner_text() == "3"
     for reader in READERS:
         assert len(newsletters_to(site, reader)) == 1
