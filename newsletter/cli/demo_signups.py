@@ -35,8 +35,10 @@ from newsletter.web.server import build_server
 from subscribers.management import ListManagement
 
 HOST = "127.0.0.1"
-# How long the demo waits for the web app to answer, or for a mail to arrive.
-WAIT_SECONDS = 10.0
+# The most the demo waits for the web app to answer, or for a mail to arrive: each wait
+# ends as soon as what it waits for happens, so only a stuck demo ever waits this long,
+# and a machine busy with other work does not make the demo fail.
+WAIT_SECONDS = 120.0
 # The consent log keeps the user agent: say honestly that it was the demo.
 USER_AGENT = f"rvj-newsletter-demo/{__version__}"
 CONFIRM_LINK = re.compile(r"https?://\S+/confirm/[A-Za-z0-9_-]+")

@@ -31,7 +31,9 @@ from newsletter.core.errors import DeliveryError
 # What the sink says of itself in its greeting. Given, because aiosmtpd would otherwise
 # look up the machine's fully qualified name, which can mean a DNS query.
 SINK_HOSTNAME = "mailsink.localhost"
-START_TIMEOUT_SECONDS = 10.0
+# The most the sink waits for its server thread to start or stop (it returns as soon as
+# it has): generous, so that a busy machine is no reason to fail.
+START_TIMEOUT_SECONDS = 120.0
 _UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
