@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import parseaddr
 from functools import partial
 
 from newsletter.core.config import Settings
 from newsletter.delivery.engine import Delivery
 from newsletter.editions.compose import EditionContent
 from newsletter.mail.identities import message_id, verp_address
-from newsletter.mail.mailer import sender_address
+from newsletter.mail.mailer import return_path, sender_address
 from newsletter.mail.messages import MessageHeaders, MessageRecipient, MessageTemplate
 from subscribers.tokens import link_token
 
@@ -28,13 +27,11 @@ class Addressing:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Addressing:
-        sender = sender_address(settings)
-        domain = sender.rpartition("@")[2]
-        return_path = settings.delivery.return_path or sender
+        domain = sender_address(settings).rpartition("@")[2]
         list_id = settings.delivery.list_id or f"nieuwsbrief.{domain}"
         return cls(
             from_=settings.sender.from_,
-            return_path=parseaddr(return_path)[1],
+            return_path=return_path(settings),
             domain=domain,
             list_id=f"{settings.site.name} <{list_id}>",
             verp=settings.delivery.verp,

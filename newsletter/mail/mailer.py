@@ -17,6 +17,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from newsletter.core.config import Settings
 from newsletter.core.errors import DeliveryError
 from newsletter.core.text import one_line
+from newsletter.mail.dkim import DkimSigner
 from newsletter.mail.smtp import SmtpConnection, SmtpOptions, TransactionResult
 from newsletter.mail.smtp_protocol import wire_form
 
@@ -48,8 +49,14 @@ def smtp_options(settings: Settings) -> SmtpOptions:
 
 
 def sender_address(settings: Settings) -> str:
-    """The bare address of [sender] from, used as the envelope sender."""
+    """The bare address of [sender] from."""
     return parseaddr(settings.sender.from_)[1]
+
+
+def return_path(settings: Settings) -> str:
+    """The envelope sender of every mail the product sends, so that every bounce reaches
+    the return mailbox: [delivery] return_path, else the [sender] address."""
+    return parseaddr(settings.delivery.return_path or settings.sender.from_)[1]
 
 
 def build_message(mail: OutgoingMail, *, settings: Settings, now: datetime) -> bytes:
@@ -85,19 +92,26 @@ Send = Callable[[OutgoingMail], Awaitable[None]]
 
 
 class SmtpMailer:
-    """Sends one mail per SMTP session; for confirmations and notices, not for bulk."""
+    """Sends one mail per SMTP session; for confirmations and notices, not for bulk.
+
+    Each goes out as a newsletter does: from the return path, DKIM-signed when [dkim] is
+    set, so that its bounce comes back where bounces are read.
+    """
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime]) -> None:
         self._settings = settings
         self._clock = clock
         self._options = smtp_options(settings)
+        self._signer = DkimSigner.from_settings(settings)
 
     async def send(self, mail: OutgoingMail) -> None:
         """Deliver `mail` or raise DeliveryError saying why (refused, unreachable, ...)."""
         payload = wire_form(build_message(mail, settings=self._settings, now=self._clock()))
+        if self._signer is not None:
+            payload = self._signer.sign_wire(payload)
         async with await SmtpConnection.open(self._options) as connection:
             result: TransactionResult = await connection.send(
-                sender_address(self._settings), [mail.to], payload
+                return_path(self._settings), [mail.to], payload
             )
         if mail.to not in result.delivered:
             reply = result.reply_for(mail.to)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-from base64 import b64encode
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,22 +14,14 @@ from newsletter.core.templating import template_environment
 from newsletter.editions.compose import ArticleView, EditionContent, compose_edition
 from newsletter.mail.dkim import DkimSigner
 from newsletter.mail.messages import MessageHeaders, MessageRecipient, MessageTemplate
+from tests.support.dkim import dns_with, make_key_pair, signed_header_names
 
 DATE = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def key_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
-    folder = tmp_path_factory.mktemp("dkim")
-    private = folder / "private.pem"
-    subprocess.run(
-        ["openssl", "genrsa", "-out", str(private), "2048"], check=True, capture_output=True
-    )
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(private), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
+    private, public = make_key_pair(tmp_path_factory.mktemp("dkim"))
     return private.read_bytes(), public
 
 
@@ -78,15 +68,6 @@ def unstuffed(signed_wire: bytes) -> bytes:
     return signed_wire[: -len(b".\r\n")].replace(b"\r\n..", b"\r\n.")
 
 
-def dns_with(public_key: bytes) -> object:
-    record = b"v=DKIM1; k=rsa; p=" + b64encode(public_key)
-
-    def lookup(name: bytes, timeout: int = 5) -> bytes | None:
-        return record if name == b"nieuwsbrief._domainkey.rvjeugdzorg.nl." else None
-
-    return lookup
-
-
 def test_signed_newsletter_verifies(settings: Settings, key_pair: tuple[bytes, bytes]) -> None:
     private, public = key_pair
     signer = DkimSigner(selector="nieuwsbrief", domain="rvjeugdzorg.nl", private_key=private)
@@ -120,3 +101,32 @@ def test_unreadable_key_file_is_a_config_error(make_settings: object, tmp_path: 
     )
     with pytest.raises(ConfigError, match=r"dkim\.key_file: cannot read"):
         DkimSigner.from_settings(settings)
+
+
+def test_from_subject_and_the_reader_headers_are_oversigned(
+    settings: Settings, key_pair: tuple[bytes, bytes]
+) -> None:
+    private, _ = key_pair
+    signer = DkimSigner(selector="nieuwsbrief", domain="rvjeugdzorg.nl", private_key=private)
+    names = signed_header_names(unstuffed(signer.sign_wire(wire(settings))))
+    for header in (b"from", b"subject", b"to", b"date", b"message-id", b"list-unsubscribe"):
+        # Once for the header the mail has, once more so that a second one breaks it.
+        assert names.count(header) == 2, (header, names)
+
+
+@pytest.mark.parametrize(
+    "added",
+    [
+        b"From: Bank <security@bank.example>\r\n",
+        b"Subject: Uw rekening is geblokkeerd\r\n",
+        b"List-Unsubscribe: <https://evil.example/>\r\n",
+    ],
+)
+def test_a_second_from_or_subject_added_on_the_way_breaks_the_signature(
+    settings: Settings, key_pair: tuple[bytes, bytes], added: bytes
+) -> None:
+    private, public = key_pair
+    signer = DkimSigner(selector="nieuwsbrief", domain="rvjeugdzorg.nl", private_key=private)
+    message = unstuffed(signer.sign_wire(wire(settings)))
+    assert dkim.verify(message, dnsfunc=dns_with(public))
+    assert not dkim.verify(added + message, dnsfunc=dns_with(public))

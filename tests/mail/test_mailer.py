@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 
+import dkim
 import pytest
 
 from newsletter.core.config import Settings
 from newsletter.core.errors import DeliveryError
 from newsletter.mail.mailer import OutgoingMail, SmtpMailer
 from tests.support.clock import FixedClock
+from tests.support.dkim import DOMAIN, SELECTOR, dns_with, make_key_pair, signed_header_names
 from tests.support.smtpserver import TestSmtpServer
 
 
@@ -83,3 +86,28 @@ def test_a_refused_recipient_is_a_delivery_error(
     smtp_server.faults.rcpt["weg@example.org"] = "550 5.1.1 unknown user"
     with pytest.raises(DeliveryError, match=r"refused the mail to weg@example\.org: 550 5\.1\.1"):
         mailer.send_now(OutgoingMail(to="weg@example.org", subject="x", text="x"))
+
+
+def test_a_single_mail_goes_out_from_the_return_path_and_signed(
+    make_settings: Callable[..., Settings],
+    smtp_server: TestSmtpServer,
+    clock: FixedClock,
+    tmp_path: Path,
+) -> None:
+    # Confirmations and notices bounce like newsletters: to the return mailbox, under the
+    # same DKIM signature, or nobody learns that the address is dead.
+    private, public = make_key_pair(tmp_path)
+    settings = make_settings(
+        smtp={"host": "127.0.0.1", "port": smtp_server.port},
+        sender={"from": "Radicale vernieuwing jeugdzorg <nieuwsbrief@rvjeugdzorg.nl>"},
+        delivery={"return_path": "bounces@rvjeugdzorg.nl"},
+        dkim={"key_file": str(private), "selector": SELECTOR, "domain": DOMAIN},
+    )
+    SmtpMailer(settings, clock=clock).send_now(
+        OutgoingMail(to="ouder@example.org", subject="Bevestig je aanmelding", text="Klik.\n")
+    )
+    [received] = smtp_server.received
+    assert received.sender == "bounces@rvjeugdzorg.nl"
+    assert dkim.verify(received.data, dnsfunc=dns_with(public))
+    names = signed_header_names(received.data)
+    assert names.count(b"from") == 2 and names.count(b"subject") == 2
