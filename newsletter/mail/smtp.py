@@ -316,6 +316,10 @@ class SmtpConnection:
         mail_line = f"MAIL FROM:<{_check_address(sender)}>"
         if "8bitmime" in self.extensions:
             mail_line += " BODY=8BITMIME"
+        if "dsn" in self.extensions:
+            # A report of a failure returns the headers only: enough to tie it to its
+            # subscriber (our signed Message-ID), without a copy of the whole mail.
+            mail_line += " RET=HDRS"
         if "smtputf8" in self.extensions and not (sender + "".join(recipients)).isascii():
             mail_line += " SMTPUTF8"
         envelope = _Envelope(mail_line, {r: f"RCPT TO:<{_check_address(r)}>" for r in recipients})

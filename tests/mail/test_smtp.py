@@ -67,6 +67,25 @@ def test_message_arrives_intact(smtp_server: TestSmtpServer) -> None:
     assert smtp_server.mail_inside_mail == 0
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "no-pipelining"])
+def test_with_dsn_offered_a_report_returns_the_headers_only(pipelining: bool) -> None:
+    # RET=HDRS: a bounce then carries the original's headers (with our signed Message-ID
+    # and List-Unsubscribe token, which tie it to its subscriber), not a copy of the mail.
+    server = TestSmtpServer(pipelining=pipelining, dsn=True).start()
+    try:
+        assert send(server, "lezer@example.org").delivered == ["lezer@example.org"]
+    finally:
+        server.stop()
+    [options_of_mail] = server.mail_options
+    assert "RET=HDRS" in options_of_mail
+
+
+def test_without_dsn_there_is_no_dsn_parameter(smtp_server: TestSmtpServer) -> None:
+    send(smtp_server, "lezer@example.org")
+    [options_of_mail] = smtp_server.mail_options
+    assert not any(option.startswith("RET=") for option in options_of_mail)
+
+
 def test_refused_recipient_is_reported_and_the_rest_delivered(
     smtp_server: TestSmtpServer,
 ) -> None:

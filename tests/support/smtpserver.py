@@ -71,8 +71,12 @@ class _Handler:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
+        with self.server.lock:
+            self.server.helo_names.append(hostname)
         if self.server.pipelining:
             responses.insert(-1, "250-PIPELINING")
+        if self.server.dsn:
+            responses.insert(-1, "250-DSN")
         return responses
 
     async def handle_MAIL(
@@ -85,6 +89,7 @@ class _Handler:
     ) -> str:
         with self.server.lock:
             self.server.commands.append(f"MAIL {address}")
+            self.server.mail_options.append(list(mail_options))
             if envelope.mail_from is not None:
                 self.server.mail_inside_mail += 1
             if self.server.faults.mail_reply:
@@ -144,6 +149,32 @@ class _Handler:
         return "250 OK: queued"
 
 
+# What a server that offers DSN (RFC 3461) accepts besides aiosmtpd's own parameters.
+DSN_PARAMETERS = ("RET", "ENVID", "NOTIFY", "ORCPT")
+
+
+class _DsnSmtp(SMTP):
+    """aiosmtpd taking the DSN parameters of MAIL and RCPT (it refuses unknown ones)."""
+
+    def _getparams(self, params: Any) -> Any:
+        found = super()._getparams(params)
+        for name in DSN_PARAMETERS:
+            if found is not None:
+                found.pop(name, None)
+        return found
+
+
+class _Controller(Controller):
+    def __init__(self, *args: Any, dsn: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._dsn = dsn
+
+    def factory(self) -> SMTP:
+        if self._dsn:
+            return _DsnSmtp(self.handler, **self.SMTP_kwargs)
+        return super().factory()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -160,10 +191,14 @@ class TestSmtpServer:
         self,
         *,
         pipelining: bool = True,
+        dsn: bool = False,
         credentials: tuple[str, str] | None = None,
         **smtp_options: Any,
     ) -> None:
         self.pipelining = pipelining
+        self.dsn = dsn
+        self.mail_options: list[list[str]] = []  # the parameters of each MAIL, in order
+        self.helo_names: list[str] = []  # what each EHLO said the client was
         self.faults = Faults()
         self.received: list[Received] = []
         self.commands: list[str] = []
@@ -192,8 +227,9 @@ class TestSmtpServer:
                 return AuthResult(success=ok, handled=False)
 
             options.update(authenticator=authenticate, auth_require_tls=False)
-        self._controller = Controller(
+        self._controller = _Controller(
             _Handler(self),
+            dsn=dsn,
             hostname="127.0.0.1",
             port=self.port,
             ready_timeout=PATIENCE_SECONDS,
