@@ -31,6 +31,7 @@ from newsletter.core.config_values import (
     Crontab,
     EmailAddress,
     FeedSource,
+    HostName,
     HttpUrl,
     Mailbox,
     Slug,
@@ -83,6 +84,12 @@ class SmtpSettings(_Section):
     max_connections: int = Field(4, ge=1, le=64)
     rate_per_second: float = Field(0.0, ge=0, description="0 means no limit")
     timeout_seconds: float = Field(30.0, gt=0, le=600)
+    # What EHLO says this machine is. Empty: its fully qualified name when that has a dot,
+    # else the domain of [sender] from (relays refuse a name without a dot).
+    helo_name: HostName | None = None
+    # The name the server's certificate must carry, when `host` is an IP address or an
+    # alias of the name in the certificate. Empty: `host`.
+    tls_server_name: HostName | None = None
 
 
 class DeliverySettings(_Section):
@@ -110,6 +117,15 @@ class DkimSettings(_Section):
         if self.key_file is not None and not (self.selector and self.domain):
             raise ValueError("key_file is set: selector and domain are required too")
         return self
+
+
+class TlsSettings(_Section):
+    # A PEM file of certificate authorities to trust besides the system's: a relay or a
+    # mail server with a certificate of the organisation's own CA. Used for SMTP, IMAP and
+    # fetching feeds (which keep trusting the public CAs too).
+    ca_file: Path | None = None
+    # The oldest TLS version the SMTP and IMAP connections accept.
+    min_version: Literal["1.2", "1.3"] = "1.2"
 
 
 class DatabaseSettings(_Section):
@@ -231,6 +247,7 @@ class Settings(_Section):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     dkim: DkimSettings = Field(default_factory=DkimSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     subscribers: SubscriberSettings = Field(default_factory=SubscriberSettings)
     web: WebSettings = Field(default_factory=WebSettings)
@@ -280,7 +297,11 @@ class Settings(_Section):
         directory = self.templates.dir
         if directory is None:
             return None
-        return directory if directory.is_absolute() else (self.base_dir / directory).resolve()
+        return self.resolve_path(directory)
+
+    def resolve_path(self, path: Path) -> Path:
+        """`path` from the settings, a relative one anchored at the settings file's folder."""
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
 
     def require_secret_key(self) -> str:
         if self.secret_key is None or not self.secret_key.get_secret_value():

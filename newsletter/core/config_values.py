@@ -85,3 +85,13 @@ EmailAddress = Annotated[str, AfterValidator(_check_address)]
 Crontab = Annotated[str, AfterValidator(_check_crontab)]
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+# A host's name as EHLO gives it and a certificate carries it: labels of letters, digits
+# and hyphens, separated by dots.
+HostName = Annotated[
+    str,
+    Field(
+        max_length=253,
+        pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$",
+    ),
+]

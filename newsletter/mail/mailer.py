@@ -7,6 +7,7 @@ The bulk sender builds its messages its own, faster way; both hand their bytes t
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from newsletter.core.config import Settings
 from newsletter.core.errors import DeliveryError
 from newsletter.core.text import one_line
+from newsletter.core.tls import client_context
 from newsletter.mail.dkim import DkimSigner
 from newsletter.mail.smtp import SmtpConnection, SmtpOptions, TransactionResult
 from newsletter.mail.smtp_protocol import wire_form
@@ -35,7 +37,8 @@ class OutgoingMail:
 
 
 def smtp_options(settings: Settings) -> SmtpOptions:
-    """The SMTP client's options from the [smtp] settings and the password in the env."""
+    """The SMTP client's options from the [smtp] and [tls] settings and the password in
+    the environment."""
     smtp = settings.smtp
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     return SmtpOptions(
@@ -45,7 +48,20 @@ def smtp_options(settings: Settings) -> SmtpOptions:
         username=smtp.username,
         password=password,
         timeout=smtp.timeout_seconds,
+        helo_name=smtp.helo_name or default_helo_name(socket.getfqdn(), sender_address(settings)),
+        tls_context=client_context(settings) if smtp.security != "none" else None,
+        tls_server_name=smtp.tls_server_name,
     )
+
+
+def default_helo_name(fqdn: str, sender: str) -> str:
+    """What EHLO says when [smtp] helo_name is empty: this machine's fully qualified name
+    when it has a dot, else the domain of the sender's address. A relay may refuse a name
+    without a dot (Postfix: reject_non_fqdn_helo_hostname), and `localhost` says nothing."""
+    name = fqdn.strip().rstrip(".").lower()
+    if "." in name and not name.startswith("localhost"):
+        return name
+    return sender.rpartition("@")[2].lower()
 
 
 def sender_address(settings: Settings) -> str:

@@ -72,6 +72,12 @@ class SmtpOptions:
     timeout: float = 30.0
     helo_name: str | None = None
     tls_context: ssl.SSLContext | None = None
+    # The name the certificate must carry; None: `host`.
+    tls_server_name: str | None = None
+
+    @property
+    def certificate_name(self) -> str:
+        return self.tls_server_name or self.host
 
 
 _UNSAFE_IN_ADDRESS = re.compile(r"[\r\n\0<>]")
@@ -127,7 +133,7 @@ class SmtpConnection:
                     options.host,
                     options.port,
                     ssl=context if options.security == "tls" else None,
-                    server_hostname=options.host if options.security == "tls" else None,
+                    server_hostname=options.certificate_name if options.security == "tls" else None,
                 ),
                 options.timeout,
             )
@@ -167,7 +173,10 @@ class SmtpConnection:
                 raise SmtpConnectError(f"SMTP server {where} refused STARTTLS: {reply}")
             try:
                 transport = await self._loop.start_tls(
-                    self._transport, self._protocol, context, server_hostname=options.host
+                    self._transport,
+                    self._protocol,
+                    context,
+                    server_hostname=options.certificate_name,
                 )
             except (OSError, ssl.SSLError) as exc:
                 raise SmtpConnectError(f"TLS with {where} failed: {exc}") from exc

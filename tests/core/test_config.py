@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from newsletter.core.config import Settings, load_settings
 from newsletter.core.errors import ConfigError
@@ -50,6 +52,7 @@ def test_example_file_spells_out_every_default() -> None:
         "smtp",
         "delivery",
         "dkim",
+        "tls",
         "database",
         "subscribers",
         "web",
@@ -62,6 +65,25 @@ def test_example_file_spells_out_every_default() -> None:
         else:
             assert getattr(example, section) == getattr(defaults, section)
     assert example.themes == defaults.themes
+
+
+def test_example_file_names_every_key() -> None:
+    # Set or commented out, every key is there with what it does: the one place a
+    # sysadmin looks.
+    text = EXAMPLE.read_text(encoding="utf-8")
+    sections = re.split(r"^\[([a-z_.]+)\]$", text, flags=re.MULTILINE)
+    by_section = dict(zip(sections[1::2], sections[2::2], strict=True))
+    missing = []
+    for name, field in Settings.model_fields.items():
+        model = field.annotation
+        if name == "themes" or not isinstance(model, type) or not issubclass(model, BaseModel):
+            continue
+        body = by_section.get(name, "")
+        for key, key_field in model.model_fields.items():
+            spelled = key_field.alias or key
+            if not re.search(rf"^#? ?{re.escape(spelled)} = ", body, flags=re.MULTILINE):
+                missing.append(f"{name}.{spelled}")
+    assert not missing, f"newsletter.example.toml does not name: {missing}"
 
 
 def test_missing_file_names_the_path_and_how_to_fix_it(tmp_path: Path) -> None:
