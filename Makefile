@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test check lint typecheck bench smtp-tools screenshots browser clean
+.PHONY: install demo test check lint typecheck bench smtp-tools mail-servers screenshots browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ bench: $(STAMP) smtp-tools
 smtp-tools:
 	@command -v smtp-sink >/dev/null 2>&1 || test -x /usr/sbin/smtp-sink || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix; }
+
+# Debian's Dovecot for the IMAP tests of the return mailbox (root on Debian only); the
+# tests start an instance of their own, never the system's.
+mail-servers:
+	@command -v dovecot >/dev/null 2>&1 || test -x /usr/sbin/dovecot || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd; }
 
 # Debian's chromium for the browser tests and screenshots (root on Debian only).
 browser:

@@ -19,6 +19,7 @@ from tests.support.clock import FixedClock
 from tests.support.databases import POSTGRES_URL_ENV
 from tests.support.httpserver import LocalHTTPServer
 from tests.support.paths import SEEDS_FEED
+from tests.support.tls import TestCa
 
 
 def _backends() -> list[Any]:
@@ -102,3 +103,9 @@ def browser() -> Iterator[Any]:
         )
         yield launched
         launched.close()
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCa:
+    """A certificate authority of the test run's own (servers get certificates from it)."""
+    return TestCa.make(tmp_path_factory.mktemp("ca"))

@@ -163,6 +163,19 @@ def test_each_unit_runs_hardened_as_its_own_user_with_secrets_from_a_file(path: 
     assert "/etc/newsletter/secrets.env" in production_section()
 
 
+def test_the_units_may_write_the_maildir_the_docs_suggest() -> None:
+    # The scheduler reads the return mailbox and files what it read: a Maildir outside
+    # the units' writable paths would fail on the first bounce.
+    suggested = re.findall(r'^#? ?maildir = "([^"]+)"', production_section(), flags=re.M)
+    example = (ROOT / "newsletter.example.toml").read_text(encoding="utf-8")
+    suggested += re.findall(r'^#? ?maildir = "([^"]+)"', example, flags=re.M)
+    assert suggested
+    for path in UNITS:
+        writable = Path(read_unit(path)["Service"]["ReadWritePaths"])
+        for maildir in suggested:
+            assert Path(maildir).is_relative_to(writable), (path.name, maildir)
+
+
 def test_the_readme_shows_every_unit_and_the_secrets_by_their_real_names() -> None:
     section = production_section()
     for path in UNITS:

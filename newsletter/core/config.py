@@ -201,6 +201,9 @@ class BouncesSettings(_Section):
     imap_host: str | None = Field(None, max_length=253, pattern=r"^[A-Za-z0-9.:\[\]-]+$")
     imap_port: int | None = Field(None, ge=1, le=65535, description="empty: 993 tls, 143 starttls")
     imap_security: Literal["tls", "starttls"] = "tls"
+    # The name the IMAP server's certificate must carry, when imap_host is an address or
+    # another name for it. Empty: imap_host. (Its CAs: [tls] ca_file.)
+    imap_tls_server_name: HostName | None = None
     imap_user: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\r\n\x00]+$")
     imap_folder: str = Field("INBOX", min_length=1, max_length=200, pattern=r"^[\x20-\x7e]+$")
     # Where handled and not-understood messages are moved; empty: they stay in imap_folder

@@ -11,6 +11,7 @@ from __future__ import annotations
 import imaplib
 import mailbox
 import re
+import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -20,12 +21,18 @@ from typing import Protocol
 
 from newsletter.core.config import IMAP_PASSWORD_ENV, Settings
 from newsletter.core.errors import ConfigError, MailboxError
+from newsletter.core.tls import client_context
 
 MAILDIR_HANDLED = "handled"
 MAILDIR_UNKNOWN = "unknown"
 # Keywords for messages filed in place (no IMAP folder configured for them).
 IMAP_HANDLED_KEYWORD = "$NewsletterHandled"
 IMAP_UNKNOWN_KEYWORD = "$NewsletterUnknown"
+# The setting that names each keyword's folder, for an error that says what to change.
+_TARGET_SETTINGS = {
+    IMAP_HANDLED_KEYWORD: "bounces.imap_handled_folder",
+    IMAP_UNKNOWN_KEYWORD: "bounces.imap_unknown_folder",
+}
 
 
 @dataclass(frozen=True)
@@ -82,9 +89,16 @@ class MaildirMailbox:
     subfolders (Maildir++), which are made when first needed."""
 
     def __init__(self, path: Path) -> None:
-        if not path.is_dir():
-            raise MailboxError(f"return mailbox not found: {path} (bounces.maildir)")
-        missing = [name for name in ("cur", "new", "tmp") if not (path / name).is_dir()]
+        try:
+            if not path.is_dir():
+                raise MailboxError(f"return mailbox not found: {path} (bounces.maildir)")
+            missing = [name for name in ("cur", "new", "tmp") if not (path / name).is_dir()]
+        except OSError as exc:
+            # Postfix makes a Maildir 0700 for the mail user: say whose access is missing.
+            raise MailboxError(
+                f"cannot read the Maildir {path}: {exc.strerror} (the user running "
+                "newsletter needs to read and write it)"
+            ) from exc
         if missing:
             raise MailboxError(
                 f"{path} is not a Maildir: it has no {', '.join(f'{m}/' for m in missing)}"
@@ -97,7 +111,10 @@ class MaildirMailbox:
         try:
             keys = sorted(self._maildir.keys(), key=_arrival_order)
         except OSError as exc:
-            raise MailboxError(f"cannot read the Maildir {self.path}: {exc.strerror}") from exc
+            raise MailboxError(
+                f"cannot read the Maildir {self.path}: {exc.strerror} (the user running "
+                "newsletter needs to read and write it)"
+            ) from exc
         for key in keys:
             try:
                 raw = self._maildir.get_bytes(key)
@@ -152,11 +169,16 @@ def _quoted(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# How imaplib shows the server's words in its errors: as the repr of bytes.
+_BYTES_REPR = re.compile(r"""\bb(['"])(.*?)\1""")
+
+
 def _short(data: object) -> str:
-    """An IMAP server's answer as one short line, for an error message."""
+    """An IMAP server's answer as one short line of text, for an error message."""
     if isinstance(data, list | tuple):
         data = b" ".join(item for item in data if isinstance(item, bytes))
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+    text = _BYTES_REPR.sub(lambda found: found[2], text)
     return " ".join(text.split())[:200] or "no reason given"
 
 
@@ -185,6 +207,26 @@ class ImapMailbox:
         self._check(*connection.select(_quoted(folder)), f"select {folder}")
         typ, data = connection.capability()
         self._capabilities = set(_short(data).upper().split()) if typ == "OK" else set()
+        for keyword, setting in _TARGET_SETTINGS.items():
+            if self._targets[keyword]:
+                self._make_folder(self._targets[keyword], setting)
+
+    def _make_folder(self, name: str, setting: str) -> None:
+        """Create folder `name` unless it exists; MailboxError naming it when it cannot be."""
+        reason: object
+        try:
+            # STATUS, not LIST: a name may hold LIST's wildcards (* and %).
+            typ, _found = self._imap.status(_quoted(name), "(MESSAGES)")
+            if typ == "OK":
+                return
+            typ, reason = self._imap.create(_quoted(name))
+        except (imaplib.IMAP4.error, OSError) as exc:
+            typ, reason = "NO", str(exc)
+        if typ != "OK":
+            raise MailboxError(
+                f"IMAP folder {name} does not exist and could not be made ({_short(reason)}); "
+                f"create it, or change {setting}"
+            )
 
     @classmethod
     def connect(cls, settings: Settings) -> ImapMailbox:
@@ -196,20 +238,17 @@ class ImapMailbox:
             raise ConfigError(f"{IMAP_PASSWORD_ENV} is not set; the IMAP login needs it")
         port = config.imap_port or (993 if config.imap_security == "tls" else 143)
         where = f"IMAP {config.imap_host}:{port}"
-        context = ssl.create_default_context()
+        name = config.imap_tls_server_name or config.imap_host
         connection: imaplib.IMAP4 | None = None
         try:
+            context = client_context(settings)
+            timeout = config.imap_timeout_seconds
             if config.imap_security == "tls":
-                connection = imaplib.IMAP4_SSL(
-                    config.imap_host,
-                    port,
-                    ssl_context=context,
-                    timeout=config.imap_timeout_seconds,
+                connection = _ImapSslAt(
+                    config.imap_host, name, port, ssl_context=context, timeout=timeout
                 )
             else:
-                connection = imaplib.IMAP4(
-                    config.imap_host, port, timeout=config.imap_timeout_seconds
-                )
+                connection = _ImapAt(config.imap_host, name, port, timeout=timeout)
                 connection.starttls(ssl_context=context)
             connection.login(config.imap_user, settings.imap_password.get_secret_value())
             return cls(
@@ -275,7 +314,10 @@ class ImapMailbox:
         target = self._targets[keyword]
         doing = f"filing of UID {uid}"
         if not target:
-            self._uid(doing, "STORE", uid, "+FLAGS.SILENT", f"(\\Seen {keyword})")
+            # Handled mail is marked read; mail kept for a person stays unread, so that
+            # whoever looks at the mailbox notices it.
+            read = "\\Seen " if keyword == IMAP_HANDLED_KEYWORD else ""
+            self._uid(doing, "STORE", uid, "+FLAGS.SILENT", f"({read}{keyword})")
         elif "MOVE" in self._capabilities:
             self._uid(doing, "MOVE", uid, _quoted(target))
         else:
@@ -287,6 +329,33 @@ class ImapMailbox:
 
     def close(self) -> None:
         _logout_quietly(self._imap)
+
+
+class _ImapAt(imaplib.IMAP4):
+    """IMAP to `address`, whose certificate must carry `name` (imaplib's `host`): the
+    server may be reached by an address or an alias that is not on its certificate."""
+
+    def __init__(self, address: str, name: str, port: int, *, timeout: float) -> None:
+        self._address = address
+        super().__init__(name, port, timeout=timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        return socket.create_connection((self._address, self.port), timeout)
+
+
+class _ImapSslAt(imaplib.IMAP4_SSL):
+    """`_ImapAt` with TLS from the first byte (port 993)."""
+
+    def __init__(
+        self, address: str, name: str, port: int, *, ssl_context: ssl.SSLContext, timeout: float
+    ) -> None:
+        self._address = address
+        super().__init__(name, port, ssl_context=ssl_context, timeout=timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        raw = socket.create_connection((self._address, self.port), timeout)
+        wrapped: ssl.SSLSocket = self.ssl_context.wrap_socket(raw, server_hostname=self.host)
+        return wrapped
 
 
 def _logout_quietly(connection: imaplib.IMAP4) -> None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import mailbox
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +22,10 @@ from subscribers.consent import Requester
 from subscribers.management import ListManagement
 from subscribers.models import Subscriber
 from tests.support.clock import FixedClock
+from tests.support.paths import ROOT
 from tests.support.returns import RETURN_PATH, SENDER, add_edition, render
 from tests.support.subscribers import SECRET, status_of
+from tests.support.waiting import PATIENCE_SECONDS
 
 ENV = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": ""}
 
@@ -164,3 +170,41 @@ def test_imap_without_a_password_and_an_unreachable_server(
     unreachable = run(path, clock=clock, env={IMAP_PASSWORD_ENV: "geheim"})
     assert unreachable.exit_code == 1
     assert one_error_line(unreachable).startswith("error: IMAP 127.0.0.1:")
+
+
+def test_a_maildir_this_user_cannot_read_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    # Postfix makes Maildirs 0700 for the mail user, shut to the newsletter's own user. As
+    # root (CI) the command runs without the capabilities that let root read anything,
+    # the Maildir owned by `mail`; as another user, the Maildir is simply shut to them.
+    maildir = tmp_path / "returns"
+    mailbox.Maildir(maildir, create=True).close()
+    config = tmp_path / "newsletter.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "newsletter.db"}"\n'
+        f'[bounces]\nmaildir = "{maildir}"\n',
+        encoding="utf-8",
+    )
+    command = [sys.executable, "-m", "newsletter", "--config", str(config), "bounces"]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("needs setpriv (util-linux) to drop root's right to read anything")
+        shutil.chown(maildir, "mail")
+        maildir.chmod(0o700)
+        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
+    else:
+        maildir.chmod(0o000)
+    try:
+        result = subprocess.run(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **ENV},
+            capture_output=True,
+            text=True,
+            timeout=PATIENCE_SECONDS,
+            check=False,
+        )
+    finally:
+        maildir.chmod(0o700)
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot read the Maildir {maildir}: Permission denied"), line

@@ -120,11 +120,6 @@ def test_a_single_mail_goes_out_from_the_return_path_and_signed(
 RELAY_NAME = "smtp.rvjeugdzorg.test"
 
 
-@pytest.fixture(scope="module")
-def test_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCa:
-    return TestCa.make(tmp_path_factory.mktemp("ca"))
-
-
 def relay_settings(
     make_settings: Callable[..., Settings], server: TestSmtpServer, **sections: dict[str, object]
 ) -> Settings:

@@ -1,15 +1,16 @@
-"""Mailbox readers: a real Maildir on disk, and the IMAP reader (imaplib) over a real
-socket against a small IMAP server on 127.0.0.1 (tests/support/imap.py)."""
+"""Mailbox readers: a real Maildir on disk, and the IMAP reader (imaplib) against Debian's
+Dovecot on 127.0.0.1, over STARTTLS and TLS with a certificate of the test's own CA."""
 
 from __future__ import annotations
 
 import mailbox
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
-from newsletter.core.config import IMAP_PASSWORD_ENV, settings_from_mapping
+from newsletter.core.config import IMAP_PASSWORD_ENV, Settings, settings_from_mapping
 from newsletter.core.errors import ConfigError
 from newsletter.returns.mailboxes import (
     IncomingMessage,
@@ -17,7 +18,8 @@ from newsletter.returns.mailboxes import (
     MaildirMailbox,
     open_return_mailbox,
 )
-from tests.support.imap import SmallImapServer, imap_mailbox
+from tests.support.dovecot import PASSWORD, SERVER_NAME, USER, Dovecot, running_dovecot
+from tests.support.tls import TestCa
 
 DSN = b"From: MAILER-DAEMON@example.org\nSubject: failure\nMessage-ID: <1@x>\n\nbody\r\nline\n"
 OTHER = b"From: someone@example.org\nSubject: hello\n\nhoi\n"
@@ -152,83 +154,123 @@ def test_incoming_messages_are_plain_values() -> None:
     assert IncomingMessage("k", b"x") == IncomingMessage("k", b"x")
 
 
-# -- IMAP, against a small IMAP4rev1 server on 127.0.0.1 -------------------------------
+# -- IMAP, against Debian's Dovecot on 127.0.0.1 (tests/support/dovecot.py) -------------
 
 
-def test_imap_messages_are_read_and_flagged_in_place() -> None:
-    with SmallImapServer() as server:
-        first = server.deliver(DSN)
-        server.deliver(OTHER)
-        reader = imap_mailbox(server)
+@pytest.fixture
+def dovecot(tmp_path: Path, test_ca: TestCa) -> Iterator[Dovecot]:
+    with running_dovecot(tmp_path / "dovecot", test_ca) as server:
+        yield server
+
+
+def imap_settings(
+    server: Dovecot, tmp_path: Path, *, security: str = "starttls", **bounces: object
+) -> Settings:
+    port = server.imap_port if security == "starttls" else server.imaps_port
+    return settings_from_mapping(
+        {
+            "bounces": {
+                "imap_host": "127.0.0.1",
+                "imap_port": port,
+                "imap_security": security,
+                "imap_tls_server_name": SERVER_NAME,
+                "imap_user": USER,
+                **bounces,
+            },
+            "tls": {"ca_file": str(server.ca.cert)},
+        },
+        base_dir=tmp_path,
+        env={IMAP_PASSWORD_ENV: PASSWORD},
+    )
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_imap_messages_are_read_and_flagged_in_place(
+    dovecot: Dovecot, tmp_path: Path, security: str
+) -> None:
+    dovecot.deliver(DSN)
+    dovecot.deliver(OTHER)
+    with open_return_mailbox(imap_settings(dovecot, tmp_path, security=security)) as reader:
         handled, unknown = list(reader.new_messages())
-        assert (handled.key, handled.raw) == (str(first), DSN)
+        assert handled.raw.replace(b"\r\n", b"\n") == DSN.replace(b"\r\n", b"\n")
         reader.file_handled(handled)
         reader.file_unknown(unknown)
         assert list(reader.new_messages()) == []
-        reader.close()
-        inbox = server.folders["INBOX"]
-        assert [m.flags for m in inbox] == [
-            {"\\Seen", "$NewsletterHandled"},
-            {"\\Seen", "$NewsletterUnknown"},
-        ]
-        assert "LOGOUT" in server.commands
+    [(_, handled_flags), (_, unknown_flags)] = dovecot.contents()
+    assert handled_flags == {"\\Seen", "$NewsletterHandled"}
+    # Kept for a person: unread, so that whoever opens the mailbox sees it.
+    assert unknown_flags == {"$NewsletterUnknown"}
 
 
-@pytest.mark.parametrize("with_move", [True, False])
-def test_imap_messages_move_to_the_configured_folders(with_move: bool) -> None:
-    with SmallImapServer(with_move=with_move) as server:
-        server.folders.update({"Verwerkt": [], "Onbekend": []})
+@pytest.mark.parametrize("with_move", [True, False], ids=["MOVE", "COPY"])
+def test_imap_messages_move_to_the_configured_folders_made_when_missing(
+    tmp_path: Path, test_ca: TestCa, with_move: bool
+) -> None:
+    with running_dovecot(tmp_path / "dovecot", test_ca, with_move=with_move) as server:
         server.deliver(DSN)
         server.deliver(OTHER)
-        reader = imap_mailbox(
-            server, folder="INBOX", handled_folder="Verwerkt", unknown_folder="Onbekend"
+        settings = imap_settings(
+            server, tmp_path, imap_handled_folder="Verwerkt", imap_unknown_folder="Onbekend"
         )
-        handled, unknown = list(reader.new_messages())
-        reader.file_handled(handled)
-        reader.file_unknown(unknown)
-        assert list(reader.new_messages()) == []
-        reader.close()
-        assert [m.raw for m in server.folders["Verwerkt"]] == [DSN]
-        assert [m.raw for m in server.folders["Onbekend"]] == [OTHER]
-        assert server.folders["INBOX"] == []  # moved, or copied and expunged one by one
-        used = {command.split()[1] for command in server.commands if command.startswith("UID")}
-        assert ("MOVE" in used) == with_move
+        with open_return_mailbox(settings) as reader:
+            handled, unknown = list(reader.new_messages())
+            reader.file_handled(handled)
+            reader.file_unknown(unknown)
+            assert list(reader.new_messages()) == []
+        assert {"Verwerkt", "Onbekend"} <= server.folders()
+        [(moved_dsn, _)] = server.contents("Verwerkt")
+        [(kept, kept_flags)] = server.contents("Onbekend")
+        assert b"Subject: failure" in moved_dsn and b"Subject: hello" in kept
+        assert "\\Seen" not in kept_flags
+        assert server.contents("INBOX") == []  # moved, or copied and expunged one by one
 
 
-def test_imap_refusals_are_mailbox_errors_with_the_servers_reason() -> None:
-    with SmallImapServer(keywords=False) as server:
-        server.deliver(DSN)
-        reader = imap_mailbox(server, handled_folder="Bestaat-niet")
-        [message] = reader.new_messages()
-        with pytest.raises(MailboxError, match=r"IMAP filing of UID 1 failed: .*no such folder"):
-            reader.file_handled(message)
-        with pytest.raises(MailboxError, match=r"keywords are not allowed"):
-            reader.file_unknown(message)
-        reader.close()
-        with pytest.raises(MailboxError, match="IMAP select Nergens failed: no such folder"):
-            imap_mailbox(server, folder="Nergens")
+def test_a_folder_that_cannot_be_made_is_named(dovecot: Dovecot, tmp_path: Path) -> None:
+    settings = imap_settings(dovecot, tmp_path, imap_handled_folder="Verwerkt/Oud")
+    with pytest.raises(MailboxError) as caught, open_return_mailbox(settings):
+        pass
+    message = str(caught.value)
+    assert "IMAP folder Verwerkt/Oud does not exist and could not be made" in message
+    assert "bounces.imap_handled_folder" in message and "\n" not in message
 
 
-def test_imap_connect_insists_on_tls_before_the_password(tmp_path: Path) -> None:
-    with SmallImapServer() as server:
-        server.deliver(DSN)
+def test_a_wrong_password_is_one_line_of_text(dovecot: Dovecot, tmp_path: Path) -> None:
+    settings = imap_settings(dovecot, tmp_path)
+    wrong = settings.model_copy(update={"imap_password": SecretStr("fout")})
+    with pytest.raises(MailboxError) as caught, open_return_mailbox(wrong):
+        pass
+    message = str(caught.value)
+    assert message.startswith(f"IMAP 127.0.0.1:{dovecot.imap_port}: ")
+    assert "Authentication failed" in message
+    assert "b'" not in message and "\n" not in message and "fout" not in message
 
-        def settings(password: str) -> Any:
-            return settings_from_mapping(
-                {
-                    "bounces": {
-                        "imap_host": "127.0.0.1",
-                        "imap_port": server.port,
-                        "imap_user": "bounces",
-                        "imap_security": "starttls",
-                    }
-                },
-                base_dir=tmp_path,
-                env={IMAP_PASSWORD_ENV: password},
-            )
 
-        # STARTTLS is required: a server without it is refused before any password goes.
-        refused = pytest.raises(MailboxError, match="TLS not supported")
-        with refused, open_return_mailbox(settings("geheim")):
+@pytest.mark.parametrize(
+    "change",
+    [{"tls": {}}, {"bounces": {"imap_tls_server_name": "ander.rvjeugdzorg.test"}}],
+    ids=["unknown CA", "wrong name"],
+)
+def test_a_server_that_fails_the_tls_check_gets_no_password(
+    dovecot: Dovecot, tmp_path: Path, change: dict[str, dict[str, object]]
+) -> None:
+    settings = imap_settings(dovecot, tmp_path)
+    data = settings.model_dump(by_alias=True, exclude_none=True)
+    for section, values in change.items():
+        data[section] = {**data[section], **values} if values else {}
+    failing = settings_from_mapping(data, base_dir=tmp_path, env={IMAP_PASSWORD_ENV: PASSWORD})
+    with (
+        pytest.raises(MailboxError, match="certificate verify failed"),
+        open_return_mailbox(failing),
+    ):
+        pass
+    assert f"user=<{USER}>" not in dovecot.log()
+
+
+def test_imap_connect_insists_on_tls_before_the_password(tmp_path: Path, test_ca: TestCa) -> None:
+    # A server that offers no STARTTLS is refused before any password goes.
+    with running_dovecot(tmp_path / "dovecot", test_ca, tls=False) as server:
+        settings = imap_settings(server, tmp_path)
+        with pytest.raises(MailboxError, match="TLS not supported"), open_return_mailbox(settings):
             pass
-        assert not any(command.startswith("LOGIN") for command in server.commands)
+        log = server.log()
+        assert "no auth attempts" in log and f"user=<{USER}>" not in log

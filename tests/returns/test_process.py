@@ -11,11 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
-from newsletter.returns.mailboxes import IncomingMessage, MailboxError, MaildirMailbox
+from newsletter.returns.mailboxes import (
+    IncomingMessage,
+    MailboxError,
+    MaildirMailbox,
+    open_return_mailbox,
+)
 from newsletter.returns.process import BounceReport, ReturnMessage, process_return_mailbox
 from subscribers.bounces import SoftBounce
 from subscribers.consent import Requester
@@ -24,9 +30,10 @@ from subscribers.management import ListManagement
 from subscribers.models import ConsentEvent, Subscriber
 from subscribers.tokens import link_token
 from tests.support.clock import FixedClock
-from tests.support.imap import SmallImapServer, imap_mailbox
+from tests.support.dovecot import PASSWORD, SERVER_NAME, USER, running_dovecot
 from tests.support.returns import CORPUS, RETURN_PATH, SENDER, add_edition, render
 from tests.support.subscribers import SECRET, events_of, status_of, suppression_of
+from tests.support.tls import TestCa
 
 PEOPLE = {
     "anouk": "anouk@example.org",
@@ -369,20 +376,33 @@ def test_an_empty_mailbox_reports_nothing(world: World) -> None:
     assert world.process() == BounceReport()
 
 
-def test_the_same_processing_runs_on_an_imap_mailbox(world: World) -> None:
-    with SmallImapServer() as server:
-        server.folders["Verwerkt"] = []
+def test_the_same_processing_runs_on_an_imap_mailbox(
+    world: World, tmp_path: Path, test_ca: TestCa
+) -> None:
+    with running_dovecot(tmp_path / "dovecot", test_ca) as server:
         server.deliver(render("outlook.eml", world.public_ids, edition=world.edition))
         server.deliver(render("human-reply.eml", world.public_ids, edition=world.edition))
-        reader = imap_mailbox(server, handled_folder="Verwerkt")
-        try:
-            report = process_return_mailbox(
-                world.settings, world.db, mailbox=reader, clock=world.clock
-            )
-        finally:
-            reader.close()
+        settings = world.settings.model_copy(
+            update={
+                "bounces": world.settings.bounces.model_copy(
+                    update={
+                        "imap_host": "127.0.0.1",
+                        "imap_port": server.imap_port,
+                        "imap_security": "starttls",
+                        "imap_tls_server_name": SERVER_NAME,
+                        "imap_user": USER,
+                        "imap_handled_folder": "Verwerkt",
+                        "maildir": None,
+                    }
+                ),
+                "tls": world.settings.tls.model_copy(update={"ca_file": server.ca.cert}),
+                "imap_password": SecretStr(PASSWORD),
+            }
+        )
+        with open_return_mailbox(settings) as reader:
+            report = process_return_mailbox(settings, world.db, mailbox=reader, clock=world.clock)
         assert (report.permanent, report.not_understood) == (1, 1)
         assert states(world)["anouk"] == ("bounced", "bounced", ["bounced"])
-        assert len(server.folders["Verwerkt"]) == 1
-        [kept] = server.folders["INBOX"]
-        assert kept.flags == {"\\Seen", "$NewsletterUnknown"}
+        assert len(server.contents("Verwerkt")) == 1
+        [(_, kept_flags)] = server.contents("INBOX")
+        assert kept_flags == {"$NewsletterUnknown"}
