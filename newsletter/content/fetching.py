@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 import time
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -35,8 +36,11 @@ class FetchResult:
     last_modified: str | None
 
 
-def make_http_client(*, timeout: float, user_agent: str) -> httpx.Client:
-    """A client that follows up to five redirects and keeps no cookies between fetches."""
+def make_http_client(
+    *, timeout: float, user_agent: str, verify: ssl.SSLContext | bool = True
+) -> httpx.Client:
+    """A client that follows up to five redirects and keeps no cookies between fetches;
+    `verify` is how it checks certificates (True: the public CAs)."""
     # A policy that allows no domain: no feed can set a cookie that a later fetch,
     # of this or another feed, would send back.
     no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
@@ -46,6 +50,7 @@ def make_http_client(*, timeout: float, user_agent: str) -> httpx.Client:
         timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
         headers={"User-Agent": user_agent, "Accept": ACCEPT},
         cookies=no_cookies,
+        verify=verify,
     )
 
 

@@ -27,6 +27,7 @@ from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import FeedError, NewsletterError
+from newsletter.core.tls import feed_verification
 
 Outcome = Literal["stored", "unchanged", "failed"]
 
@@ -183,6 +184,7 @@ def fetch_all(settings: Settings, database: Database, *, clock: Clock) -> list[F
     with make_http_client(
         timeout=settings.feed.timeout_seconds,
         user_agent=f"rvj-newsletter/{__version__} (+{settings.site.base_url})",
+        verify=feed_verification(settings),
     ) as client:
         return ingest_feeds(
             database,

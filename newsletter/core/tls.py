@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ssl
 
+import certifi
+
 from newsletter.core.config import Settings
 from newsletter.core.errors import ConfigError
 
@@ -15,6 +17,16 @@ def client_context(settings: Settings) -> ssl.SSLContext:
     and the CAs of `[tls] ca_file`, refusing TLS older than `[tls] min_version`."""
     context = ssl.create_default_context()
     context.minimum_version = MIN_VERSIONS[settings.tls.min_version]
+    trust_ca_file(context, settings)
+    return context
+
+
+def feed_verification(settings: Settings) -> ssl.SSLContext | bool:
+    """How fetching feeds checks certificates: the public CAs as httpx has them (certifi),
+    plus those of `[tls] ca_file` when it is set."""
+    if settings.tls.ca_file is None:
+        return True
+    context = ssl.create_default_context(cafile=certifi.where())
     trust_ca_file(context, settings)
     return context
 

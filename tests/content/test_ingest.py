@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
 from newsletter.content.fetching import make_http_client
-from newsletter.content.ingest import FeedReport, ingest_feeds
+from newsletter.content.ingest import FeedReport, fetch_all, ingest_feeds
 from newsletter.content.models import Article, Feed
+from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from tests.support.clock import FixedClock
 from tests.support.httpserver import LocalHTTPServer, Request, Response
+from tests.support.tls import TestCa
 from tests.support.waiting import PATIENCE_SECONDS
 
 RSS = "application/rss+xml; charset=utf-8"
@@ -179,3 +181,30 @@ def test_same_guid_twice_in_one_feed_is_stored_once(
     assert report.new == 1
     with db.session() as session:
         assert session.scalars(select(Article.title)).all() == ["Eerste"]
+
+
+@pytest.mark.parametrize("with_ca_file", [True, False], ids=["ca_file", "public CAs only"])
+def test_a_feed_over_https_from_the_organisations_own_ca(
+    make_settings: Callable[..., Settings],
+    db: Database,
+    clock: FixedClock,
+    test_ca: TestCa,
+    sample_feed_bytes: bytes,
+    with_ca_file: bool,
+) -> None:
+    # A feed behind a certificate of the organisation's own CA is fetched when [tls]
+    # ca_file names that CA; without it the certificate is refused, and the feed fails.
+    server = LocalHTTPServer(
+        tls_context=test_ca.server_context("feeds.rvjeugdzorg.test", address="127.0.0.1")
+    ).start()
+    try:
+        url = server.serve("/feed/", Response(200, sample_feed_bytes, {"Content-Type": RSS}))
+        tls = {"ca_file": str(test_ca.cert)} if with_ca_file else {}
+        settings = make_settings(feed={"urls": [url], "timeout_seconds": PATIENCE_SECONDS}, tls=tls)
+        [report] = fetch_all(settings, db, clock=clock)
+    finally:
+        server.stop()
+    if with_ca_file:
+        assert (report.outcome, report.new) == ("stored", 5)
+    else:
+        assert report.outcome == "failed" and "certificate" in (report.error or "").lower()

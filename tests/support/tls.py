@@ -38,13 +38,15 @@ class TestCa:
         )
         return cls(folder, cert, key)
 
-    def issue(self, name: str) -> tuple[Path, Path]:
-        """A server certificate for the DNS name `name`: its file and its key's file."""
+    def issue(self, name: str, *, address: str | None = None) -> tuple[Path, Path]:
+        """A server certificate for the DNS name `name` (and the IP `address`, if given):
+        its file and its key's file."""
         cert, key, request = (
             self.folder / f"{name}{suffix}" for suffix in (".pem", ".key", ".csr")
         )
         extensions = self.folder / f"{name}.ext"
-        extensions.write_text(f"subjectAltName=DNS:{name}\nextendedKeyUsage=serverAuth\n")
+        names = f"DNS:{name}" + (f",IP:{address}" if address else "")
+        extensions.write_text(f"subjectAltName={names}\nextendedKeyUsage=serverAuth\n")
         _openssl(
             "req",
             "-new",
@@ -78,10 +80,10 @@ class TestCa:
         return cert, key
 
     def server_context(
-        self, name: str, *, max_version: ssl.TLSVersion | None = None
+        self, name: str, *, address: str | None = None, max_version: ssl.TLSVersion | None = None
     ) -> ssl.SSLContext:
         """What a server with a certificate for `name` from this CA serves TLS with."""
-        cert, key = self.issue(name)
+        cert, key = self.issue(name, address=address)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
         if max_version is not None:
