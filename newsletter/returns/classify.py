@@ -8,11 +8,13 @@ Pure: bytes in, a `ReturnDecision` out. Nothing here opens a mailbox or the data
     anything else, or one of these tied to nobody           -> unknown (kept for a person)
 
 Whom a message is about comes only from values we signed: the VERP address a bounce was
-delivered to (read from the bounce's own headers, never from the returned original), the
-unsubscribe token of a mail to the List-Unsubscribe address, and for a complaint the
-reported message's List-Unsubscribe link, Message-ID or VERP envelope sender. An e-mail
-address written in a message is never used to find anyone: a returned original can name
-anybody, and anybody can send us a bounce.
+delivered to (read from the bounce's own headers); without one, the Message-ID (an HMAC
+of edition and subscriber) or the unsubscribe token in the original the bounce returns,
+which must all name one subscriber; the unsubscribe token of a mail to the
+List-Unsubscribe address; and for a complaint the reported message's List-Unsubscribe
+link, Message-ID or VERP envelope sender. An e-mail address written in a message is
+never used to find anyone: a returned original can name anybody, and anybody can send us
+a bounce.
 """
 
 from __future__ import annotations
@@ -177,11 +179,7 @@ def _reported_subscriber(
     senders = [str(value) for value in fields.get_all("Original-Mail-From", [])]
     claim = None
     if reported is not None:
-        for value in reported.get_all("List-Unsubscribe", []):
-            for token in _LINK_TOKEN.findall(str(value)):
-                public_id = parse_link_token(secret, "unsubscribe", token)
-                if public_id is not None:
-                    public_ids.add(public_id)
+        public_ids |= _unsubscribe_token_owners(reported, secret)
         senders += [str(value) for value in reported.get_all("Return-Path", [])]
         claim = read_message_id(one_line(str(reported.get("Message-ID", ""))))
     for _name, address in getaddresses(senders):
@@ -266,21 +264,61 @@ def _bounce(message: Message, secret: str) -> ReturnDecision | None:
         identity = read_verp_address(secret, address)
         if identity is not None:
             identities.add(identity)
-    if len(identities) != 1:
-        if len(identities) > 1:
-            reason = "a bounce addressed to two different VERP addresses"
-        elif candidates:
-            reason = "a bounce with a forged or damaged VERP address"
-        else:
-            reason = "a bounce without a VERP address (see [delivery] verp)"
-        return ReturnDecision("unknown", reason, status=status)
-    [identity] = identities
-    return ReturnDecision(
-        kind,
-        _bounce_reason(kind, status, diagnostic),
-        SubscriberReference(public_id=identity.public_id, edition=identity.edition),
-        status=status,
+    about: SubscriberReference | str
+    if len(identities) > 1:
+        about = "a bounce addressed to two different VERP addresses"
+    elif identities:
+        [identity] = identities
+        about = SubscriberReference(public_id=identity.public_id, edition=identity.edition)
+    elif candidates:
+        about = "a bounce with a forged or damaged VERP address"
+    else:
+        about = _signed_in_original(message, secret)
+    if isinstance(about, str):
+        return ReturnDecision("unknown", about, status=status)
+    return ReturnDecision(kind, _bounce_reason(kind, status, diagnostic), about, status=status)
+
+
+def _signed_in_original(message: Message, secret: str) -> SubscriberReference | str:
+    """Whom a report without a VERP address is about, from what we signed in the
+    original it returns: the unsubscribe token of List-Unsubscribe, and our Message-ID
+    (an HMAC of edition and subscriber, checked against the edition later). Only these:
+    never an address, which anybody can write there."""
+    original = next(
+        (
+            _embedded(part)
+            for part in _parts(message)
+            if part.get_content_type() in RETURNED_ORIGINAL_TYPES
+        ),
+        None,
     )
+    if original is None:
+        return "a bounce tied to nobody: no VERP address, and no original returned"
+    public_ids = _unsubscribe_token_owners(original, secret)
+    claim = read_message_id(one_line(str(original.get("Message-ID", ""))))
+    if len(public_ids) > 1:
+        return "a bounce whose returned original names two subscribers"
+    if public_ids:
+        [public_id] = public_ids
+        if claim is None:
+            return SubscriberReference(public_id=public_id)
+        if not message_id_matches(secret, claim.value, edition=claim.edition, public_id=public_id):
+            return "a bounce whose returned original names two subscribers"
+        return SubscriberReference(public_id=public_id, edition=claim.edition)
+    if claim is not None:
+        return SubscriberReference(edition=claim.edition, message_id=claim.value)
+    return "a bounce tied to nobody: no VERP address, and nothing we signed in the original"
+
+
+def _unsubscribe_token_owners(headers: Message, secret: str) -> set[str]:
+    """The subscribers whose valid unsubscribe tokens stand in List-Unsubscribe."""
+    owners: set[str] = set()
+    for value in headers.get_all("List-Unsubscribe", []):
+        for token in _LINK_TOKEN.findall(str(value)):
+            public_id = parse_link_token(secret, "unsubscribe", token)
+            if public_id is not None:
+                owners.add(public_id)
+    return owners
 
 
 def _without_returned_original(message: Message) -> Message:

@@ -68,11 +68,23 @@ def test_a_failed_report_with_a_4xx_status_counts_as_temporary() -> None:
 def test_the_returned_original_never_names_anyone() -> None:
     decision = classify("dsn-quoting-others.eml")
     assert decision.about is not None and decision.about.public_id == PUBLIC_IDS["anouk"]
-    # Without the VERP address on the report itself, nobody: not Bram's Message-ID,
-    # Carla's unsubscribe link or Bram's VERP address in the quoted message.
+    # Without the VERP address on the report itself, the returned original's signed
+    # values count, and they must name one subscriber: Bram's Message-ID with Carla's
+    # unsubscribe link names nobody, and Bram's VERP address in it is never read.
     without = classify("dsn-quoting-others-without-verp.eml")
     assert (without.kind, without.about) == ("unknown", None)
-    assert without.reason == "a bounce without a VERP address (see [delivery] verp)"
+    assert without.reason == "a bounce whose returned original names two subscribers"
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("postfix-headers-only.eml", "permanent"), ("postfix-delay-headers-only.eml", "temporary")],
+)
+def test_without_verp_the_returned_headers_name_the_subscriber(name: str, kind: str) -> None:
+    decision = classify(name)
+    assert decision.kind == kind
+    assert decision.about is not None
+    assert (decision.about.public_id, decision.about.edition) == (PUBLIC_IDS["anouk"], EDITION)
 
 
 def test_a_forged_or_damaged_verp_token_is_ignored() -> None:

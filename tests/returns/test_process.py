@@ -139,6 +139,9 @@ CORPUS_CASES = [
     ("outlook.eml", "permanent", ("bounced", "bounced", ["bounced"])),
     ("qmail.eml", "permanent", ("bounced", "bounced", ["bounced"])),
     ("temporary-dsn.eml", "temporary", ("confirmed", None, ["soft_bounced"])),
+    # Without VERP: our signed Message-ID and unsubscribe token in the returned headers.
+    ("postfix-headers-only.eml", "permanent", ("bounced", "bounced", ["bounced"])),
+    ("postfix-delay-headers-only.eml", "temporary", ("confirmed", None, ["soft_bounced"])),
     ("expired-dsn.eml", "temporary", ("confirmed", None, ["soft_bounced"])),
     ("arf-abuse.eml", "complaints", ("complained", "complained", ["complained"])),
     ("arf-abuse-headers-only.eml", "complaints", ("complained", "complained", ["complained"])),
@@ -212,13 +215,40 @@ def test_a_dsn_quoting_other_subscribers_hits_only_the_verp_subscriber(world: Wo
     world.deliver("dsn-quoting-others-without-verp.eml")
     report = world.process()
     assert (report.permanent, report.not_understood) == (1, 1)
-    assert report.reasons == {"a bounce without a VERP address (see [delivery] verp)": 1}
+    assert report.reasons == {"a bounce whose returned original names two subscribers": 1}
     assert states(world)["anouk"][0] == "bounced"
     assert {name: state for name, state in states(world).items() if name != "anouk"} == {
         "bram": UNTOUCHED,
         "carla": UNTOUCHED,
         "daan": UNTOUCHED,
     }
+
+
+def test_without_verp_the_signed_values_of_the_returned_original_tie_the_bounce(
+    world: World,
+) -> None:
+    # On default settings ([delivery] verp off) the report goes to the plain return
+    # path; what ties it to Anouk is her copy's Message-ID and unsubscribe token, which
+    # only we can make. The same DSN without them, or with someone else's, ties nobody.
+    world.settings = world.settings.model_copy(
+        update={"delivery": world.settings.delivery.model_copy(update={"verp": False})}
+    )
+    world.deliver("postfix-headers-only.eml")
+    report = world.process()
+    assert (report.permanent, report.suppressed) == (1, 1)
+    assert states(world)["anouk"] == ("bounced", "bounced", ["bounced"])
+    assert consent_details(world, PEOPLE["anouk"], "bounced")["edition"] == world.edition
+
+
+def test_a_returned_original_with_forged_signed_values_ties_nobody(world: World) -> None:
+    raw = render("postfix-headers-only.eml", world.public_ids, edition=world.edition)
+    forged_id = re.sub(rb"(Message-ID: <\d+\.)[0-9a-f]{24}", rb"\g<1>" + b"0" * 24, raw)
+    token = link_token(SECRET, "unsubscribe", world.public_ids["anouk"]).encode()
+    forged = forged_id.replace(token, world.public_ids["anouk"].encode() + b"." + b"Q" * 22)
+    world.maildir.add(forged)
+    report = world.process()
+    assert report.not_understood == 1
+    assert states(world)["anouk"] == UNTOUCHED
 
 
 def test_processing_the_same_message_twice_counts_it_once(world: World) -> None:
