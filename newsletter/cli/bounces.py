@@ -6,8 +6,9 @@ import typer
 
 from newsletter.cli.support import AsJson, app_context, out, print_json
 from newsletter.core.config import Settings
+from newsletter.mail.mailer import SmtpMailer
 from newsletter.returns.mailboxes import IMAP_UNKNOWN_KEYWORD, MAILDIR_UNKNOWN, open_return_mailbox
-from newsletter.returns.process import BounceReport, process_return_mailbox
+from newsletter.returns.process import BounceReport, handle_returns
 
 
 def _counted(count: int, singular: str, plural: str) -> str:
@@ -15,19 +16,25 @@ def _counted(count: int, singular: str, plural: str) -> str:
 
 
 def summary_line(report: BounceReport) -> str:
-    """E.g. "5 messages: 2 permanent failures, 1 temporary failure, 0 complaints, ..."."""
-    line = (
-        f"{_counted(report.messages, 'message', 'messages')}: "
-        f"{_counted(report.permanent, 'permanent failure', 'permanent failures')}, "
-        f"{_counted(report.temporary, 'temporary failure', 'temporary failures')}, "
-        f"{_counted(report.complaints, 'complaint', 'complaints')}, "
-        f"{_counted(report.unsubscribes, 'unsubscribe', 'unsubscribes')}, "
-        f"{report.not_understood} not understood"
-    )
+    """E.g. "read 73 returned mails: 10 bounced, 61 probed, 12 temporary, 0 not understood"."""
+    parts = [f"{report.permanent} bounced", f"{report.probed} probed"]
+    parts.append(f"{report.temporary} temporary")
+    if report.complaints:
+        parts.append(_counted(report.complaints, "complaint", "complaints"))
+    if report.unsubscribes:
+        parts.append(_counted(report.unsubscribes, "unsubscribe", "unsubscribes"))
+    parts.append(f"{report.not_understood} not understood")
+    line = f"read {_counted(report.messages, 'returned mail', 'returned mails')}: "
+    line += ", ".join(parts)
     if report.already_handled:
         line += f", {report.already_handled} handled before"
     if report.suppressed:
         line += f"; {_counted(report.suppressed, 'address', 'addresses')} suppressed"
+    if report.probes_sent or report.probes_refused or report.probes_waiting:
+        line += (
+            f"; probes: {report.probes_sent} sent, {report.probes_refused} refused for good, "
+            f"{report.probes_waiting} to try again"
+        )
     return line
 
 
@@ -35,12 +42,14 @@ def bounces(
     ctx: typer.Context,
     as_json: AsJson = False,
 ) -> None:
-    """Read the return mailbox: bounces, spam complaints and mailto unsubscribes."""
+    """Read the return mailbox (bounces, spam complaints, mailto unsubscribes) and send
+    the probes that are due."""
     context = app_context(ctx)
     settings = context.settings
+    send = SmtpMailer(settings, clock=context.clock).send_now
     with open_return_mailbox(settings) as mailbox:
-        report = process_return_mailbox(
-            settings, context.database, mailbox=mailbox, clock=context.clock
+        report = handle_returns(
+            settings, context.database, mailbox=mailbox, clock=context.clock, send=send
         )
     if as_json:
         print_json(report.as_json())

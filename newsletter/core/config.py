@@ -215,6 +215,9 @@ class BouncesSettings(_Section):
     # Temporary failures in this many editions within soft_bounce_days suppress the address.
     soft_bounce_limit: int = Field(3, ge=1, le=100)
     soft_bounce_days: int = Field(30, ge=1, le=365)
+    # A bounce that names a subscriber by address only (nothing we signed in it) gets
+    # them a probe, at most one in this many days; only a probe that bounces too counts.
+    probe_interval_days: int = Field(7, ge=1, le=365)
 
     @model_validator(mode="after")
     def _one_mailbox(self) -> BouncesSettings:

@@ -15,7 +15,8 @@
     ├── MailboxError             the return mailbox cannot be opened, read or written
     └── DeliveryError            mail could not be handed to the SMTP server
         ├── SmtpConnectError     no session: refused, TLS or login failed (check settings)
-        └── SmtpConnectionLost   an open session broke, timed out or got 421 (reconnect)
+        ├── SmtpConnectionLost   an open session broke, timed out or got 421 (reconnect)
+        └── MailRefused          the server refused one single mail (`permanent`: for good)
 
 Catch `NewsletterError` at an entry point (CLI command, web handler, scheduled job);
 catch a subclass only where the caller can do something specific about it, such as the
@@ -78,6 +79,14 @@ class SmtpConnectError(DeliveryError):
 
 class SmtpConnectionLost(DeliveryError):
     """An open SMTP session broke: dropped, timed out or closed by the server (421)."""
+
+
+class MailRefused(DeliveryError):
+    """The server refused one single mail; `permanent` for a 5xx (try no more)."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class AccountError(NewsletterError):

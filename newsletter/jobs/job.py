@@ -47,7 +47,7 @@ from newsletter.jobs.runs import close_interrupted_runs, finish_run, record_skip
 from newsletter.jobs.staff_mails import draft_ready_mail, run_failed_mail
 from newsletter.mail.mailer import OutgoingMail, SmtpMailer
 from newsletter.returns.mailboxes import open_return_mailbox
-from newsletter.returns.process import process_return_mailbox
+from newsletter.returns.process import handle_returns
 from newsletter.staff.accounts import purge_sessions
 from subscribers.management import ListManagement
 
@@ -122,8 +122,9 @@ def run_job(
 ) -> RunReport:
     """Run the whole job once, unless another run holds the lock; never raises for a step.
 
-    `send` overrides `[schedule] auto_send`; `mail` delivers the staff mails (default:
-    the SMTP server of the settings). Raises StorageError only when the run cannot even
+    `send` overrides `[schedule] auto_send`; `mail` delivers the single mails of the run,
+    to staff and the probes of the return mailbox (default: the SMTP server of the
+    settings). Raises StorageError only when the run cannot even
     be recorded.
     """
     started = clock()
@@ -162,7 +163,8 @@ def _run_steps(
     _retry_waiting(settings, database, steps, clock=clock)
     if settings.bounces.maildir is not None or settings.bounces.imap_host is not None:
         with steps.step("bounces"):
-            _read_returns(settings, database, steps.counts, clock=clock)
+            send = mail or _smtp_mail(settings, clock)
+            _read_returns(settings, database, steps.counts, clock=clock, mail=send)
     with steps.step("fetch"):
         _fetch(settings, database, steps.counts, clock=clock)
     with steps.step("draft"):
@@ -204,14 +206,16 @@ def _retry_waiting(settings: Settings, database: Database, steps: _Steps, *, clo
 
 
 def _read_returns(
-    settings: Settings, database: Database, counts: RunCounts, *, clock: Clock
+    settings: Settings, database: Database, counts: RunCounts, *, clock: Clock, mail: MailStaff
 ) -> None:
-    """Act on bounces, complaints and mailto unsubscribes before anything is sent."""
+    """Act on bounces, complaints and mailto unsubscribes before anything is sent, and
+    send the probes that are due."""
     with open_return_mailbox(settings) as mailbox:
-        report = process_return_mailbox(settings, database, mailbox=mailbox, clock=clock)
+        report = handle_returns(settings, database, mailbox=mailbox, clock=clock, send=mail)
     counts.returned = report.messages
     counts.returned_suppressed = report.suppressed
     counts.returned_unknown = report.not_understood
+    counts.probes_sent = report.probes_sent
 
 
 def _fetch(settings: Settings, database: Database, counts: RunCounts, *, clock: Clock) -> None:

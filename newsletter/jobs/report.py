@@ -29,6 +29,7 @@ class RunCounts:
     returned: int | None = None  # mails read from the return mailbox ([bounces] set)
     returned_suppressed: int = 0  # addresses they bounced, marked complained or unsubscribed
     returned_unknown: int = 0  # not understood: kept for a person to look at
+    probes_sent: int = 0  # probes of subscribers a bounce named by address only
     failed_steps: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -78,6 +79,8 @@ def summary_line(run_id: int, outcome: str, counts: RunCounts, error: str | None
             f"({counts.returned_suppressed} suppressed, "
             f"{counts.returned_unknown} not understood)"
         )
+    if counts.probes_sent:
+        parts.append(f"sent {counts.probes_sent} probe{'' if counts.probes_sent == 1 else 's'}")
     if counts.purged_subscribers or counts.purged_tokens:
         parts.append(
             f"purged {counts.purged_subscribers} unconfirmed, {counts.purged_tokens} expired tokens"

@@ -12,6 +12,9 @@ import re
 from dataclasses import dataclass
 
 VERP_MAC_CHARS = 16
+# The "edition" of a probe (returns/probes.py): editions are numbered from 1, so a probe's
+# Message-ID and VERP address can never be taken for a newsletter's.
+PROBE_EDITION = 0
 _VERP_TOKEN = re.compile(r"(\d{1,10})\.([A-Za-z0-9_-]{22})\.([0-9a-f]{16})")
 
 

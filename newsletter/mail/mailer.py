@@ -16,7 +16,7 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid, parseaddr
 
 from newsletter.core.config import Settings
-from newsletter.core.errors import DeliveryError
+from newsletter.core.errors import MailRefused
 from newsletter.core.text import one_line
 from newsletter.core.tls import client_context
 from newsletter.mail.dkim import DkimSigner
@@ -34,6 +34,10 @@ class OutgoingMail:
     html: str | None = None
     kind: str = "notice"
     extra_headers: dict[str, str] = field(default_factory=dict)
+    # A Message-ID and envelope sender of its own (a probe's signed ones); None: a fresh
+    # Message-ID, and the return path.
+    message_id: str | None = None
+    envelope_from: str | None = None
 
 
 def smtp_options(settings: Settings) -> SmtpOptions:
@@ -92,7 +96,9 @@ def build_message(mail: OutgoingMail, *, settings: Settings, now: datetime) -> b
     message["To"] = one_line(mail.to)
     message["Subject"] = subject
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid(domain=sender_address(settings).rpartition("@")[2])
+    message["Message-ID"] = mail.message_id or make_msgid(
+        domain=sender_address(settings).rpartition("@")[2]
+    )
     if settings.sender.reply_to:
         message["Reply-To"] = settings.sender.reply_to
     message["Auto-Submitted"] = "auto-generated"
@@ -127,11 +133,14 @@ class SmtpMailer:
             payload = self._signer.sign_wire(payload)
         async with await SmtpConnection.open(self._options) as connection:
             result: TransactionResult = await connection.send(
-                return_path(self._settings), [mail.to], payload
+                mail.envelope_from or return_path(self._settings), [mail.to], payload
             )
         if mail.to not in result.delivered:
             reply = result.reply_for(mail.to)
-            raise DeliveryError(f"the SMTP server refused the mail to {mail.to}: {reply}")
+            raise MailRefused(
+                f"the SMTP server refused the mail to {mail.to}: {reply}",
+                permanent=reply.permanent,
+            )
 
     def send_now(self, mail: OutgoingMail) -> None:
         """`send` for synchronous callers (the CLI)."""

@@ -67,11 +67,15 @@ class SubscriberReference:
 
     `public_id` comes from a token we signed. `message_id` is one of our Message-IDs,
     whose mac can only be checked against the recipients of its edition (in the database).
+    `addresses` prove nothing (see returns/probes.py).
     """
 
     public_id: str | None = None
     edition: int | None = None
     message_id: str | None = None
+    # Addresses the report names as failed, when nothing we signed ties it to anyone: no
+    # proof of anything, only reason enough to send their subscriber a probe.
+    addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -256,11 +260,10 @@ def _bounce(message: Message, secret: str) -> ReturnDecision | None:
         # The server gave up, but on a passing cause (a full mailbox, a host down for
         # days): counted like any temporary failure, not taken as the end of the address.
         kind = "temporary"
-    candidates, identities = 0, set()
+    identities = set()
     for address in _envelope_recipients(message):
         if "+" not in address.partition("@")[0]:
             continue
-        candidates += 1
         identity = read_verp_address(secret, address)
         if identity is not None:
             identities.add(identity)
@@ -270,13 +273,23 @@ def _bounce(message: Message, secret: str) -> ReturnDecision | None:
     elif identities:
         [identity] = identities
         about = SubscriberReference(public_id=identity.public_id, edition=identity.edition)
-    elif candidates:
-        about = "a bounce with a forged or damaged VERP address"
     else:
+        # No VERP address, or one we did not sign (forged, or damaged on the way): what
+        # we signed in the returned original, or else the addresses alone.
         about = _signed_in_original(message, secret)
+        if about == _TIED_TO_NOBODY and (permanent or temporary):
+            named = sorted(_as_text(address) for address in (permanent or temporary))
+            about = SubscriberReference(addresses=tuple(named))
     if isinstance(about, str):
         return ReturnDecision("unknown", about, status=status)
     return ReturnDecision(kind, _bounce_reason(kind, status, diagnostic), about, status=status)
+
+
+_TIED_TO_NOBODY = "a bounce tied to nobody: no VERP address, and nothing we signed in it"
+
+
+def _as_text(address: bytes | str) -> str:
+    return address.decode("utf-8", "replace") if isinstance(address, bytes) else address
 
 
 def _signed_in_original(message: Message, secret: str) -> SubscriberReference | str:
@@ -293,7 +306,7 @@ def _signed_in_original(message: Message, secret: str) -> SubscriberReference | 
         None,
     )
     if original is None:
-        return "a bounce tied to nobody: no VERP address, and no original returned"
+        return _TIED_TO_NOBODY
     public_ids = _unsubscribe_token_owners(original, secret)
     claim = read_message_id(one_line(str(original.get("Message-ID", ""))))
     if len(public_ids) > 1:
@@ -307,7 +320,7 @@ def _signed_in_original(message: Message, secret: str) -> SubscriberReference | 
         return SubscriberReference(public_id=public_id, edition=claim.edition)
     if claim is not None:
         return SubscriberReference(edition=claim.edition, message_id=claim.value)
-    return "a bounce tied to nobody: no VERP address, and nothing we signed in the original"
+    return _TIED_TO_NOBODY
 
 
 def _unsubscribe_token_owners(headers: Message, secret: str) -> set[str]:

@@ -14,6 +14,7 @@ are not remembered: filed aside, and read again only if someone puts them back.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -27,9 +28,12 @@ from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.models import Base
 from newsletter.delivery.outbox import OutboxRow
-from newsletter.mail.identities import message_id_matches
+from newsletter.mail.identities import PROBE_EDITION, message_id_matches
+from newsletter.mail.mailer import OutgoingMail
 from newsletter.returns.classify import DecisionKind, ReturnDecision, classify_return_message
 from newsletter.returns.mailboxes import ReturnMailbox
+from newsletter.returns.probes import Probe, probe_bounced, request_probe, send_due_probes
+from subscribers.addresses import address_key
 from subscribers.bounces import (
     record_complaint,
     record_hard_bounce,
@@ -37,9 +41,9 @@ from subscribers.bounces import (
     record_unsubscribe_by_mail,
 )
 from subscribers.models import Subscriber
-from subscribers.records import find_by_public_id
+from subscribers.records import find_by_key, find_by_public_id
 
-Outcome = DecisionKind | Literal["already_handled"]
+Outcome = DecisionKind | Literal["already_handled", "probed"]
 
 
 class ReturnMessage(Base):
@@ -58,12 +62,16 @@ class BounceReport:
 
     messages: int = 0
     permanent: int = 0
+    probed: int = 0  # bounces naming a subscriber by address only: a probe asked for
     temporary: int = 0
     complaints: int = 0
     unsubscribes: int = 0
     not_understood: int = 0
     already_handled: int = 0
     suppressed: int = 0  # subscribers this pass bounced, marked complained or unsubscribed
+    probes_sent: int = 0  # probes that went out in this pass (asked for now or before)
+    probes_refused: int = 0  # refused for good by the SMTP server: their subscriber bounced
+    probes_waiting: int = 0  # to be tried again at the next pass
     # Why messages were not understood, and how many for each reason.
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -78,6 +86,7 @@ _REPORT_FIELD: dict[Outcome, str] = {
     "unsubscribe": "unsubscribes",
     "unknown": "not_understood",
     "already_handled": "already_handled",
+    "probed": "probed",
 }
 
 
@@ -114,6 +123,23 @@ def process_return_mailbox(
     return report
 
 
+def handle_returns(
+    settings: Settings,
+    database: Database,
+    *,
+    mailbox: ReturnMailbox,
+    clock: Clock,
+    send: Callable[[OutgoingMail], None],
+) -> BounceReport:
+    """Process the return mailbox, then send the probes that are due (with `send`)."""
+    report = process_return_mailbox(settings, database, mailbox=mailbox, clock=clock)
+    probes = send_due_probes(settings, database, clock=clock, send=send)
+    report.probes_sent, report.probes_refused = probes.sent, probes.bounced
+    report.probes_waiting = probes.waiting
+    report.suppressed += probes.bounced
+    return report
+
+
 def _classify(raw: bytes, *, secret: str) -> ReturnDecision:
     try:
         return classify_return_message(raw, secret=secret)
@@ -127,13 +153,15 @@ def _act_on(
     """Carry out one decision in its own transaction, at most once per message."""
     if decision.kind == "unknown" or decision.about is None:
         return _Result("unknown", decision.reason)
+    if decision.about.addresses:
+        return _by_address_only(settings, database, decision, now=now)
     with database.session() as session:
         subscriber_id = _find_subscriber(session, decision, settings.require_secret_key())
         if isinstance(subscriber_id, str):
             return _Result("unknown", subscriber_id)
         edition = decision.about.edition
         if decision.kind == "temporary" and edition is None:
-            # Bounces are tied by VERP, which always names the edition; never here.
+            # A newsletter's bounce names its edition (VERP, Message-ID); this one did not.
             return _Result("unknown", "a temporary failure without its edition")
         if not _claim(session, decision, now=now):
             return _Result("already_handled", decision.reason)
@@ -153,6 +181,11 @@ def _apply(
     edition = decision.about.edition if decision.about is not None else None
     reason = decision.reason
     common: dict[str, Any] = {"settings": settings, "now": now}
+    if edition == PROBE_EDITION and decision.kind in ("permanent", "temporary"):
+        # The probe came back: permanent ends the subscription, temporary changes nothing.
+        if decision.kind == "temporary":
+            return False
+        return probe_bounced(session, settings, subscriber_id, now=now, reason=reason)
     if decision.kind == "permanent":
         return record_hard_bounce(
             session, subscriber_id, reply=reason, edition_id=edition, via="dsn", **common
@@ -175,15 +208,45 @@ def _find_subscriber(session: Session, decision: ReturnDecision, secret: str) ->
         return found.id if found is not None else "about a subscriber who is no longer on the list"
     if about is None or about.message_id is None or about.edition is None:
         return "about nobody in particular"
+    # Whose Message-ID it could be: the edition's recipients, or the probed.
     recipients = session.execute(
         select(Subscriber.id, Subscriber.public_id)
         .join(OutboxRow, OutboxRow.subscriber_id == Subscriber.id)
         .where(OutboxRow.edition_id == about.edition)
+        if about.edition != PROBE_EDITION
+        else select(Subscriber.id, Subscriber.public_id)
+        .join(Probe, Probe.subscriber_id == Subscriber.id)
+        .where(Probe.state == "sent")
+        .distinct()
     )
     for subscriber_id, public_id in recipients:
         if message_id_matches(secret, about.message_id, edition=about.edition, public_id=public_id):
             return int(subscriber_id)
     return "about a message whose Message-ID matches no recipient of its edition"
+
+
+def _by_address_only(
+    settings: Settings, database: Database, decision: ReturnDecision, *, now: datetime
+) -> _Result:
+    """A bounce naming subscribers by address only: a probe for each, never more."""
+    assert decision.about is not None
+    with database.session() as session:
+        found = [
+            subscriber
+            for address in decision.about.addresses
+            if (subscriber := find_by_key(session, address_key(address), lock=True)) is not None
+            and subscriber.status == "confirmed"
+        ]
+        if not found:
+            return _Result("unknown", "a bounce naming no subscriber, by address only")
+        if not _claim(session, decision, now=now):
+            return _Result("already_handled", decision.reason)
+        if decision.kind != "permanent":
+            # A temporary failure proves even less: counted, nothing asked for.
+            return _Result("temporary", decision.reason)
+        for subscriber in found:
+            request_probe(session, settings, subscriber, now=now, reason=decision.reason)
+        return _Result("probed", decision.reason)
 
 
 def _claim(session: Session, decision: ReturnDecision, *, now: datetime) -> bool:

@@ -93,8 +93,8 @@ def test_bounces_acts_and_prints_the_counts(
     result = run(config, clock=clock)
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        "2 messages: 1 permanent failure, 0 temporary failures, 0 complaints, "
-        "0 unsubscribes, 1 not understood; 1 address suppressed",
+        "read 2 returned mails: 1 bounced, 0 probed, 0 temporary, 1 not understood; "
+        "1 address suppressed",
         "  not understood (1): not a bounce, complaint or unsubscribe request",
         f"  kept for a person to read: {Path('returns') / '.unknown'}",
     ]
@@ -116,12 +116,16 @@ def test_bounces_json(config: Path, clock: FixedClock, returns: mailbox.Maildir)
     assert json.loads(result.stdout) == {
         "messages": 2,
         "permanent": 1,
+        "probed": 0,
         "temporary": 0,
         "complaints": 0,
         "unsubscribes": 0,
         "not_understood": 1,
         "already_handled": 0,
         "suppressed": 1,
+        "probes_sent": 0,
+        "probes_refused": 0,
+        "probes_waiting": 0,
         "reasons": {"not a bounce, complaint or unsubscribe request": 1},
     }
 

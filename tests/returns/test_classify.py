@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from email.header import Header
 
 import pytest
@@ -87,16 +88,33 @@ def test_without_verp_the_returned_headers_name_the_subscriber(name: str, kind: 
     assert (decision.about.public_id, decision.about.edition) == (PUBLIC_IDS["anouk"], EDITION)
 
 
-def test_a_forged_or_damaged_verp_token_is_ignored() -> None:
-    assert classify("forged-verp.eml").reason == "a bounce with a forged or damaged VERP address"
-    assert classify("postfix.eml", secret="another-secret").kind == "unknown"
+def test_a_forged_or_damaged_verp_token_proves_nothing() -> None:
+    # The VERP address is not ours; what ties the report to Anouk is her copy's signed
+    # Message-ID and unsubscribe token in the returned original.
+    forged = classify("forged-verp.eml")
+    assert forged.about is not None and forged.about.public_id == PUBLIC_IDS["anouk"]
     raw = render("postfix.eml", PUBLIC_IDS, edition=EDITION)
     good = verp_address(
         KEY, return_path=RETURN_PATH, edition=EDITION, public_id=PUBLIC_IDS["anouk"]
     )
     damaged = good.replace(f"+{EDITION}.", f"+{EDITION + 1}.").encode()
     decision = classify_return_message(raw.replace(good.encode(), damaged), secret=KEY)
-    assert (decision.kind, decision.about) == ("unknown", None)
+    assert decision.about is not None and decision.about.public_id == PUBLIC_IDS["anouk"]
+    # Under another key nothing is ours: the Message-ID is only a claim, checked against
+    # the edition's recipients later (where it will match no one).
+    other = classify("postfix.eml", secret="another-secret")
+    assert other.about is not None and other.about.public_id is None
+
+
+def test_with_nothing_signed_the_named_address_asks_for_a_probe_at_most() -> None:
+    raw = render("postfix-headers-only.eml", PUBLIC_IDS, edition=EDITION)
+    raw = re.sub(rb"(?m)^Message-ID: .*\n", b"", raw)
+    raw = re.sub(rb"(?m)^List-Unsubscribe: .*\n(?: .*\n)?", b"", raw)
+    decision = classify_return_message(raw, secret=KEY)
+    assert decision.kind == "permanent"
+    assert decision.about is not None
+    assert (decision.about.public_id, decision.about.message_id) == (None, None)
+    assert decision.about.addresses == ("anouk@example.org",)
 
 
 def test_two_different_verp_addresses_name_nobody() -> None:

@@ -149,7 +149,8 @@ CORPUS_CASES = [
     ("mailto-unsubscribe-forged.eml", "not_understood", UNTOUCHED),
     ("dsn-quoting-others.eml", "permanent", ("bounced", "bounced", ["bounced"])),
     ("dsn-quoting-others-without-verp.eml", "not_understood", UNTOUCHED),
-    ("forged-verp.eml", "not_understood", UNTOUCHED),
+    # A VERP address we did not sign, but Anouk's signed Message-ID in the original.
+    ("forged-verp.eml", "permanent", ("bounced", "bounced", ["bounced"])),
     ("garbage.eml", "not_understood", UNTOUCHED),
     ("human-reply.eml", "not_understood", UNTOUCHED),
     ("auto-reply.eml", "not_understood", UNTOUCHED),
@@ -394,12 +395,14 @@ def test_a_bounce_for_an_erased_subscriber_is_set_aside(world: World) -> None:
     assert world.folder("unknown") == [raw]
 
 
-def test_a_forged_verp_token_is_ignored_and_kept(world: World) -> None:
-    raw = world.deliver("forged-verp.eml")
+def test_a_forged_verp_token_with_nothing_signed_asks_for_a_probe_only(world: World) -> None:
+    raw = render("forged-verp.eml", world.public_ids, edition=world.edition)
+    raw = re.sub(rb"(?m)^Message-ID: .*\n", b"", raw)
+    raw = re.sub(rb"(?m)^List-Unsubscribe: .*\n(?: .*\n)?", b"", raw)
+    world.maildir.add(raw)
     report = world.process()
-    assert report.reasons == {"a bounce with a forged or damaged VERP address": 1}
-    assert world.folder("unknown") == [raw]
-    assert states(world)["anouk"] == UNTOUCHED
+    assert (report.probed, report.permanent, report.suppressed) == (1, 0, 0)
+    assert states(world)["anouk"] == ("confirmed", None, ["probe_requested"])
 
 
 def test_an_empty_mailbox_reports_nothing(world: World) -> None:
