@@ -10,6 +10,8 @@ address's owner. Mails are returned, not sent, so that they leave after the comm
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
@@ -31,6 +33,18 @@ from subscribers.records import (
 )
 from subscribers.service import ListService
 from subscribers.tokens import LinkPurpose, confirm_url, confirmation_token_hash, parse_link_token
+
+ConfirmPurpose = Literal["subscribe", "change_email"]
+ConfirmOutcome = Literal["subscribed"] | optin.ChangeOutcome
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What a used confirmation link did, to whom, and the mail to send after the commit."""
+
+    outcome: ConfirmOutcome
+    subscriber: SubscriberView
+    mails: tuple[OutgoingMail, ...] = ()
 
 
 class SubscriberFlows(ListService):
@@ -71,35 +85,49 @@ class SubscriberFlows(ListService):
             )
         )
 
-    def confirmation_is_valid(self, token: str) -> bool:
-        """Whether `token` would confirm something now (for GET /confirm: reads only)."""
+    def pending_confirmation(self, token: str) -> ConfirmPurpose | None:
+        """What `token` would confirm now, a sign-up or a new address (for GET /confirm:
+        reads only); None for an unknown, used or expired token."""
         token_hash = confirmation_token_hash(token)
         if token_hash is None:
-            return False
+            return None
         with self._database.session() as session:
-            return optin.find_valid_token(session, self._operation(), token_hash) is not None
+            found = optin.find_valid_token(session, self._operation(), token_hash)
+            if found is None or found.purpose not in ("subscribe", "change_email"):
+                return None
+            return "change_email" if found.purpose == "change_email" else "subscribe"
 
-    def confirm(self, token: str, requester: Requester) -> SubscriberView | None:
-        """Carry out a confirmation token once; None for an unknown, used or expired one."""
+    def confirm(self, token: str, requester: Requester) -> Confirmation | None:
+        """Carry out a confirmation token once; None for an unknown, used or expired one.
+
+        The answer says what happened (docs/subscribers.md), so the page can say exactly
+        that, and carries the welcome mail to send after a confirmed sign-up.
+        """
         token_hash = confirmation_token_hash(token)
         if token_hash is None:
             return None
 
-        def work(session: Session, op: Operation) -> SubscriberView | None:
+        def work(session: Session, op: Operation) -> Confirmation | None:
             found = optin.find_valid_token(session, op, token_hash, lock=True)
             if found is None:
                 return None
             subscriber = session.get(Subscriber, found.subscriber_id, with_for_update=True)
             if subscriber is None:
                 return None
+            mails: list[OutgoingMail] = []
+            outcome: ConfirmOutcome
             if found.purpose == "change_email":
                 new_email = found.new_email or ""
-                if not optin.confirm_address_change(session, op, subscriber, new_email, requester):
-                    return None
+                outcome = optin.confirm_address_change(
+                    session, op, subscriber, new_email, requester
+                )
             else:
-                optin.confirm_subscription(session, op, subscriber, requester)
+                optin.confirm_subscription(session, op, subscriber, found, requester)
+                outcome = "subscribed"
+                if op.settings.subscribers.welcome_mail:
+                    mails.append(optin.welcome_mail(op, subscriber))
             session.execute(delete(ConfirmationToken).where(ConfirmationToken.id == found.id))
-            return op.view(subscriber)
+            return Confirmation(outcome, op.view(subscriber), tuple(mails))
 
         return self._transaction(work)
 

@@ -9,22 +9,25 @@ from typing import Any
 from newsletter.core.config import Settings
 from newsletter.core.templating import render_template, template_environment
 from newsletter.core.text import one_line
+from newsletter.jobs.cadence import describe_schedule
 from newsletter.mail.mailer import OutgoingMail
 
 # OutgoingMail.kind of each mail; the consent log records `<kind>_mail_sent` / `_failed`.
-MAIL_KINDS = ("confirmation", "notice", "address_change")
+MAIL_KINDS = ("confirmation", "notice", "address_change", "welcome")
 
 _TEMPLATES = {
     "confirmation": "email/confirm_subscription",
     "notice": "email/already_subscribed",
     "address_change": "email/confirm_address_change",
+    "welcome": "email/welcome",
 }
 
 
 class SubscriberMails:
     """Renders the confirmation, already-subscribed and address-change mails.
 
-    None of them carries the person's name: the address has not confirmed it.
+    None of them carries the person's name: the address has not confirmed it. Only the
+    welcome mail does, sent after the person confirmed.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -74,5 +77,29 @@ class SubscriberMails:
             {
                 "confirm_url": confirm_url,
                 "confirm_hours": self._settings.subscribers.confirm_hours,
+            },
+        )
+
+    def welcome(
+        self,
+        to: str,
+        *,
+        name: str | None,
+        themes: Sequence[str],
+        preferences_url: str,
+        unsubscribe_url: str,
+    ) -> OutgoingMail:
+        """Welcomes someone who just confirmed: what comes, how often, how to change or leave."""
+        base_url = self._settings.site.base_url
+        return self._render(
+            "welcome",
+            to,
+            {
+                "name": name or "",
+                "themes": [self._settings.themes[slug].name for slug in themes],
+                "cadence": describe_schedule(self._settings.schedule.cron),
+                "archive_url": f"{base_url}/archive",
+                "preferences_url": preferences_url,
+                "unsubscribe_url": unsubscribe_url,
             },
         )

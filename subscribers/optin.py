@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,7 +21,12 @@ from subscribers.records import (
     mail_limit_reached,
     new_subscriber,
 )
-from subscribers.tokens import confirm_url, preferences_url
+from subscribers.tokens import confirm_url, preferences_url, unsubscribe_url
+
+# What confirming an address change did (docs/subscribers.md has the table).
+ChangeOutcome = Literal["changed", "changed_not_subscribed", "left_before_change", "address_in_use"]
+# Statuses of someone who chose to stop the newsletter themselves.
+LEFT = ("unsubscribed", "complained")
 
 
 def request_opt_in(
@@ -115,39 +120,41 @@ def find_valid_token(
 
 
 def confirm_subscription(
-    session: Session, op: Operation, subscriber: Subscriber, requester: Requester
+    session: Session,
+    op: Operation,
+    subscriber: Subscriber,
+    clicked: ConfirmationToken,
+    requester: Requester,
 ) -> None:
-    """Make `subscriber` confirmed with what its newest request asked for."""
-    newest = session.scalars(
-        select(ConfirmationToken)
-        .where(
-            ConfirmationToken.subscriber_id == subscriber.id,
-            ConfirmationToken.purpose == "subscribe",
-        )
-        .order_by(ConfirmationToken.created_at.desc(), ConfirmationToken.id.desc())
-        .limit(1)
-    ).one()
-    requested = newest.requested
+    """Make `subscriber` confirmed with what the clicked link's own request asked for.
+
+    Never another request's: somebody else may have asked for the same address since,
+    with another name and other themes, and the person confirming did not see those.
+    """
+    requested = clicked.requested
     previous_status = subscriber.status
     subscriber.name = requested.get("name")
     subscriber.themes = op.known_themes(requested.get("themes") or [])
-    subscriber.status = "confirmed"
-    subscriber.confirmed_at = op.now
-    subscriber.unsubscribed_at = None
-    subscriber.updated_at = op.now
-    subject = op.address_hash(subscriber.email_key)
-    lift_suppression(session, subject)
+    _make_confirmed(session, op, subscriber)
     # Every outstanding sign-up mail of this address is spent: it is confirmed now.
     drop_tokens(session, subscriber.id, purpose="subscribe")
     op.record(
         session,
         "confirmed",
-        subject_hash=subject,
+        subject_hash=op.address_hash(subscriber.email_key),
         requester=requester,
         subscriber=subscriber,
         consent_text_hash=requested.get("consent_text_hash"),
         details={"themes": list(subscriber.themes), "previous_status": previous_status},
     )
+
+
+def _make_confirmed(session: Session, op: Operation, subscriber: Subscriber) -> None:
+    subscriber.status = "confirmed"
+    subscriber.confirmed_at = op.now
+    subscriber.unsubscribed_at = None
+    subscriber.updated_at = op.now
+    lift_suppression(session, op.address_hash(subscriber.email_key))
 
 
 def confirm_address_change(
@@ -156,27 +163,59 @@ def confirm_address_change(
     subscriber: Subscriber,
     new_email: str,
     requester: Requester,
-) -> bool:
-    """Move `subscriber` to the confirmed new address; False (and no change) on a clash."""
+) -> ChangeOutcome:
+    """Carry out a confirmed move to `new_email` by the table in docs/subscribers.md."""
+    if subscriber.status in LEFT:
+        # Leaving is the later word: the move was asked for before, and nothing is sent.
+        return "left_before_change"
     key = address_key(new_email)
     holder = find_by_key(session, key)
     if holder is not None and holder.id != subscriber.id:
-        return False
-    previous = op.address_hash(subscriber.email_key)
+        return "address_in_use"
+    previous_status = subscriber.status
     subject = op.address_hash(key)
-    subscriber.email = new_email
-    subscriber.email_key = key
-    subscriber.updated_at = op.now
-    if subscriber.status == "confirmed":
-        # The new address itself asked for the newsletter: a confirmed opt-in.
-        lift_suppression(session, subject)
-    drop_tokens(session, subscriber.id, purpose="change_email")
     op.record(
         session,
         "address_changed",
         subject_hash=subject,
         requester=requester,
         subscriber=subscriber,
-        details={"previous_address_hash": previous},
+        details={
+            "previous_address_hash": op.address_hash(subscriber.email_key),
+            "previous_status": previous_status,
+        },
     )
-    return True
+    subscriber.email = new_email
+    subscriber.email_key = key
+    subscriber.updated_at = op.now
+    drop_tokens(session, subscriber.id, purpose="change_email")
+    if previous_status == "pending":
+        # Its sign-up links went to the old address: they may not confirm this one.
+        drop_tokens(session, subscriber.id, purpose="subscribe")
+        return "changed_not_subscribed"
+    if previous_status == "bounced":
+        # The old address stopped working; the new one just asked for the newsletter.
+        _make_confirmed(session, op, subscriber)
+        op.record(
+            session,
+            "confirmed",
+            subject_hash=subject,
+            requester=requester,
+            subscriber=subscriber,
+            details={"themes": list(subscriber.themes), "previous_status": previous_status},
+        )
+        return "changed"
+    # Confirmed: the new address itself asked for the newsletter, a confirmed opt-in.
+    lift_suppression(session, subject)
+    return "changed"
+
+
+def welcome_mail(op: Operation, subscriber: Subscriber) -> OutgoingMail:
+    """The welcome for someone who just confirmed their own sign-up."""
+    return op.mails.welcome(
+        subscriber.email,
+        name=subscriber.name,
+        themes=subscriber.themes,
+        preferences_url=preferences_url(op.settings, subscriber.public_id),
+        unsubscribe_url=unsubscribe_url(op.settings, subscriber.public_id),
+    )

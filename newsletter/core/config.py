@@ -147,13 +147,18 @@ class SubscriberSettings(_Section):
     confirm_hours: int = Field(48, ge=1, le=24 * 30)
     purge_unconfirmed_days: int = Field(7, ge=1, le=365)
     max_confirmation_mails_per_day: int = Field(3, ge=1, le=20)
+    # A short welcome after someone confirms their own sign-up (never after staff add
+    # or import someone).
+    welcome_mail: bool = True
     ip_policy: Literal["store", "hash", "none"] = "hash"
 
 
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    signup_limit_per_ip: int = Field(10, ge=1, le=10_000)
+    # Accepted sign-ups per client address: a library, school or action-day laptop
+    # shares one address, so this is generous (docs/subscribers.md says why).
+    signup_limit_per_ip: int = Field(60, ge=1, le=10_000)
     signup_window_minutes: int = Field(60, ge=1, le=24 * 60)
     # Addresses of reverse proxies whose X-Forwarded-For names the real client.
     trusted_proxies: list[str] = Field(default_factory=list)
@@ -188,6 +193,8 @@ class ScheduleSettings(_Section):
 class ThemeSettings(_Section):
     name: str = Field(min_length=1, max_length=80)
     categories: list[str] = Field(default_factory=list)
+    # One sentence on the sign-up page: what this theme covers.
+    description: str = Field("", max_length=200, pattern=r"^[^\r\n<>]*$")
 
 
 class TemplateSettings(_Section):
@@ -234,15 +241,23 @@ def default_themes() -> dict[str, ThemeSettings]:
         "opstarten-beweging": ThemeSettings(
             name="Opstarten beweging",
             categories=["Opstarten beweging", "Opstarten beweging & Kampvuurgesprekken"],
+            description="Hoe de beweging groeit: actiedagen, eerste gesprekken en wat eruit komt.",
         ),
         "kampvuurgesprekken": ThemeSettings(
             name="Kampvuurgesprekken",
             categories=["Kampvuurgesprekken", "Opstarten beweging & Kampvuurgesprekken"],
+            description="Verslagen van gesprekken met ouders, jongeren en hulpverleners.",
         ),
         "mensen-en-initiatieven": ThemeSettings(
-            name="Mensen en initiatieven", categories=["Mensen en initiatieven"]
+            name="Mensen en initiatieven",
+            categories=["Mensen en initiatieven"],
+            description="Mensen en plekken die de jeugdzorg nu al anders doen.",
         ),
-        "doe-je-mee": ThemeSettings(name="Doe je mee?", categories=["Doe je mee?"]),
+        "doe-je-mee": ThemeSettings(
+            name="Doe je mee?",
+            categories=["Doe je mee?"],
+            description="Oproepen om mee te denken, mee te praten en mee te doen.",
+        ),
     }
 
 

@@ -58,8 +58,9 @@ def test_add_makes_a_pending_subscriber_and_a_confirmation_mail(
     [mail] = people.add("ouder@example.org", name="Sanne", themes=["doe-je-mee"], requester=CLI)
     assert mail.kind == "confirmation" and "Sanne" not in mail.text
     assert status_of(db, "ouder@example.org") == "pending"
-    view = flows.confirm(confirm_token(mail), WEB)
-    assert view is not None and (view.name, view.themes) == ("Sanne", ("doe-je-mee",))
+    done = flows.confirm(confirm_token(mail), WEB)
+    assert done is not None
+    assert (done.subscriber.name, done.subscriber.themes) == ("Sanne", ("doe-je-mee",))
 
 
 def test_add_confirmed_needs_a_consent_note(people: ListManagement, db: Database) -> None:

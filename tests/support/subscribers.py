@@ -62,8 +62,9 @@ def subscribe(flows: SubscriberFlows, email: str, **overrides: Any) -> list[Outg
 
 def subscribe_and_confirm(flows: SubscriberFlows, email: str, **overrides: Any) -> Any:
     [mail] = subscribe(flows, email, **overrides)
-    view = flows.confirm(confirm_token(mail), WEB)
-    assert view is not None and view.status == "confirmed"
+    done = flows.confirm(confirm_token(mail), WEB)
+    assert done is not None and done.subscriber.status == "confirmed"
+    view = done.subscriber
     return view
 
 

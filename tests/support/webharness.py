@@ -155,9 +155,9 @@ class WebHarness:
         return token_in(self.confirm_url_for(email))
 
     def confirmed(self, email: str, **fields: Any) -> SubscriberView:
-        view = self.flows.confirm(self.request(email, **fields), Requester("web"))
-        assert view is not None
-        return view
+        done = self.flows.confirm(self.request(email, **fields), Requester("web"))
+        assert done is not None
+        return done.subscriber
 
     def unsubscribed(self, email: str) -> SubscriberView:
         view = self.confirmed(email)

@@ -69,9 +69,9 @@ def test_sign_up_confirm_and_leave_in_a_real_browser(
     message = site.wait_for_mail("ouder@example.org")
     confirm_url = next(url for url in links_in(message) if "/confirm/" in url)
     page.goto(confirm_url)
-    assert page.get_by_role("heading", level=1).inner_text() == "Bevestig je aanmelding"
+    assert page.get_by_role("heading", level=1).inner_text() == "Aanmelding bevestigen"
     assert status_of(site, "ouder@example.org") == "pending"  # opening the link is not enough
-    page.get_by_role("button", name="Ja, ik wil de nieuwsbrief").click()
+    page.get_by_role("button", name="Aanmelding bevestigen").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Gelukt, je bent aangemeld"
     assert "Kampvuurgesprekken" in page.content()
     assert status_of(site, "ouder@example.org") == "confirmed"

@@ -15,9 +15,10 @@ router = APIRouter()
 
 @router.get("/confirm/{token}")
 def show_confirm(request: Request, web: Web, token: str) -> Response:
-    if not plausible_token(token) or not web.flows.confirmation_is_valid(token):
+    purpose = web.flows.pending_confirmation(token) if plausible_token(token) else None
+    if purpose is None:
         return unknown_token(web, request)
-    return web.pages.page("web/confirm.html.j2", request=request, token=token)
+    return web.pages.page("web/confirm.html.j2", request=request, token=token, purpose=purpose)
 
 
 @router.post("/confirm/{token}")
@@ -27,7 +28,14 @@ async def confirm(request: Request, web: Web, token: str) -> Response:
         return form
     if not plausible_token(token):
         return unknown_token(web, request)
-    subscriber = await run_in_threadpool(web.flows.confirm, token, web.requester(request, "web"))
-    if subscriber is None:
+    done = await run_in_threadpool(web.flows.confirm, token, web.requester(request, "web"))
+    if done is None:
         return unknown_token(web, request)
-    return web.pages.page("web/confirmed.html.j2", subscriber=subscriber)
+    response = web.pages.page(
+        "web/confirmed.html.j2",
+        outcome=done.outcome,
+        subscriber=done.subscriber,
+        welcome_sent=bool(done.mails),
+    )
+    response.background = web.deliver_later(done.mails)
+    return response

@@ -17,7 +17,7 @@ def test_the_confirm_link_shows_a_button_and_only_the_button_confirms(web: WebHa
     before = web.snapshot()
     page = client.get(url)
     assert page.status_code == 200
-    assert "Bevestig je aanmelding" in page.text
+    assert "<h1>Aanmelding bevestigen</h1>" in page.text
     assert f'action="/confirm/{token_in(url)}"' in page.text
     assert web.snapshot() == before
 
