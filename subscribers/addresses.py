@@ -33,6 +33,18 @@ def address_key(email: str) -> str:
     return email.casefold()
 
 
+def mailbox_key(key: str) -> str:
+    """The mailbox an address key reaches: without a `+tag` in its local part.
+
+    For the per-mailbox mail limit only (`victim+1@`, `victim+2@` ... are one mailbox at
+    most providers); an address's identity stays its whole key.
+    """
+    local, at, domain = key.rpartition("@")
+    if not at:
+        return key
+    return f"{local.split('+', 1)[0] or local}@{domain}"
+
+
 def normalize_address(raw: str) -> Address:
     """Check the syntax of `raw` (no DNS) and normalize it, or raise InvalidInput."""
     candidate = raw.strip()

@@ -79,6 +79,7 @@ def record_event(
     consent_text: str | None = None,
     consent_text_hash: str | None = None,
     details: dict[str, Any] | None = None,
+    mailbox_hash: str | None = None,
 ) -> ConsentEvent:
     """Append one event to the consent log (in the caller's transaction).
 
@@ -90,6 +91,7 @@ def record_event(
     row = ConsentEvent(
         subscriber_id=subscriber_id,
         subject_hash=subject_hash,
+        mailbox_hash=mailbox_hash,
         event=event,
         source=requester.source,
         ip=logged_ip(requester.ip, settings),

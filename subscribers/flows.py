@@ -208,10 +208,12 @@ class SubscriberFlows(ListService):
             if subscriber is None or subscriber.email_key == address.key:
                 return []
             subject = op.address_hash(address.key)
+            mailbox = op.mailbox_hash(address.key)
             if mail_limit_reached(
                 session,
                 op,
                 subject,
+                mailbox_hash=mailbox,
                 request="change_email",
                 requester=requester,
                 subscriber=subscriber,
@@ -221,6 +223,7 @@ class SubscriberFlows(ListService):
                 session,
                 "address_change_requested",
                 subject_hash=subject,
+                mailbox_hash=mailbox,
                 requester=requester,
                 subscriber=subscriber,
             )

@@ -86,8 +86,9 @@ class ConsentEvent(Base):
     __tablename__ = "consent_events"
     __table_args__ = (
         Index("ix_consent_events_subscriber_id", "subscriber_id"),
-        # The per-address mail limit counts an address's recent events.
         Index("ix_consent_events_subject_hash", "subject_hash", "created_at"),
+        # The per-mailbox mail limit counts a mailbox's recent requests for a mail.
+        Index("ix_consent_events_mailbox_hash", "mailbox_hash", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -95,6 +96,9 @@ class ConsentEvent(Base):
         ForeignKey("subscribers.id", ondelete="SET NULL")
     )
     subject_hash: Mapped[str] = mapped_column(String(64))
+    # On requests for a mail only: the hash of the mailbox (the address without a
+    # +tag), so `victim+1@`, `victim+2@` ... share one mail limit.
+    mailbox_hash: Mapped[str | None] = mapped_column(String(64))
     event: Mapped[str] = mapped_column(String(40))
     source: Mapped[str] = mapped_column(String(10))
     ip: Mapped[str | None] = mapped_column(String(64))

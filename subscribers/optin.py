@@ -48,6 +48,7 @@ def request_opt_in(
     at all with `notice_if_confirmed=False` (staff adding someone who is on the list).
     """
     subject = op.address_hash(address.key)
+    mailbox = op.mailbox_hash(address.key)
     subscriber = find_by_key(session, address.key, lock=True)
     if subscriber is not None and subscriber.status == "confirmed" and not notice_if_confirmed:
         return []
@@ -57,6 +58,7 @@ def request_opt_in(
         session,
         op,
         subject,
+        mailbox_hash=mailbox,
         request="subscribe",
         requester=requester,
         subscriber=subscriber,
@@ -73,6 +75,7 @@ def request_opt_in(
         session,
         "subscribe_requested",
         subject_hash=subject,
+        mailbox_hash=mailbox,
         requester=requester,
         subscriber=subscriber,
         consent_text_hash=text_hash,

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from newsletter.core.config import Settings
-from subscribers.addresses import Address, address_key, keyed_hash
+from subscribers.addresses import Address, address_key, keyed_hash, mailbox_key
 from subscribers.consent import Requester, record_event
 from subscribers.mails import SubscriberMails
 from subscribers.models import ConfirmationToken, ConsentEvent, Subscriber, Suppression
@@ -65,6 +65,7 @@ class Operation:
         consent_text: str | None = None,
         consent_text_hash: str | None = None,
         details: dict[str, Any] | None = None,
+        mailbox_hash: str | None = None,
     ) -> None:
         record_event(
             session,
@@ -77,7 +78,13 @@ class Operation:
             consent_text=consent_text,
             consent_text_hash=consent_text_hash,
             details=details,
+            mailbox_hash=mailbox_hash,
         )
+
+    def mailbox_hash(self, key: str) -> str:
+        """The hash the per-mailbox mail limit counts under (see `mailbox_key`); for an
+        address without a +tag, the same as its `address_hash`."""
+        return keyed_hash(mailbox_key(key), self.secret)
 
     def view(self, subscriber: Subscriber) -> SubscriberView:
         return SubscriberView(
@@ -164,13 +171,13 @@ def lift_suppression(session: Session, address_hash: str) -> None:
     session.execute(delete(Suppression).where(Suppression.address_hash == address_hash))
 
 
-def mails_requested_recently(session: Session, address_hash: str, *, now: datetime) -> int:
-    """How many mails went (or are about to go) to the address in the last 24 hours."""
+def mails_requested_recently(session: Session, mailbox_hash: str, *, now: datetime) -> int:
+    """How many mails went (or are about to go) to the mailbox in the last 24 hours."""
     count = session.scalar(
         select(func.count())
         .select_from(ConsentEvent)
         .where(
-            ConsentEvent.subject_hash == address_hash,
+            ConsentEvent.mailbox_hash == mailbox_hash,
             ConsentEvent.event.in_(MAIL_REQUEST_EVENTS),
             ConsentEvent.created_at > now - LIMIT_WINDOW,
         )
@@ -183,15 +190,16 @@ def mail_limit_reached(
     op: Operation,
     address_hash: str,
     *,
+    mailbox_hash: str,
     request: str,
     requester: Requester,
     subscriber: Subscriber | None,
     consent_text_hash: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> bool:
-    """True when the address had its mails for today; the refused `request` is logged."""
+    """True when the mailbox had its mails for today; the refused `request` is logged."""
     limit = op.settings.subscribers.max_confirmation_mails_per_day
-    if mails_requested_recently(session, address_hash, now=op.now) < limit:
+    if mails_requested_recently(session, mailbox_hash, now=op.now) < limit:
         return False
     op.record(
         session,

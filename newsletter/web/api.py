@@ -118,14 +118,6 @@ router = APIRouter(prefix="/api")
 
 @router.post("/subscribe")
 async def subscribe(request: Request, web: Web) -> Response:
-    verdict = web.count_signup(request)
-    if not verdict.allowed:
-        return api_error(
-            429,
-            "too_many_requests",
-            f"too many sign-up requests from this address; retry in {verdict.retry_after} s",
-            {"Retry-After": str(verdict.retry_after)},
-        )
     if not _is_json(request.headers.get("content-type")):
         return api_error(415, "unsupported_media_type", "send the body as application/json")
     body = await request.body()
@@ -137,6 +129,14 @@ async def subscribe(request: Request, web: Web) -> Response:
         email, name, themes = parse_signup(data)
     except ShapeError as exc:
         return invalid(exc.problems, exc.message)
+    verdict = web.signup_verdict(request)
+    if not verdict.allowed:
+        return api_error(
+            429,
+            "too_many_requests",
+            f"too many sign-up requests from this address; retry in {verdict.retry_after} s",
+            {"Retry-After": str(verdict.retry_after)},
+        )
     try:
         mails = await run_in_threadpool(
             web.flows.request_subscription,
@@ -149,4 +149,5 @@ async def subscribe(request: Request, web: Web) -> Response:
     except InvalidInput as exc:
         described = ", ".join(f"{field}: {code}" for field, code in exc.problems.items())
         return invalid(exc.problems, f"invalid input ({described})")
+    web.count_signup(request)
     return JSONResponse(ACCEPTED, status_code=202, background=web.deliver_later(mails))

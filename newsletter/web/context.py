@@ -79,9 +79,17 @@ class WebContext:
         address, peer = self._client(request)
         return limit_key(address, peer)
 
-    def count_signup(self, request: Request) -> Verdict:
-        """Count a request to a sign-up endpoint against its client's limit."""
-        return self.signup_limiter.hit(self.client_key(request))
+    def signup_verdict(self, request: Request) -> Verdict:
+        """Whether this client may sign up now (counts nothing: see `count_signup`)."""
+        return self.signup_limiter.check(self.client_key(request))
+
+    def count_signup(self, request: Request) -> None:
+        """Count an accepted sign-up (or address change) against its client's limit.
+
+        Only accepted requests count: a mistyped address, a form the CSRF check refused
+        or a robot's honeypot costs nobody their budget (docs/subscribers.md).
+        """
+        self.signup_limiter.count(self.client_key(request))
 
     async def checked_form(self, request: Request) -> FormFields | Response:
         """The submitted form when its CSRF token is right; else the page to answer

@@ -2,7 +2,9 @@
 
 Each client key keeps the times of its recent counted requests; a request is allowed when
 fewer than `limit` of them fall inside the last `window`. Refused requests are not
-counted, so a client that waits for `Retry-After` always gets through.
+counted, so a client that waits for `Retry-After` always gets through. `hit` checks and
+counts at once; `check` and `count` apart, for endpoints that count only the requests
+they accepted (a mistyped address or a form refused by the CSRF check costs nothing).
 
 The state lives in memory, per process: several uvicorn workers or hosts each count on
 their own (the effective limit is `limit` times the number of processes), and a restart
@@ -55,23 +57,45 @@ class SlidingWindowLimiter:
 
     def hit(self, key: str) -> Verdict:
         """Count one request from `key` if it is allowed; say when to retry if not."""
+        return self._judge(key, count=True)
+
+    def check(self, key: str) -> Verdict:
+        """Whether a request from `key` would be allowed now, without counting it."""
+        return self._judge(key, count=False)
+
+    def count(self, key: str) -> None:
+        """Count one accepted request from `key` (checked with `check` before)."""
+        now = self._clock()
+        with self._lock:
+            self._times_of(key, now - self.window).append(now)
+            self._hits.move_to_end(key)
+            while len(self._hits) > self._max_clients:
+                self._hits.popitem(last=False)
+
+    def _judge(self, key: str, *, count: bool) -> Verdict:
         now = self._clock()
         horizon = now - self.window
         with self._lock:
             self._forget_idle_clients(horizon)
-            times = self._hits.get(key)
-            if times is None:
-                times = self._hits[key] = deque()
-            while times and times[0] <= horizon:
-                times.popleft()
+            times = self._times_of(key, horizon)
             if len(times) >= self.limit:
                 wait = (times[0] + self.window - now).total_seconds()
                 return Verdict(allowed=False, retry_after=max(1, math.ceil(wait)))
-            times.append(now)
-            self._hits.move_to_end(key)
-            while len(self._hits) > self._max_clients:
-                self._hits.popitem(last=False)
+            if count:
+                times.append(now)
+                self._hits.move_to_end(key)
+                while len(self._hits) > self._max_clients:
+                    self._hits.popitem(last=False)
             return Verdict(allowed=True)
+
+    def _times_of(self, key: str, horizon: datetime) -> deque[datetime]:
+        """The key's counted times inside the window (the caller holds the lock)."""
+        times = self._hits.get(key)
+        if times is None:
+            times = self._hits[key] = deque()
+        while times and times[0] <= horizon:
+            times.popleft()
+        return times
 
     def clients(self) -> int:
         """How many clients are being counted (for tests and diagnostics)."""

@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse, Response
 from newsletter.core.config import Settings
 from newsletter.core.templating import render_template
 from newsletter.editions.compose import tel_uri
+from newsletter.jobs.cadence import describe_schedule
 from newsletter.web.csrf import FIELD_NAME, CsrfGuard
 from newsletter.web.forms import HONEYPOT_FIELD
 from subscribers.models import EMAIL_MAX_CHARS, NAME_MAX_CHARS
@@ -76,6 +77,10 @@ class PageRenderer:
             "site": settings.site,
             "contact_phone_uri": tel_uri(settings.site.contact_phone),
             "themes": [(slug, theme.name) for slug, theme in settings.themes.items()],
+            "theme_descriptions": {
+                slug: theme.description for slug, theme in settings.themes.items()
+            },
+            "cadence": describe_schedule(settings.schedule.cron),
             "stylesheet_url": self.static_files["site.css"].url,
             "admin_stylesheet_url": self.static_files["admin.css"].url,
             "icon_url": self.static_files["favicon.svg"].url,

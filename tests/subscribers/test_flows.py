@@ -636,3 +636,16 @@ def test_two_sign_ups_of_one_new_address_at_once_make_one_row(
     [mails] = answers
     assert [mail.kind for mail in mails] == ["confirmation"]
     assert count(db, Subscriber) == 1
+
+
+def test_the_mail_limit_counts_per_mailbox_whatever_the_tag(
+    flows: SubscriberFlows, db: Database
+) -> None:
+    # victim+1@, victim+2@ ... all land in one mailbox: together they get the day's 3 mails.
+    mails = [mail for n in range(10) for mail in subscribe(flows, f"Victim+{n}@example.org")]
+    assert len(mails) == 3
+    assert subscribe(flows, "victim@example.org") == []
+    assert [mail.kind for mail in subscribe(flows, "other@example.org")] == ["confirmation"]
+    # Each tagged address is still an address of its own on the list.
+    assert status_of(db, "victim+0@example.org") == "pending"
+    assert status_of(db, "victim+1@example.org") == "pending"

@@ -196,3 +196,57 @@ def test_behind_a_trusted_proxy_the_forwarded_client_counts(
             web, 1, ip="10.0.0.2", **{"X-Forwarded-For": "192.0.2.77, 198.51.100.1"}
         )
         assert spoofed[0].status_code == 429
+
+
+# -- only accepted sign-ups count (a shared address: a library, a school, an action day) --
+
+
+def test_mistyped_addresses_do_not_use_up_the_limit(web: WebHarness) -> None:
+    client = web.client(ip="203.0.113.5")
+    token = csrf_token(client.get("/subscribe").text)
+    for typo in ["ouder@", "ouder example.org", "", "ouder@@example.org"] * LIMIT:
+        response = client.post("/subscribe", data={"csrf_token": token, "email": typo})
+        assert response.status_code == 400
+    assert [r.status_code for r in post_signups(web, LIMIT, ip="203.0.113.5")] == [200] * LIMIT
+
+
+def test_forms_refused_by_the_csrf_check_do_not_count(web: WebHarness) -> None:
+    # Another website posting a visitor's browser at our form cannot use up their budget.
+    client = web.client(ip="203.0.113.6")
+    for n in range(LIMIT * 2):
+        refused = client.post("/subscribe", data={"email": f"x{n}@example.org"})
+        assert refused.status_code == 403
+    assert [r.status_code for r in post_signups(web, LIMIT, ip="203.0.113.6")] == [200] * LIMIT
+    assert web.snapshot()["subscribers"] and len(web.smtp.received) == LIMIT
+
+
+def test_the_limit_page_keeps_what_was_typed(web: WebHarness) -> None:
+    post_signups(web, LIMIT, ip="203.0.113.7")
+    client = web.client(ip="203.0.113.7")
+    token = csrf_token(client.get("/subscribe").text)
+    refused = client.post(
+        "/subscribe",
+        data={
+            "csrf_token": token,
+            "email": "sanne@example.org",
+            "name": "Sanne",
+            "themes": ["doe-je-mee"],
+        },
+    )
+    assert refused.status_code == 429
+    assert "Even wachten, alsjeblieft" in refused.text
+    assert 'value="sanne@example.org"' in refused.text
+    assert 'value="Sanne"' in refused.text
+    assert 'value="doe-je-mee" checked' in refused.text
+    assert f"Probeer het over {WINDOW_MINUTES} minuten opnieuw" in refused.text
+    # The form on it works again once the wait is over.
+    web.clock.advance(minutes=WINDOW_MINUTES)
+    again = client.post(
+        "/subscribe", data={"csrf_token": csrf_token(refused.text), "email": "sanne@example.org"}
+    )
+    assert again.status_code == 200 and "Kijk in je mailbox" in again.text
+
+
+def test_the_default_budget_suits_an_action_day(make_settings: Callable[..., Settings]) -> None:
+    # One sign-up a minute from one laptop for an hour: 60 people at a stand.
+    assert make_settings().web.signup_limit_per_ip == 60

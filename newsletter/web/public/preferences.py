@@ -61,13 +61,13 @@ async def change_preferences(request: Request, web: Web, token: str) -> Response
     if form is None:
         return web.pages.problem("bad_request", status=400)
     action = form.first("action")
-    if action == "change_email":
-        # A new address gets a confirmation mail: it counts as a sign-up.
-        verdict = web.count_signup(request)
-        if not verdict.allowed:
-            return too_many_requests(web, verdict.retry_after)
     if not web.csrf.is_valid(request, form.csrf_token):
         return web.pages.problem("csrf", status=403)
+    if action == "change_email":
+        # A new address gets a confirmation mail: it counts as a sign-up, once accepted.
+        verdict = web.signup_verdict(request)
+        if not verdict.allowed:
+            return too_many_requests(web, verdict.retry_after)
     if action not in PREFERENCE_ACTIONS:
         return web.pages.problem("bad_request", status=400)
     subscriber = (
@@ -107,6 +107,7 @@ async def change_address(
         return preferences_page(
             web, request, token, subscriber, errors=errors, new_email=new_email, status=400
         )
+    web.count_signup(request)
     # The same answer whoever the new address belongs to, and whether a mail goes.
     response = web.pages.page("web/address_change_sent.html.j2")
     response.background = web.deliver_later(mails)

@@ -10,7 +10,6 @@ from starlette.responses import RedirectResponse, Response
 from newsletter.core.errors import InvalidInput
 from newsletter.web.context import Web
 from newsletter.web.forms import HONEYPOT_FIELD, SignupFields
-from newsletter.web.public.refusals import too_many_requests
 
 router = APIRouter()
 FORM = "web/subscribe.html.j2"
@@ -28,9 +27,6 @@ def show_subscribe(request: Request, web: Web) -> Response:
 
 @router.post("/subscribe")
 async def subscribe(request: Request, web: Web) -> Response:
-    verdict = web.count_signup(request)
-    if not verdict.allowed:
-        return too_many_requests(web, verdict.retry_after)
     form = await web.checked_form(request)
     if isinstance(form, Response):
         return form
@@ -38,6 +34,18 @@ async def subscribe(request: Request, web: Web) -> Response:
     if form.first(HONEYPOT_FIELD):
         # A robot: the same answer as everyone gets, and nothing stored or sent.
         return web.pages.page("web/check_mail.html.j2")
+    verdict = web.signup_verdict(request)
+    if not verdict.allowed:
+        # What was typed stays on the page, to send again once the wait is over.
+        return web.pages.page(
+            FORM,
+            request=request,
+            status=429,
+            headers={"Retry-After": str(verdict.retry_after)},
+            form=fields,
+            errors={},
+            wait_minutes=max(1, -(-verdict.retry_after // 60)),
+        )
     try:
         mails = await run_in_threadpool(
             web.flows.request_subscription,
@@ -49,6 +57,7 @@ async def subscribe(request: Request, web: Web) -> Response:
         )
     except InvalidInput as exc:
         return web.pages.page(FORM, request=request, status=400, form=fields, errors=exc.problems)
+    web.count_signup(request)
     response = web.pages.page("web/check_mail.html.j2")
     response.background = web.deliver_later(mails)
     return response
