@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from newsletter.core.errors import UnknownSubscriber
 from newsletter.core.records import json_ready, record_from
-from newsletter.delivery.outbox import OutboxRow
 from subscribers.addresses import Address
+from subscribers.mentions import outbox_rows_naming
 from subscribers.models import ConfirmationToken, ConsentEvent, ConsentText, Subscriber
 from subscribers.records import (
     Operation,
@@ -160,7 +160,8 @@ def describe_person(session: Session, op: Operation, address: Address) -> Person
     subscriber = find_by_key(session, address.key)
     suppression = suppression_for(session, subject)
     consent_log = _consent_log(session, subscriber, subject)
-    if subscriber is None and suppression is None and not consent_log:
+    deliveries = _deliveries(session, subscriber, address)
+    if subscriber is None and suppression is None and not consent_log and not deliveries:
         raise UnknownSubscriber(f"{address.email} is not on the list and nothing is held on it")
     return PersonRecord(
         email=address.email,
@@ -171,7 +172,7 @@ def describe_person(session: Session, op: Operation, address: Address) -> Person
         ),
         pending_confirmations=_pending_confirmations(session, subscriber, address),
         consent_log=consent_log,
-        deliveries=_deliveries(session, subscriber) if subscriber is not None else (),
+        deliveries=deliveries,
     )
 
 
@@ -214,10 +215,15 @@ def _pending_confirmations(
     return tuple(record_from(PendingConfirmation, token) for token in tokens)
 
 
-def _deliveries(session: Session, subscriber: Subscriber) -> tuple[DeliveryRecord, ...]:
-    rows = session.scalars(
-        select(OutboxRow)
-        .where(OutboxRow.subscriber_id == subscriber.id)
-        .order_by(OutboxRow.edition_id)
-    )
+def _deliveries(
+    session: Session, subscriber: Subscriber | None, address: Address
+) -> tuple[DeliveryRecord, ...]:
+    """Their own outbox rows, and every row whose server reply names the address in any
+    case or form (an erasure before the reply was cut out left such rows unlinked)."""
+    if subscriber is None:
+        rows = outbox_rows_naming(session, {address.email}, subscriber_id=None)
+    else:
+        rows = outbox_rows_naming(
+            session, {address.email, subscriber.email}, subscriber_id=subscriber.id
+        )
     return tuple(record_from(DeliveryRecord, row, edition=row.edition_id) for row in rows)

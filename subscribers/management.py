@@ -171,10 +171,17 @@ class ListManagement(ListService):
             lambda session, op: staff.remove_subscriber(session, op, address, requester)
         )
 
-    def erase(self, email: str, requester: Requester) -> None:
-        """Delete the person's data; keep a hashed suppression and an anonymous log."""
+    def erase(self, email: str, requester: Requester) -> bool:
+        """Delete the person's data; keep a hashed suppression and an anonymous log.
+
+        Their address is cut out of every server reply in the outbox too. On SQLite the
+        write-ahead log is then emptied into the database file, where secure_delete has
+        zeroed the deleted bytes. False when a reader kept the log busy: a copy stays in
+        the -wal file until a later checkpoint (erasing again retries).
+        """
         address = normalize_address(email)
         self._transaction(lambda session, op: staff.erase_person(session, op, address, requester))
+        return self._database.empty_write_ahead_log()
 
     def purge_unconfirmed(self) -> int:
         """Delete sign-ups never confirmed within purge_unconfirmed_days; how many."""

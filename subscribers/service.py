@@ -24,6 +24,7 @@ from newsletter.mail.mailer import OutgoingMail
 from subscribers.addresses import address_key
 from subscribers.consent import SYSTEM
 from subscribers.mails import MAIL_KINDS, SubscriberMails
+from subscribers.mentions import cut_address
 from subscribers.models import ConfirmationToken, Subscriber
 from subscribers.records import Operation, find_by_key
 
@@ -63,7 +64,7 @@ class ListService:
             send(mail)
         except DeliveryError as exc:
             # The log keeps why, not the address: that is in the subject hash already.
-            failure = str(exc).replace(mail.to, "(address)")
+            failure = cut_address(str(exc), mail.to)
 
         def log(session: Session, op: Operation) -> None:
             subscriber = find_by_key(session, address_key(mail.to))

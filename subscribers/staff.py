@@ -14,6 +14,7 @@ from newsletter.core.errors import SubscriberError, UnknownSubscriber
 from newsletter.mail.mailer import OutgoingMail
 from subscribers.addresses import Address
 from subscribers.consent import SYSTEM, Requester
+from subscribers.mentions import cut_address, outbox_rows_naming
 from subscribers.models import (
     SUPPRESSED_STATUSES,
     ConfirmationToken,
@@ -141,8 +142,22 @@ def erase_person(session: Session, op: Operation, address: Address, requester: R
     subject = op.address_hash(address.key)
     subscriber = find_by_key(session, address.key, lock=True)
     known_events = session.scalar(select(ConsentEvent.id).where(events_about(subscriber, subject)))
-    if subscriber is None and known_events is None and suppression_for(session, subject) is None:
+    emails = {address.email} | ({subscriber.email} if subscriber is not None else set())
+    deliveries = outbox_rows_naming(
+        session, emails, subscriber_id=subscriber.id if subscriber is not None else None
+    )
+    if (
+        subscriber is None
+        and known_events is None
+        and not deliveries
+        and suppression_for(session, subject) is None
+    ):
         raise UnknownSubscriber(f"{address.email} is not on the list and nothing is held on it")
+    for row in deliveries:
+        # Their rows stay (unlinked, below) for the edition's counts; a reply keeps why.
+        for email in emails:
+            row.last_reply = cut_address(row.last_reply, email) if row.last_reply else None
+    session.flush()
     session.execute(
         update(ConsentEvent)
         .where(events_about(subscriber, subject))

@@ -273,6 +273,12 @@ def _print_person(person: PersonRecord) -> None:
         out.print("  " + " ".join(parts), markup=False)
         if event["consent_text"]:
             out.print(f"    consent text: {event['consent_text']}", markup=False)
+    out.print("deliveries:", markup=False)
+    for delivery in record["deliveries"]:
+        parts = [f"edition {delivery['edition']}", delivery["state"]]
+        parts += [f"sent_at={delivery['sent_at']}"] if delivery["sent_at"] else []
+        parts += [f"reply={delivery['last_reply']!r}"] if delivery["last_reply"] else []
+        out.print("  " + " ".join(parts), markup=False)
 
 
 @subscribers_app.command("remove")
@@ -296,8 +302,14 @@ def erase(
         typer.confirm(
             f"Erase everything held on {email}? This cannot be undone", abort=True, err=True
         )
-    _people(ctx).erase(email, CLI)
+    emptied = _people(ctx).erase(email, CLI)
     out.print(f"{email}: erased; only a hashed suppression entry remains", markup=False)
+    if not emptied:
+        err.print(
+            "warning: another process kept the database busy, so a copy may stay in its "
+            "-wal file until the next checkpoint; erase the address again later to retry",
+            markup=False,
+        )
 
 
 @subscribers_app.command("purge")

@@ -23,9 +23,12 @@ MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the web app read while a send job writes; foreign keys are off by default
-    # in SQLite; the busy timeout turns short lock waits into waits instead of errors.
+    # in SQLite; the busy timeout turns short lock waits into waits instead of errors;
+    # secure_delete overwrites what a delete frees with zeros, so an erased person's
+    # bytes do not stay in the file's free space (see Database.empty_write_ahead_log).
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -33,7 +36,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout."""
+    """An engine for `url`; SQLite gets WAL, foreign keys, a busy timeout and secure_delete."""
     try:
         engine = create_engine(url, **kwargs)
     except (SQLAlchemyError, ImportError) as exc:
@@ -91,6 +94,24 @@ class Database:
         except SQLAlchemyError:
             return False
         return True
+
+    def empty_write_ahead_log(self) -> bool:
+        """On SQLite, copy the write-ahead log into the database file and truncate it.
+
+        After an erasure this leaves the person's old bytes in neither file: the log held
+        the rows as written, and secure_delete zeroed them in the pages now copied over
+        them. It waits up to the busy timeout for readers to finish; False when one still
+        read (the log then keeps its copy until a later checkpoint). On PostgreSQL there
+        is nothing the application can do (its WAL and VACUUM are the server's): True.
+        """
+        if self.engine.dialect.name != "sqlite":
+            return True
+        try:
+            with self.engine.connect() as connection:
+                busy = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").scalar()
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot checkpoint the database: {exc}") from exc
+        return busy == 0
 
     def dispose(self) -> None:
         self.engine.dispose()

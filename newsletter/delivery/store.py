@@ -22,14 +22,16 @@ from newsletter.delivery.outbox_sql import Outcome, claim_rows, record_outcomes,
 from newsletter.delivery.pacing import next_attempt_at
 from newsletter.mail.messages import MessageTemplate
 from subscribers.bounces import record_hard_bounce
+from subscribers.mentions import cut_address
 
 T = TypeVar("T")
 
 
 def _anonymous(reply: str, delivery: Delivery) -> str:
-    """A server reply without the recipient's address (replies often quote it): the
-    outbox keeps why a message failed, not who it was for; the row says that already."""
-    return reply.replace(delivery.recipient.email, "(address)")
+    """A server reply without the recipient's address in any case or form (replies often
+    quote it): the outbox keeps why a message failed, not who it was for; the row says
+    that already."""
+    return cut_address(reply, delivery.recipient.email)
 
 
 class OutcomeWriter:
