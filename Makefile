@@ -4,8 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# axe-core (npm) for the accessibility tests, in a git-ignored folder of the project's own.
+AXE_VERSION := 4.14.1
+AXE_DIR := .cache/axe
+AXE_STAMP := $(AXE_DIR)/.installed-$(AXE_VERSION)
 
-.PHONY: install demo test check lint typecheck bench smtp-tools mail-servers screenshots browser clean
+.PHONY: install demo test check lint typecheck bench smtp-tools mail-servers screenshots browser axe clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +23,7 @@ demo: $(STAMP)
 	$(BIN)/newsletter demo
 
 test: $(STAMP)
+	@$(MAKE) --no-print-directory axe || echo "warning: no axe-core; the accessibility tests will be skipped" >&2
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -48,8 +53,17 @@ mail-servers:
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium fonts-dejavu-core; }
 
+# axe-core for the accessibility tests, from the npm registry (node and npm must be there);
+# `make test` goes on without it, and those tests then skip with a reason.
+$(AXE_STAMP):
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: install node and npm first" >&2; exit 1; }
+	npm install --prefix $(AXE_DIR) axe-core@$(AXE_VERSION) --no-audit --no-fund --no-save --silent
+	touch $(AXE_STAMP)
+
+axe: $(AXE_STAMP)
+
 screenshots: $(STAMP) browser
 	$(BIN)/python docs/make_screenshots.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(AXE_DIR)
