@@ -34,6 +34,7 @@ from newsletter.core.config_values import (
     HostName,
     HttpUrl,
     Mailbox,
+    Origin,
     Slug,
     TimeZoneName,
 )
@@ -167,6 +168,9 @@ class WebSettings(_Section):
     login_window_minutes: int = Field(15, ge=1, le=24 * 60)
     staff_idle_minutes: int = Field(60, ge=5, le=7 * 24 * 60)
     staff_session_hours: int = Field(12, ge=1, le=30 * 24)
+    # The sites whose pages may carry the sign-up form that posts to /embed/subscribe
+    # (scheme://host[:port]); empty: only this site itself.
+    embed_origins: list[Origin] = Field(default_factory=list)
 
     @field_validator("trusted_proxies")
     @classmethod

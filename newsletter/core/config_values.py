@@ -95,3 +95,35 @@ HostName = Annotated[
         r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$",
     ),
 ]
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url_origin(value: str) -> str | None:
+    """The origin (`scheme://host[:port]`, lower case, no default port) of an http(s) URL,
+    or None when `value` is not one: how a page's address is compared with the settings."""
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = parts.hostname
+    if scheme not in _DEFAULT_PORTS or not host or "@" in parts.netloc:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}" + (f":{port}" if port not in (None, _DEFAULT_PORTS[scheme]) else "")
+
+
+def _check_origin(value: str) -> str:
+    """A site's origin as browsers send it in `Origin`: `https://www.example.org[:port]`."""
+    origin = url_origin(value)
+    parts = urlsplit(value.strip())
+    if origin is None or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"not an origin (scheme://host[:port], no path): {value!r}")
+    return origin
+
+
+Origin = Annotated[str, AfterValidator(_check_origin)]

@@ -2,6 +2,7 @@
 
 Layers, outermost first: security headers (and a plain page for a crash), the body cap,
 FastAPI's error handling (errors.py), then the routes: the public pages (public/), the
+sign-up form on other websites (public/embed.py: no CSRF, the origin checked), the
 API (api.py), the archive (archive.py), the staff pages (admin/) and the static files
 and health check (site.py). Everything the app uses is passed in: settings, database,
 clock and `send` (how one mail goes out).
@@ -18,6 +19,7 @@ from newsletter.web import admin, api, archive, public, site
 from newsletter.web.admin.context import build_admin_context
 from newsletter.web.context import Send, build_web_context
 from newsletter.web.errors import ErrorAnswers, add_error_handlers
+from newsletter.web.public import embed
 from newsletter.web.security import MAX_BODY_BYTES, BodyLimit, SecurityHeaders
 
 
@@ -44,6 +46,7 @@ def create_app(settings: Settings, database: Database, *, clock: Clock, send: Se
 
 def include_routers(app: FastAPI) -> None:
     app.include_router(public.router)
+    app.include_router(embed.router)
     app.include_router(api.router)
     app.include_router(archive.router)
     app.include_router(admin.router)

@@ -180,3 +180,43 @@ def test_relative_paths_are_anchored_at_the_config_folder(tmp_path: Path) -> Non
     settings = load_settings(path, env={})
     assert settings.database_url == f"sqlite:///{tmp_path / 'newsletter.db'}"
     assert settings.feed_sources == [str(tmp_path / "feeds" / "site.xml")]
+
+
+# -- [web] embed_origins -------------------------------------------------------------------
+
+
+def test_embed_origins_are_kept_as_plain_origins(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[web]\nembed_origins = ['https://www.RVjeugdzorg.nl/', 'http://127.0.0.1:8080',"
+        " 'https://example.org:443', 'http://[::1]:81']\n",
+    )
+    settings = load_settings(path, env={})
+    assert settings.web.embed_origins == [
+        "https://www.rvjeugdzorg.nl",
+        "http://127.0.0.1:8080",
+        "https://example.org",
+        "http://[::1]:81",
+    ]
+    assert Settings().web.embed_origins == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "www.rvjeugdzorg.nl",
+        "ftp://www.rvjeugdzorg.nl",
+        "https://www.rvjeugdzorg.nl/praat-mee",
+        "https://www.rvjeugdzorg.nl?x=1",
+        "https://user@www.rvjeugdzorg.nl",
+        "https://www.rvjeugdzorg.nl:99999",
+        "https://",
+        "*",
+        "null",
+    ],
+)
+def test_a_bad_embed_origin_is_named(tmp_path: Path, value: str) -> None:
+    message = load_error(tmp_path, f"[web]\nembed_origins = ['https://ok.example', '{value}']\n")
+    assert message.endswith(
+        f"web.embed_origins.1: not an origin (scheme://host[:port], no path): {value!r}"
+    )

@@ -1,4 +1,4 @@
-"""The staff's pages under /admin: login, dashboard, draft review, subscribers.
+"""The staff's pages under /admin: login, dashboard, draft review, subscribers, the web form.
 
 Every route but the login page sits on the `protected` router, whose dependency demands
 a live staff session, so a new page is protected by being added there. Without a
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from newsletter.web.admin import dashboard, editions, login, people
+from newsletter.web.admin import dashboard, editions, embed, login, people
 from newsletter.web.admin.context import staff_member
 
 protected = APIRouter(dependencies=[Depends(staff_member)])
 protected.include_router(dashboard.router)
 protected.include_router(editions.router)
 protected.include_router(people.router)
+protected.include_router(embed.router)
 
 router = APIRouter()
 router.include_router(login.router)
