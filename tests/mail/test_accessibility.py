@@ -80,6 +80,17 @@ MAILS: dict[str, Callable[[Settings], str]] = {
         SubscriberMails(settings).already_subscribed(EMAIL, preferences_url=PREFERENCES_URL).html
     ),
     "probe": probe,
+    "welcome": lambda settings: (
+        SubscriberMails(settings)
+        .welcome(
+            EMAIL,
+            name="Anouk",
+            themes=["doe-je-mee"],
+            preferences_url=PREFERENCES_URL,
+            unsubscribe_url=PREFERENCES_URL.replace("preferences", "unsubscribe"),
+        )
+        .html
+    ),
 }
 
 

@@ -85,9 +85,9 @@ def sign_up_anouk(settings: Settings, web: Database, clock: FixedClock) -> str:
     """Anouk signs up and confirms on the web app; the address as stored."""
     flows = SubscriberFlows(settings, web, clock=clock)
     [mail] = subscribe(flows, ADDRESS, name=NAME, requester=ANOUK)
-    view = flows.confirm(confirm_token(mail), ANOUK)
-    assert view is not None
-    return str(view.email)
+    done = flows.confirm(confirm_token(mail), ANOUK)
+    assert done is not None
+    return str(done.subscriber.email)
 
 
 def database_files(settings: Settings) -> list[Path]:

@@ -27,8 +27,7 @@ from newsletter.core.errors import InvalidInput
 from newsletter.core.templating import render_template
 from newsletter.web.context import Web, WebContext
 from newsletter.web.forms import HONEYPOT_FIELD, SignupFields, read_form
-from newsletter.web.public.refusals import too_many_requests
-from newsletter.web.public.subscribe import FORM
+from newsletter.web.public.subscribe import FORM, wait_page
 from subscribers.models import EMAIL_MAX_CHARS, NAME_MAX_CHARS
 
 PATH = "/embed/subscribe"
@@ -69,9 +68,6 @@ async def subscribe_from_elsewhere(request: Request, web: Web) -> Response:
     origin = posted_from(request)
     if origin is not None and origin not in allowed_origins(web.settings):
         return refused(web, origin)
-    verdict = web.count_signup(request)
-    if not verdict.allowed:
-        return too_many_requests(web, verdict.retry_after)
     form = await read_form(request)
     if form is None:
         return web.pages.problem("bad_request", status=400)
@@ -79,6 +75,9 @@ async def subscribe_from_elsewhere(request: Request, web: Web) -> Response:
     if form.first(HONEYPOT_FIELD):
         # A robot: the same answer as everyone gets, and nothing stored or sent.
         return web.pages.page(CHECK_MAIL)
+    verdict = web.signup_verdict(request)
+    if not verdict.allowed:
+        return wait_page(web, request, fields, verdict.retry_after)
     try:
         mails = await run_in_threadpool(
             web.flows.request_subscription,
@@ -92,6 +91,7 @@ async def subscribe_from_elsewhere(request: Request, web: Web) -> Response:
         # This site's own sign-up form, filled in, with its CSRF token: sent again from
         # here, it goes through the normal sign-up.
         return web.pages.page(FORM, request=request, status=422, form=fields, errors=exc.problems)
+    web.count_signup(request)
     response = web.pages.page(CHECK_MAIL)
     response.background = web.deliver_later(mails)
     return response

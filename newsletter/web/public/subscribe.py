@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from newsletter.core.errors import InvalidInput
-from newsletter.web.context import Web
+from newsletter.web.context import Web, WebContext
 from newsletter.web.forms import HONEYPOT_FIELD, SignupFields
 
 router = APIRouter()
@@ -36,16 +36,7 @@ async def subscribe(request: Request, web: Web) -> Response:
         return web.pages.page("web/check_mail.html.j2")
     verdict = web.signup_verdict(request)
     if not verdict.allowed:
-        # What was typed stays on the page, to send again once the wait is over.
-        return web.pages.page(
-            FORM,
-            request=request,
-            status=429,
-            headers={"Retry-After": str(verdict.retry_after)},
-            form=fields,
-            errors={},
-            wait_minutes=max(1, -(-verdict.retry_after // 60)),
-        )
+        return wait_page(web, request, fields, verdict.retry_after)
     try:
         mails = await run_in_threadpool(
             web.flows.request_subscription,
@@ -61,3 +52,18 @@ async def subscribe(request: Request, web: Web) -> Response:
     response = web.pages.page("web/check_mail.html.j2")
     response.background = web.deliver_later(mails)
     return response
+
+
+def wait_page(
+    web: WebContext, request: Request, fields: SignupFields, retry_after: int
+) -> Response:
+    """The sign-up form with a request to wait: what was typed stays, to send again later."""
+    return web.pages.page(
+        FORM,
+        request=request,
+        status=429,
+        headers={"Retry-After": str(retry_after)},
+        form=fields,
+        errors={},
+        wait_minutes=max(1, -(-retry_after // 60)),
+    )
