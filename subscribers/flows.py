@@ -26,13 +26,20 @@ from subscribers.records import (
     Operation,
     SubscriberView,
     drop_tokens,
+    find_by_key,
     find_by_public_id,
     issue_confirmation,
     mail_limit_reached,
     suppress,
 )
 from subscribers.service import ListService
-from subscribers.tokens import LinkPurpose, confirm_url, confirmation_token_hash, parse_link_token
+from subscribers.tokens import (
+    LinkPurpose,
+    confirm_url,
+    confirmation_token_hash,
+    parse_link_token,
+    unsubscribe_url,
+)
 
 ConfirmPurpose = Literal["subscribe", "change_email"]
 ConfirmOutcome = Literal["subscribed"] | optin.ChangeOutcome
@@ -237,5 +244,43 @@ class SubscriberFlows(ListService):
             )
             url = confirm_url(op.settings, confirmation)
             return [op.mails.address_change(address.email, confirm_url=url)]
+
+        return self._transaction(work)
+
+    def request_leave_link(self, *, email: str, requester: Requester) -> list[OutgoingMail]:
+        """Mail `email` its own link to leave, when it is on the list and may still leave.
+
+        For someone whose link does not work (an old mail, a damaged link). Like a
+        sign-up, the answer never tells whether the address is on the list: only the
+        mail goes, to its own mailbox, under the per-mailbox mail limit.
+        """
+        address = normalize_address(email)
+
+        def work(session: Session, op: Operation) -> list[OutgoingMail]:
+            subscriber = find_by_key(session, address.key, lock=True)
+            if subscriber is None or subscriber.status not in ("pending", "confirmed"):
+                return []
+            subject = op.address_hash(address.key)
+            mailbox = op.mailbox_hash(address.key)
+            if mail_limit_reached(
+                session,
+                op,
+                subject,
+                mailbox_hash=mailbox,
+                request="leave_link",
+                requester=requester,
+                subscriber=subscriber,
+            ):
+                return []
+            op.record(
+                session,
+                "leave_link_requested",
+                subject_hash=subject,
+                mailbox_hash=mailbox,
+                requester=requester,
+                subscriber=subscriber,
+            )
+            link = unsubscribe_url(op.settings, subscriber.public_id)
+            return [op.mails.leave_link(subscriber.email, unsubscribe_url=link)]
 
         return self._transaction(work)

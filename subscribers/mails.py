@@ -13,13 +13,14 @@ from newsletter.jobs.cadence import describe_schedule
 from newsletter.mail.mailer import OutgoingMail
 
 # OutgoingMail.kind of each mail; the consent log records `<kind>_mail_sent` / `_failed`.
-MAIL_KINDS = ("confirmation", "notice", "address_change", "welcome")
+MAIL_KINDS = ("confirmation", "notice", "address_change", "welcome", "leave_link")
 
 _TEMPLATES = {
     "confirmation": "email/confirm_subscription",
     "notice": "email/already_subscribed",
     "address_change": "email/confirm_address_change",
     "welcome": "email/welcome",
+    "leave_link": "email/leave_link",
 }
 
 
@@ -103,3 +104,7 @@ class SubscriberMails:
                 "unsubscribe_url": unsubscribe_url,
             },
         )
+
+    def leave_link(self, to: str, *, unsubscribe_url: str) -> OutgoingMail:
+        """Gives an address that asked for it its own link to leave the list."""
+        return self._render("leave_link", to, {"unsubscribe_url": unsubscribe_url})

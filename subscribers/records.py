@@ -25,7 +25,7 @@ from subscribers.upserts import insert_or_ignore, insert_or_update
 
 # The events that stand for one mail planned to an address: what the per-address limit
 # counts. A request past the limit is logged as `mail_limit_reached` instead.
-MAIL_REQUEST_EVENTS = ("subscribe_requested", "address_change_requested")
+MAIL_REQUEST_EVENTS = ("subscribe_requested", "address_change_requested", "leave_link_requested")
 LIMIT_WINDOW = timedelta(hours=24)
 
 

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from newsletter.core.errors import InvalidInput
 from newsletter.web.context import Web, WebContext
 from newsletter.web.forms import SignupFields, read_form
-from newsletter.web.public.refusals import plausible_token, too_many_requests, unknown_token
+from newsletter.web.public.refusals import broken_leave_link, plausible_token, too_many_requests
 from subscribers.records import SubscriberView
 from subscribers.tokens import link_token
 
@@ -51,7 +51,7 @@ def preferences_page(
 def show_preferences(request: Request, web: Web, token: str) -> Response:
     subscriber = web.flows.subscriber_for(token, "preferences") if plausible_token(token) else None
     if subscriber is None:
-        return unknown_token(web, request)
+        return broken_leave_link(web, request)
     return preferences_page(web, request, token, subscriber)
 
 
@@ -76,7 +76,7 @@ async def change_preferences(request: Request, web: Web, token: str) -> Response
         else None
     )
     if subscriber is None:
-        return unknown_token(web, request)
+        return broken_leave_link(web, request)
     if action == "unsubscribe":
         return await leave(web, request, subscriber)
     if action == "change_email":
@@ -130,5 +130,5 @@ async def save_preferences(
             web, request, token, subscriber, fields=fields, errors=exc.problems, status=400
         )
     if updated is None:
-        return unknown_token(web, request)
+        return broken_leave_link(web, request)
     return preferences_page(web, request, token, updated, saved=True)

@@ -22,6 +22,11 @@ def unknown_token(web: WebContext, request: Request) -> Response:
     return web.pages.page("web/unknown_token.html.j2", request=request, status=404)
 
 
+def broken_leave_link(web: WebContext, request: Request) -> Response:
+    """The page for an unsubscribe or preferences link that does not work: how to leave."""
+    return web.pages.page("web/leave.html.j2", request=request, status=404, broken=True, errors={})
+
+
 def too_many_requests(web: WebContext, retry_after: int) -> Response:
     return web.pages.problem(
         "too_many_requests", status=429, headers={"Retry-After": str(retry_after)}

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.webharness import WebHarness, csrf_token, token_in, without_csrf
+from tests.support.webharness import (
+    WebHarness,
+    csrf_token,
+    links_in,
+    post_form,
+    token_in,
+    without_csrf,
+)
 
 
 def test_the_unsubscribe_link_shows_a_button_and_only_the_button_unsubscribes(
@@ -82,4 +89,60 @@ def test_forged_and_foreign_link_tokens_change_nothing(web: WebHarness, purpose:
             data={"csrf_token": csrf_token(page.text), "action": "unsubscribe"},
         )
         assert posted.status_code == 404
+    assert web.snapshot() == before
+
+
+# -- without a working link: how to leave comes first, and never a sign-up form ---------
+
+
+def test_a_broken_unsubscribe_link_shows_how_to_leave_and_no_sign_up_form(
+    web: WebHarness,
+) -> None:
+    page = web.client().get("/unsubscribe/xyz")
+    assert page.status_code == 404
+    text = page.text
+    assert "<h1>Afmelden voor de nieuwsbrief</h1>" in text
+    assert 'action="/unsubscribe"' in text
+    assert "Stuur me een afmeldlink" in text
+    assert 'action="/subscribe"' not in text and "Stuur me een nieuwe mail" not in text
+    assert web.settings.site.contact_email in text
+    # How to leave comes before anything else on the page.
+    main = text[text.index("<main") :]
+    assert main.index("Stuur me een afmeldlink") < main.index(web.settings.site.contact_email)
+
+
+def test_a_link_to_leave_is_mailed_to_an_address_on_the_list(web: WebHarness) -> None:
+    view = web.confirmed("lezer@example.org")
+    client = web.client()
+    answer = post_form(
+        client, "/unsubscribe", {"email": "Lezer@Example.org"}, form_page="/unsubscribe"
+    )
+    assert answer.status_code == 200 and "Kijk in je mailbox" in answer.text
+    message = web.messages_to("lezer@example.org")[-1]
+    assert "af te melden" in str(message["Subject"])
+    assert view.unsubscribe_url in links_in(message)
+    # The link in it leaves, with the usual button.
+    assert client.post(view.unsubscribe_url).status_code == 200
+    assert web.people.show("lezer@example.org").subscriber.status == "unsubscribed"
+
+
+def test_asking_for_a_link_to_leave_tells_nobody_who_is_on_the_list(web: WebHarness) -> None:
+    web.confirmed("lezer@example.org")
+    client = web.client()
+    on_list = post_form(
+        client, "/unsubscribe", {"email": "lezer@example.org"}, form_page="/unsubscribe"
+    )
+    not_on_list = post_form(
+        client, "/unsubscribe", {"email": "niemand@example.org"}, form_page="/unsubscribe"
+    )
+    assert on_list.status_code == not_on_list.status_code == 200
+    assert without_csrf(on_list.text) == without_csrf(not_on_list.text)
+    assert web.messages_to("niemand@example.org") == []
+
+
+def test_a_mistyped_address_gets_the_form_back_with_what_was_typed(web: WebHarness) -> None:
+    before = web.snapshot()
+    answer = post_form(web.client(), "/unsubscribe", {"email": "lezer@"}, form_page="/unsubscribe")
+    assert answer.status_code == 400
+    assert 'value="lezer@"' in answer.text and 'aria-invalid="true"' in answer.text
     assert web.snapshot() == before
