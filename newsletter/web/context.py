@@ -34,7 +34,7 @@ from newsletter.web.clients import (
 from newsletter.web.csrf import CsrfGuard
 from newsletter.web.forms import FormFields, read_form
 from newsletter.web.ratelimit import SlidingWindowLimiter, Verdict
-from newsletter.web.rendering import PageRenderer
+from newsletter.web.rendering import PageRenderer, is_staff_path
 from subscribers.consent import Requester
 from subscribers.flows import SubscriberFlows
 from subscribers.models import USER_AGENT_MAX_CHARS
@@ -95,10 +95,11 @@ class WebContext:
         """The submitted form when its CSRF token is right; else the page to answer
         (400 for a form that cannot be read, 403 for a missing or wrong token)."""
         form = await read_form(request)
+        staff = is_staff_path(request.url.path)
         if form is None:
-            return self.pages.problem("bad_request", status=400)
+            return self.pages.problem("bad_request", status=400, staff=staff)
         if not self.csrf.is_valid(request, form.csrf_token):
-            return self.pages.problem("csrf", status=403)
+            return self.pages.problem("csrf", status=403, staff=staff)
         return form
 
     def deliver_later(self, mails: Iterable[OutgoingMail]) -> BackgroundTasks:

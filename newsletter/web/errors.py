@@ -19,11 +19,15 @@ from newsletter.core.errors import NewsletterError
 from newsletter.web.admin.context import login_url
 from newsletter.web.admin.sessions import LoginRequired
 from newsletter.web.api import api_error
-from newsletter.web.rendering import PageRenderer
+from newsletter.web.rendering import PageRenderer, is_staff_path
 from newsletter.web.security import MAX_BODY_BYTES
 
 # The statuses that keep their own kind of answer; any other HTTP error becomes a 400.
 _KINDS = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+def for_staff(scope: Scope) -> bool:
+    return is_staff_path(str(scope.get("path", "")))
 
 
 def wants_json(scope: Scope) -> bool:
@@ -44,7 +48,9 @@ class ErrorAnswers:
         status = exc.status_code if exc.status_code in _KINDS else 400
         if wants_json(request.scope):
             return api_error(status, kind, str(exc.detail).lower(), headers)
-        return self.pages.problem(kind, status=status, headers=headers)
+        return self.pages.problem(
+            kind, status=status, headers=headers, staff=for_staff(request.scope)
+        )
 
     def validation_error(self, request: Request, exc: Exception) -> Response:
         return api_error(422, "invalid", "the request does not have the expected shape")
@@ -55,18 +61,18 @@ class ErrorAnswers:
         if request.method in ("GET", "HEAD"):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(login_url(target), status_code=303)
-        return self.pages.problem("login_required", status=401)
+        return self.pages.problem("login_required", status=401, staff=True)
 
     def too_large(self, scope: Scope) -> Response:
         if wants_json(scope):
             return api_error(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
-        return self.pages.problem("too_large", status=413)
+        return self.pages.problem("too_large", status=413, staff=for_staff(scope))
 
     def server_error(self, scope: Scope) -> Response:
         if wants_json(scope):
             return api_error(500, "server_error", "something went wrong on our side")
         try:
-            return self.pages.problem("server_error", status=500)
+            return self.pages.problem("server_error", status=500, staff=for_staff(scope))
         except NewsletterError:
             return PlainTextResponse("Er ging iets mis aan onze kant.", status_code=500)
 

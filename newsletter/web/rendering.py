@@ -25,6 +25,13 @@ from newsletter.web.forms import HONEYPOT_FIELD
 from subscribers.models import EMAIL_MAX_CHARS, NAME_MAX_CHARS
 
 CONSENT_TEMPLATE = "web/consent.txt.j2"
+
+
+def is_staff_path(path: str) -> bool:
+    """Whether `path` is one of the staff pages (their refusals lead back to /admin)."""
+    return path == "/admin" or path.startswith("/admin/")
+
+
 PROBLEM_TEMPLATE = "web/problem.html.j2"
 
 
@@ -119,10 +126,19 @@ class PageRenderer:
         return response
 
     def problem(
-        self, kind: str, *, status: int, headers: Mapping[str, str] | None = None
+        self,
+        kind: str,
+        *,
+        status: int,
+        headers: Mapping[str, str] | None = None,
+        staff: bool = False,
     ) -> HTMLResponse:
-        """The page for a refused request: `kind` picks its Dutch text in messages.j2."""
-        return self.page(PROBLEM_TEMPLATE, status=status, headers=headers, kind=kind)
+        """The page for a refused request: `kind` picks its Dutch text in messages.j2.
+
+        `staff`: the request was for /admin, so the page leads back there, not to the
+        public sign-up form.
+        """
+        return self.page(PROBLEM_TEMPLATE, status=status, headers=headers, kind=kind, staff=staff)
 
     def static(self, name: str) -> Response | None:
         file = self.static_files.get(name)

@@ -65,7 +65,7 @@ class AdminContext:
         )
 
     def not_found(self) -> Response:
-        return self.web.pages.problem("not_found", status=404)
+        return self.web.pages.problem("not_found", status=404, staff=True)
 
     def see_other(self, path: str) -> Response:
         return RedirectResponse(path, status_code=303)

@@ -121,7 +121,7 @@ async def change_article(
         return form
     action = article_action(form.first("action"))
     if action is None:
-        return admin.web.pages.problem("bad_request", status=400)
+        return admin.web.pages.problem("bad_request", status=400, staff=True)
     try:
         await run_in_threadpool(admin.review.change_article, number, article_id, action)
     except NewsletterError as exc:
@@ -140,7 +140,7 @@ async def send_test_copy(request: Request, admin: Admin, member: Staff, number: 
     address = form.first("address")
     if address not in allowed_test_addresses(member, web.settings.schedule.staff):
         # Only the staff's own addresses: the form must not mail anyone else.
-        return web.pages.problem("bad_request", status=400)
+        return web.pages.problem("bad_request", status=400, staff=True)
     try:
         await run_in_threadpool(
             send_test, web.settings, web.database, number, [address], clock=web.clock

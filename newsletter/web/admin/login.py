@@ -58,6 +58,7 @@ async def login(request: Request, admin: Admin) -> Response:
                 "too_many_logins",
                 status=429,
                 headers={"Retry-After": str(verdict.retry_after)},
+                staff=True,
             )
     member = await run_in_threadpool(verify_login, web.database, name, form.first("password"))
     if member is None:
@@ -71,7 +72,7 @@ async def login(request: Request, admin: Admin) -> Response:
 async def logout(request: Request, admin: Admin) -> Response:
     form = await read_form(request)
     if form is None or not admin.web.csrf.is_valid(request, form.csrf_token):
-        return admin.web.pages.problem("csrf", status=403)
+        return admin.web.pages.problem("csrf", status=403, staff=True)
     response = admin.see_other("/admin/login")
     await run_in_threadpool(admin.sessions.end, request, response)
     return response

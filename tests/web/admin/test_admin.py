@@ -356,3 +356,19 @@ def test_an_edition_without_articles_is_shown_without_a_mail(
     assert "Deze editie heeft geen artikelen" in page.text
     assert "Goedkeuren en versturen" not in page.text
     assert staff.get(f"/admin/editions/{result.number}/preview.html").status_code == 404
+
+
+def test_refusals_under_admin_lead_back_to_the_staff_pages(
+    web: WebHarness, staff: TestClient
+) -> None:
+    for response in (
+        staff.get("/admin/editions/424242"),  # an edition that does not exist
+        staff.get("/admin/nothing-here"),  # a page that does not exist
+        staff.post("/admin/logout", data={}),  # a form without its CSRF token
+    ):
+        assert response.status_code in (403, 404), response.status_code
+        assert 'href="/admin"' in response.text
+        assert 'href="/subscribe"' not in response.text
+    # The public pages still lead to the sign-up page.
+    public = web.client().get("/nothing-here")
+    assert public.status_code == 404 and 'href="/subscribe"' in public.text
