@@ -108,10 +108,17 @@ _SKIPPED_TAGS = frozenset(
 
 
 class _TextExtractor(HTMLParser):
-    """Collects readable text: paragraphs, list items as "- " lines, quotes with "> "."""
+    """Collects readable text: paragraphs, list items as "- " lines, quotes with "> ".
 
-    def __init__(self) -> None:
+    With `spell_out_links`, a link's address follows its text in brackets, "tekst (url)",
+    unless the text already is that address.
+    """
+
+    def __init__(self, *, spell_out_links: bool = False) -> None:
         super().__init__(convert_charrefs=True)
+        self._spell_out_links = spell_out_links
+        # Per open <a>: the address to spell out (None: none), and where its text starts.
+        self._links: list[tuple[str | None, int, int]] = []
         self.paragraphs: list[str] = []
         self._lines: list[str] = []
         self._words: list[str] = []
@@ -169,6 +176,9 @@ class _TextExtractor(HTMLParser):
             self._end_block()
             if tag == "blockquote":
                 self._quote_depth += 1
+        elif tag == "a" and self._spell_out_links:
+            href = dict(attrs).get("href")
+            self._links.append((_spelled_address(href), len(self._lines), len(self._words)))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         # <br/> and <hr/> are breaks; a self-closed <script/> has nothing to skip.
@@ -191,6 +201,16 @@ class _TextExtractor(HTMLParser):
             self._end_block()
             if tag == "blockquote":
                 self._quote_depth = max(self._quote_depth - 1, 0)
+        elif tag == "a" and self._links:
+            self._spell_out(*self._links.pop())
+
+    def _spell_out(self, address: str | None, line: int, word: int) -> None:
+        if address is None or self._skip_depth:
+            return
+        # The link's text, when it is still on the line being collected.
+        text = "".join(self._words[word:]) if line == len(self._lines) else ""
+        if " ".join(text.split()) != address:
+            self._words.append(f" ({address})")
 
     def _end_pre(self) -> None:
         text = "".join(self._words).strip("\n")
@@ -210,9 +230,24 @@ class _TextExtractor(HTMLParser):
         self._end_paragraph()
 
 
-def html_to_text(html_text: str) -> str:
-    """Readable plain text: paragraphs separated by a blank line, no tags, entities decoded."""
-    extractor = _TextExtractor()
+def _spelled_address(href: str | None) -> str | None:
+    """How a plain-text reader sees where a link goes: the URL, or a mailto: link's address."""
+    if not href:
+        return None
+    address = " ".join(href.split())
+    scheme = urlsplit(address).scheme.lower() if ":" in address else ""
+    if scheme == "mailto":
+        return address[len("mailto:") :] or None
+    return address if scheme in ("http", "https") else None
+
+
+def html_to_text(html_text: str, *, spell_out_links: bool = False) -> str:
+    """Readable plain text: paragraphs separated by a blank line, no tags, entities decoded.
+
+    With `spell_out_links`, every link reads "tekst (url)" (a mail address for mailto:),
+    or only its URL when that is its text.
+    """
+    extractor = _TextExtractor(spell_out_links=spell_out_links)
     extractor.feed(html_text)
     extractor.close()
     return "\n\n".join(extractor.paragraphs)

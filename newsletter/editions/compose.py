@@ -27,6 +27,7 @@ from newsletter.editions.personalized import (
     slot_markers,
     split_at_slots,
 )
+from newsletter.editions.plaintext import intro_text
 
 HTML_TEMPLATE = "email/newsletter.mjml.j2"
 TEXT_TEMPLATE = "email/newsletter.txt.j2"
@@ -238,6 +239,7 @@ def _template_context(
             number=content.number, subject=one_line(content.subject), date=content.created_at
         ),
         "intro_html": Markup(introduction),  # noqa: S704 - clean_html made it safe
+        "intro_text": intro_text(introduction),
         "intro_markdown": content.intro_markdown.strip(),
         "articles": [_article_card(article, settings) for article in articles],
         "chosen_themes": theme_names(chosen, settings.themes),
