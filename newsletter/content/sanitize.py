@@ -37,6 +37,7 @@ _DIMENSION = re.compile(r"[0-9]{1,4}")
 # nh3 writes every attribute as name="value" with quotes inside values escaped, so an
 # image tag in its output matches this exactly.
 _IMAGE_TAG = re.compile(r'<img(?:\s+[\w-]+="[^"]*")*\s*/?>')
+_IMAGE_ALT = re.compile(r'\salt="([^"]*)"')
 
 
 def _absolute_url(value: str, *, base_url: str | None, schemes: frozenset[str]) -> str | None:
@@ -50,12 +51,16 @@ def _absolute_url(value: str, *, base_url: str | None, schemes: frozenset[str]) 
     return resolved if scheme in schemes else None
 
 
-def clean_html(html_text: str, *, base_url: str | None) -> str:
+def clean_html(
+    html_text: str, *, base_url: str | None, image_hosts: frozenset[str] | None = None
+) -> str:
     """Safe HTML from untrusted `html_text`: allowed tags only, absolute http(s) URLs.
 
     Relative links and image sources are resolved against `base_url` and dropped when
     they cannot be; links get rel="noopener noreferrer". Scripts, styles, frames, forms
-    and their contents are removed; so are event handlers and style attributes.
+    and their contents are removed; so are event handlers and style attributes. With
+    `image_hosts`, an image from any other host is dropped too, and every dropped
+    image leaves its description (alt) as text.
     """
 
     def filter_attribute(tag: str, attribute: str, value: str) -> str | None:
@@ -63,7 +68,10 @@ def clean_html(html_text: str, *, base_url: str | None) -> str:
         if tag == "a" and attribute == "href":
             return _absolute_url(value, base_url=base_url, schemes=LINK_SCHEMES)
         if tag == "img" and attribute == "src":
-            return _absolute_url(value, base_url=base_url, schemes=IMAGE_SCHEMES)
+            source = _absolute_url(value, base_url=base_url, schemes=IMAGE_SCHEMES)
+            if source is None or image_hosts is None:
+                return source
+            return source if _host(source) in image_hosts else None
         if tag == "img" and attribute in ("width", "height"):
             return value.strip() if _DIMENSION.fullmatch(value.strip()) else None
         return value
@@ -80,7 +88,25 @@ def clean_html(html_text: str, *, base_url: str | None) -> str:
         strip_comments=True,
     )
     # An image whose source was dropped would show as a broken-image box in the mail.
-    return _IMAGE_TAG.sub(lambda m: m[0] if ' src="' in m[0] else "", cleaned).strip()
+    if image_hosts is None:
+        return _IMAGE_TAG.sub(lambda m: m[0] if ' src="' in m[0] else "", cleaned).strip()
+    return _IMAGE_TAG.sub(_image_or_description, cleaned).strip()
+
+
+def _image_or_description(match: re.Match[str]) -> str:
+    """The image tag when it kept a source; else its alt text (escaped as it is in the
+    attribute, which is as safe in text)."""
+    if ' src="' in match[0]:
+        return match[0]
+    description = _IMAGE_ALT.search(match[0])
+    return description[1] if description else ""
+
+
+def _host(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 def plain_text_to_html(text: str) -> str:

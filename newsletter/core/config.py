@@ -60,6 +60,14 @@ class SiteSettings(_Section):
     timezone: TimeZoneName = "Europe/Amsterdam"
     contact_email: Mailbox = "rvjeugdzorg@loc.nl"
     contact_phone: str = Field("030 284 3200", max_length=40)
+    # Hosts besides those of website_url and base_url that the mail may load images
+    # from (a media server, say); an image from any other host is left out.
+    image_hosts: list[HostName] = Field(default_factory=list, max_length=20)
+
+    @field_validator("image_hosts")
+    @classmethod
+    def _lower_case_hosts(cls, value: list[str]) -> list[str]:
+        return [host.lower() for host in value]
 
 
 class FeedSettings(_Section):

@@ -180,3 +180,14 @@ def test_relative_paths_are_anchored_at_the_config_folder(tmp_path: Path) -> Non
     settings = load_settings(path, env={})
     assert settings.database_url == f"sqlite:///{tmp_path / 'newsletter.db'}"
     assert settings.feed_sources == [str(tmp_path / "feeds" / "site.xml")]
+
+
+def test_image_hosts_are_host_names(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(tmp_path, '[site]\nimage_hosts = ["Beeld.RVJeugdzorg.nl", "loc.nl"]\n'), env={}
+    )
+    assert settings.site.image_hosts == ["beeld.rvjeugdzorg.nl", "loc.nl"]
+    assert Settings().site.image_hosts == []
+    for bad in ("https://beeld.rvjeugdzorg.nl", "beeld.rvjeugdzorg.nl/foto", "*.loc.nl", ""):
+        message = load_error(tmp_path, f'[site]\nimage_hosts = ["{bad}"]\n')
+        assert "site.image_hosts.0:" in message
