@@ -163,7 +163,7 @@ def compose_web_version(
     context = _template_context(
         content, content.articles, settings, themes=None, recipient=markers, web_version=True
     )
-    html_document = _render_html(environment, context)
+    html_document = _render_html(environment, context, main_element=True)
     shown = [slot for slot, marker in markers.items() if marker in html_document]
     if shown or nonce in html_document.lower():
         what = f"recipient.{shown[0]}" if shown else "a reader's value"
@@ -220,10 +220,12 @@ def _render_documents(
     return html_document, text_document
 
 
-def _render_html(environment: jinja2.Environment, context: Mapping[str, Any]) -> str:
+def _render_html(
+    environment: jinja2.Environment, context: Mapping[str, Any], *, main_element: bool = False
+) -> str:
     """The finished HTML document: Jinja, MJML, inlined CSS, and nothing from elsewhere."""
     mjml_source = render_template(environment, HTML_TEMPLATE, context)
-    return finished_html(mjml_source, template_name=HTML_TEMPLATE)
+    return finished_html(mjml_source, template_name=HTML_TEMPLATE, main_element=main_element)
 
 
 def _template_context(

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from newsletter.core.templating import template_environment
-from newsletter.editions.compose import compose_edition, sample_recipient
-from tests.support.browser import CHROMIUM, TEXT_STYLES_SCRIPT, new_context
+from newsletter.editions.compose import compose_edition, compose_web_version, sample_recipient
+from tests.support.browser import CHROMIUM, LANDMARKS_SCRIPT, TEXT_STYLES_SCRIPT, new_context
 from tests.support.colours import contrast_ratio, rgb_to_hex
 from tests.support.sample_edition import mail_settings, seed_edition
 
@@ -35,6 +35,19 @@ def edition_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert mail is not None
     path = folder / "edition.html"
     path.write_text(mail.html_for(sample_recipient(settings)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def web_version_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed edition's public page (/archive/N), as the archive serves it."""
+    folder = tmp_path_factory.mktemp("web-version")
+    settings = mail_settings(folder)
+    document = compose_web_version(
+        seed_edition(), settings, environment=template_environment(settings)
+    )
+    path = folder / "web-version.html"
+    path.write_text(document, encoding="utf-8")
     return path
 
 
@@ -128,3 +141,25 @@ def test_the_footer_links_are_there_and_lead_somewhere(opened: OpenedPage) -> No
     assert links["Bekijk in je browser"].endswith("/archive/12")
     assert links["rvjeugdzorg@loc.nl"] == "mailto:rvjeugdzorg@loc.nl"
     assert links["030 284 3200"] == "tel:+31302843200"
+
+
+def landmarks_of(browser: Any, path: Path) -> dict[str, Any]:
+    context = new_context(browser, viewport={"width": PHONE_WIDTH, "height": 800})
+    page = context.new_page()
+    page.goto(path.as_uri())
+    found: dict[str, Any] = page.evaluate(LANDMARKS_SCRIPT)
+    context.close()
+    return found
+
+
+def test_all_the_mails_text_is_in_one_main_landmark(browser: Any, edition_file: Path) -> None:
+    # axe-core's landmark-one-main and region: a screen reader jumps to the main part.
+    found = landmarks_of(browser, edition_file)
+    assert found["mains"] == 1
+    assert found["outside"] == []
+
+
+def test_the_web_version_has_a_main_element(browser: Any, web_version_file: Path) -> None:
+    found = landmarks_of(browser, web_version_file)
+    assert found["mains"] == 1 and found["mainElements"] == 1
+    assert found["outside"] == []
