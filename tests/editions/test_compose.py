@@ -385,7 +385,11 @@ def test_several_themes_are_a_union(settings: Settings, environment: jinja2.Envi
     themes = frozenset({"doe-je-mee", "kampvuurgesprekken"})
     mail = compose(settings, environment, themes=themes)
     text = mail.text_for(sample_recipient(settings))
-    assert "Je krijgt alleen berichten over ‘Kampvuurgesprekken’ en ‘Doe je mee?’." in text
+    # A closing quote after a question mark ends the sentence: no full stop after it.
+    assert (
+        "Je krijgt alleen berichten over ‘Kampvuurgesprekken’ en ‘Doe je mee?’ Wil je iets"
+        in " ".join(text.split())
+    )
     chosen = select_articles(
         seed_articles(), settings, themes=frozenset({"doe-je-mee", "kampvuurgesprekken"})
     )
@@ -394,6 +398,20 @@ def test_several_themes_are_a_union(settings: Settings, environment: jinja2.Envi
         "Nieuw onderzoek jeug",
         "LOC start beweging ‘",
     ]
+
+
+def test_a_theme_ending_in_a_question_mark_gets_no_extra_full_stop(
+    settings: Settings, environment: jinja2.Environment
+) -> None:
+    mail = compose(settings, environment, themes=frozenset({"doe-je-mee"}))
+    recipient = sample_recipient(settings)
+    html_text = " ".join(
+        lxml_html.document_fromstring(mail.html_for(recipient)).text_content().split()
+    )
+    text = " ".join(mail.text_for(recipient).split())
+    for shown in (html_text, text):
+        assert "Je krijgt alleen berichten over ‘Doe je mee?’ Wil je iets anders lezen?" in shown
+        assert "?’." not in shown and "?." not in shown
 
 
 def test_no_mail_when_no_article_matches(
