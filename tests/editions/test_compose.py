@@ -673,3 +673,19 @@ def test_autoescape_is_off_only_for_text_templates(environment: jinja2.Environme
     assert callable(autoescape)
     assert autoescape("email/x.mjml.j2") and autoescape("web/x.html.j2") and autoescape("x.html")
     assert not autoescape("email/newsletter.txt.j2")
+
+
+def test_the_mail_offers_light_and_dark(filled: tuple[str, str]) -> None:
+    head = lxml_html.document_fromstring(filled[0]).find("head")
+    metas = {meta.get("name"): meta.get("content") for meta in head.iter("meta")}
+    assert metas["color-scheme"] == "light dark"
+    assert metas["supported-color-schemes"] == "light dark"
+    assert "@media (prefers-color-scheme: dark)" in filled[0]
+
+
+def test_every_dark_mode_text_colour_meets_wcag_aa(environment: jinja2.Environment) -> None:
+    palette = template_module(environment, "email/palette.j2")
+    assert len(palette.dark_text_pairs) == len(palette.text_pairs)
+    for usage, foreground, background in palette.dark_text_pairs:
+        ratio = contrast_ratio(foreground, background)
+        assert ratio >= 4.5, f"{usage}: {foreground} on {background} is only {ratio:.2f}:1"

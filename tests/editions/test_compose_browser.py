@@ -11,11 +11,14 @@ import pytest
 from newsletter.core.templating import template_environment
 from newsletter.editions.compose import compose_edition, compose_web_version, sample_recipient
 from tests.support.browser import CHROMIUM, LANDMARKS_SCRIPT, TEXT_STYLES_SCRIPT, new_context
-from tests.support.colours import contrast_ratio, rgb_to_hex
+from tests.support.colours import contrast_ratio, relative_luminance, rgb_to_hex
 from tests.support.sample_edition import mail_settings, seed_edition
 
 PHONE_WIDTH = 390
 DESKTOP_WIDTH = 1200
+# Dark in both modes: the header's teal; light in both: the buttons' terracotta.
+HEADER = {"#1e4d4b"}
+BUTTON = {"#b4451f"}
 
 pytestmark = [
     pytest.mark.browser,
@@ -109,12 +112,26 @@ def test_reading_text_is_at_least_16_pixels(opened: OpenedPage) -> None:
         assert style["fontSize"] >= 14, style
 
 
-def test_every_visible_text_meets_wcag_aa_contrast(opened: OpenedPage) -> None:
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_visible_text_meets_wcag_aa_contrast(opened: OpenedPage, scheme: str) -> None:
+    # Mail programs that follow the system's dark mode (Apple Mail, iOS, Outlook for
+    # Mac) apply the mail's own dark styles: readable in both.
+    opened.page.emulate_media(color_scheme=scheme)
     styles = opened.page.evaluate(TEXT_STYLES_SCRIPT)
     assert styles
     for style in styles:
         ratio = contrast_ratio(rgb_to_hex(style["color"]), rgb_to_hex(style["background"]))
-        assert ratio >= 4.5, f"{style['text']!r}: {ratio:.2f}:1"
+        assert ratio >= 4.5, f"{scheme}: {style['text']!r}: {ratio:.2f}:1"
+
+
+def test_in_dark_mode_the_mail_is_dark(opened: OpenedPage) -> None:
+    def backgrounds() -> set[str]:
+        styles = opened.page.evaluate(TEXT_STYLES_SCRIPT)
+        return {rgb_to_hex(style["background"]) for style in styles}
+
+    assert all(relative_luminance(colour) > 0.1 for colour in backgrounds() - HEADER)
+    opened.page.emulate_media(color_scheme="dark")
+    assert all(relative_luminance(colour) < 0.05 for colour in backgrounds() - BUTTON)
 
 
 def test_buttons_are_easy_to_tap(opened: OpenedPage) -> None:
