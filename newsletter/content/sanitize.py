@@ -37,6 +37,7 @@ _DIMENSION = re.compile(r"[0-9]{1,4}")
 # nh3 writes every attribute as name="value" with quotes inside values escaped, so an
 # image tag in its output matches this exactly.
 _IMAGE_TAG = re.compile(r'<img(?:\s+[\w-]+="[^"]*")*\s*/?>')
+_IMAGE_ALT = re.compile(r'\salt="([^"]*)"')
 
 
 def _absolute_url(value: str, *, base_url: str | None, schemes: frozenset[str]) -> str | None:
@@ -50,12 +51,16 @@ def _absolute_url(value: str, *, base_url: str | None, schemes: frozenset[str]) 
     return resolved if scheme in schemes else None
 
 
-def clean_html(html_text: str, *, base_url: str | None) -> str:
+def clean_html(
+    html_text: str, *, base_url: str | None, image_hosts: frozenset[str] | None = None
+) -> str:
     """Safe HTML from untrusted `html_text`: allowed tags only, absolute http(s) URLs.
 
     Relative links and image sources are resolved against `base_url` and dropped when
     they cannot be; links get rel="noopener noreferrer". Scripts, styles, frames, forms
-    and their contents are removed; so are event handlers and style attributes.
+    and their contents are removed; so are event handlers and style attributes. With
+    `image_hosts`, an image from any other host is dropped too, and every dropped
+    image leaves its description (alt) as text.
     """
 
     def filter_attribute(tag: str, attribute: str, value: str) -> str | None:
@@ -63,7 +68,10 @@ def clean_html(html_text: str, *, base_url: str | None) -> str:
         if tag == "a" and attribute == "href":
             return _absolute_url(value, base_url=base_url, schemes=LINK_SCHEMES)
         if tag == "img" and attribute == "src":
-            return _absolute_url(value, base_url=base_url, schemes=IMAGE_SCHEMES)
+            source = _absolute_url(value, base_url=base_url, schemes=IMAGE_SCHEMES)
+            if source is None or image_hosts is None:
+                return source
+            return source if _host(source) in image_hosts else None
         if tag == "img" and attribute in ("width", "height"):
             return value.strip() if _DIMENSION.fullmatch(value.strip()) else None
         return value
@@ -80,7 +88,25 @@ def clean_html(html_text: str, *, base_url: str | None) -> str:
         strip_comments=True,
     )
     # An image whose source was dropped would show as a broken-image box in the mail.
-    return _IMAGE_TAG.sub(lambda m: m[0] if ' src="' in m[0] else "", cleaned).strip()
+    if image_hosts is None:
+        return _IMAGE_TAG.sub(lambda m: m[0] if ' src="' in m[0] else "", cleaned).strip()
+    return _IMAGE_TAG.sub(_image_or_description, cleaned).strip()
+
+
+def _image_or_description(match: re.Match[str]) -> str:
+    """The image tag when it kept a source; else its alt text (escaped as it is in the
+    attribute, which is as safe in text)."""
+    if ' src="' in match[0]:
+        return match[0]
+    description = _IMAGE_ALT.search(match[0])
+    return description[1] if description else ""
+
+
+def _host(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 def plain_text_to_html(text: str) -> str:
@@ -108,10 +134,17 @@ _SKIPPED_TAGS = frozenset(
 
 
 class _TextExtractor(HTMLParser):
-    """Collects readable text: paragraphs, list items as "- " lines, quotes with "> "."""
+    """Collects readable text: paragraphs, list items as "- " lines, quotes with "> ".
 
-    def __init__(self) -> None:
+    With `spell_out_links`, a link's address follows its text in brackets, "tekst (url)",
+    unless the text already is that address.
+    """
+
+    def __init__(self, *, spell_out_links: bool = False) -> None:
         super().__init__(convert_charrefs=True)
+        self._spell_out_links = spell_out_links
+        # Per open <a>: the address to spell out (None: none), and where its text starts.
+        self._links: list[tuple[str | None, int, int]] = []
         self.paragraphs: list[str] = []
         self._lines: list[str] = []
         self._words: list[str] = []
@@ -169,6 +202,9 @@ class _TextExtractor(HTMLParser):
             self._end_block()
             if tag == "blockquote":
                 self._quote_depth += 1
+        elif tag == "a" and self._spell_out_links:
+            href = dict(attrs).get("href")
+            self._links.append((_spelled_address(href), len(self._lines), len(self._words)))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         # <br/> and <hr/> are breaks; a self-closed <script/> has nothing to skip.
@@ -191,6 +227,16 @@ class _TextExtractor(HTMLParser):
             self._end_block()
             if tag == "blockquote":
                 self._quote_depth = max(self._quote_depth - 1, 0)
+        elif tag == "a" and self._links:
+            self._spell_out(*self._links.pop())
+
+    def _spell_out(self, address: str | None, line: int, word: int) -> None:
+        if address is None or self._skip_depth:
+            return
+        # The link's text, when it is still on the line being collected.
+        text = "".join(self._words[word:]) if line == len(self._lines) else ""
+        if " ".join(text.split()) != address:
+            self._words.append(f" ({address})")
 
     def _end_pre(self) -> None:
         text = "".join(self._words).strip("\n")
@@ -210,9 +256,24 @@ class _TextExtractor(HTMLParser):
         self._end_paragraph()
 
 
-def html_to_text(html_text: str) -> str:
-    """Readable plain text: paragraphs separated by a blank line, no tags, entities decoded."""
-    extractor = _TextExtractor()
+def _spelled_address(href: str | None) -> str | None:
+    """How a plain-text reader sees where a link goes: the URL, or a mailto: link's address."""
+    if not href:
+        return None
+    address = " ".join(href.split())
+    scheme = urlsplit(address).scheme.lower() if ":" in address else ""
+    if scheme == "mailto":
+        return address[len("mailto:") :] or None
+    return address if scheme in ("http", "https") else None
+
+
+def html_to_text(html_text: str, *, spell_out_links: bool = False) -> str:
+    """Readable plain text: paragraphs separated by a blank line, no tags, entities decoded.
+
+    With `spell_out_links`, every link reads "tekst (url)" (a mail address for mailto:),
+    or only its URL when that is its text.
+    """
+    extractor = _TextExtractor(spell_out_links=spell_out_links)
     extractor.feed(html_text)
     extractor.close()
     return "\n\n".join(extractor.paragraphs)

@@ -61,6 +61,25 @@ class SiteSettings(_Section):
     timezone: TimeZoneName = "Europe/Amsterdam"
     contact_email: Mailbox = "rvjeugdzorg@loc.nl"
     contact_phone: str = Field("030 284 3200", max_length=40)
+    # Hosts besides those of website_url and base_url that the mail may load images
+    # from (a media server, say); an image from any other host is left out.
+    image_hosts: list[HostName] = Field(default_factory=list, max_length=20)
+
+    # The sender's postal address, on one line ("Postbus 123, 3500 AA Utrecht"): shown in
+    # the footer of every mail when set, so that readers know who sends it.
+    postal_address: str = Field("", max_length=150)
+
+    @field_validator("image_hosts")
+    @classmethod
+    def _lower_case_hosts(cls, value: list[str]) -> list[str]:
+        return [host.lower() for host in value]
+
+    @field_validator("postal_address")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if any(ch in value for ch in "\r\n\x00\u2028\u2029"):
+            raise ValueError("one line, without line breaks")
+        return " ".join(value.split())
 
 
 class FeedSettings(_Section):

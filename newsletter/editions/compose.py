@@ -27,6 +27,7 @@ from newsletter.editions.personalized import (
     slot_markers,
     split_at_slots,
 )
+from newsletter.editions.plaintext import intro_text
 
 HTML_TEMPLATE = "email/newsletter.mjml.j2"
 TEXT_TEMPLATE = "email/newsletter.txt.j2"
@@ -69,6 +70,8 @@ class _ArticleCard:
     excerpt: str
     image_url: str | None
     image_alt: str
+    # The description of an image that was left out (its host is not ours), else "".
+    missing_image_alt: str
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ def compose_web_version(
     context = _template_context(
         content, content.articles, settings, themes=None, recipient=markers, web_version=True
     )
-    html_document = _render_html(environment, context)
+    html_document = _render_html(environment, context, main_element=True)
     shown = [slot for slot, marker in markers.items() if marker in html_document]
     if shown or nonce in html_document.lower():
         what = f"recipient.{shown[0]}" if shown else "a reader's value"
@@ -184,12 +187,17 @@ def select_articles(
     )
 
 
-def intro_html(markdown_source: str, *, base_url: str | None) -> str:
-    """The staff's Markdown introduction as safe HTML; raw HTML in it shows as text."""
+def intro_html(
+    markdown_source: str, *, base_url: str | None, image_hosts: frozenset[str] | None = None
+) -> str:
+    """The staff's Markdown introduction as safe HTML; raw HTML in it shows as text.
+
+    With `image_hosts`, an image from any other host is replaced by its description.
+    """
     if not markdown_source.strip():
         return ""
     renderer = MarkdownIt("commonmark", {"html": False, "linkify": False})
-    return clean_html(renderer.render(markdown_source), base_url=base_url)
+    return clean_html(renderer.render(markdown_source), base_url=base_url, image_hosts=image_hosts)
 
 
 def _render_documents(
@@ -212,10 +220,12 @@ def _render_documents(
     return html_document, text_document
 
 
-def _render_html(environment: jinja2.Environment, context: Mapping[str, Any]) -> str:
+def _render_html(
+    environment: jinja2.Environment, context: Mapping[str, Any], *, main_element: bool = False
+) -> str:
     """The finished HTML document: Jinja, MJML, inlined CSS, and nothing from elsewhere."""
     mjml_source = render_template(environment, HTML_TEMPLATE, context)
-    return finished_html(mjml_source, template_name=HTML_TEMPLATE)
+    return finished_html(mjml_source, template_name=HTML_TEMPLATE, main_element=main_element)
 
 
 def _template_context(
@@ -229,7 +239,9 @@ def _template_context(
 ) -> dict[str, Any]:
     site = settings.site
     chosen = () if themes is None else [slug for slug in settings.themes if slug in themes]
-    introduction = intro_html(content.intro_markdown, base_url=site.website_url)
+    introduction = intro_html(
+        content.intro_markdown, base_url=site.website_url, image_hosts=image_hosts(settings)
+    )
     return {
         "site": site,
         "contact_address": parseaddr(site.contact_email)[1],
@@ -238,6 +250,7 @@ def _template_context(
             number=content.number, subject=one_line(content.subject), date=content.created_at
         ),
         "intro_html": Markup(introduction),  # noqa: S704 - clean_html made it safe
+        "intro_text": intro_text(introduction),
         "intro_markdown": content.intro_markdown.strip(),
         "articles": [_article_card(article, settings) for article in articles],
         "chosen_themes": theme_names(chosen, settings.themes),
@@ -253,7 +266,9 @@ def _template_context(
 
 def _article_card(article: ArticleView, settings: Settings) -> _ArticleCard:
     words = settings.feed.excerpt_words
-    image_url = _first_party(_http_url(article.image_url), article, settings)
+    feed_image_url = _http_url(article.image_url)
+    image_url = _from_image_host(feed_image_url, settings)
+    description = one_line(article.image_alt or "")
     return _ArticleCard(
         title=one_line(article.title),
         link=_http_url(article.link),
@@ -263,7 +278,8 @@ def _article_card(article: ArticleView, settings: Settings) -> _ArticleCard:
         or excerpt(article.content_html, words=words),
         image_url=image_url,
         # Without a description the image is decoration: the title beside it says it all.
-        image_alt=one_line(article.image_alt or "") if image_url else "",
+        image_alt=description if image_url else "",
+        missing_image_alt=description if feed_image_url and not image_url else "",
     )
 
 
@@ -281,20 +297,23 @@ def _http_url(url: str | None) -> str | None:
     return candidate
 
 
-def _first_party(url: str | None, article: ArticleView, settings: Settings) -> str | None:
-    """`url` when its host is the site's own (the article's, the website's or ours).
+def image_hosts(settings: Settings) -> frozenset[str]:
+    """The hosts the mail may load images from: the website's, ours, `[site] image_hosts`."""
+    site = settings.site
+    named = (urlsplit(site.website_url).hostname, urlsplit(site.base_url).hostname)
+    return frozenset(host for host in (*named, *site.image_hosts) if host)
+
+
+def _from_image_host(url: str | None, settings: Settings) -> str | None:
+    """`url` when its host is one the settings name (image_hosts), else None.
 
     Opening the mail loads its images, so an image from any other host would tell that
     host who read the newsletter and when: exactly the tracking this product refuses.
+    The feed names both an article's link and its image, so neither vouches for a host.
     """
     if url is None:
         return None
-    own_hosts = {
-        urlsplit(candidate).hostname
-        for candidate in (article.link, settings.site.website_url, settings.site.base_url)
-        if candidate
-    }
-    return url if urlsplit(url).hostname in own_hosts else None
+    return url if urlsplit(url).hostname in image_hosts(settings) else None
 
 
 def tel_uri(phone: str) -> str:

@@ -17,13 +17,17 @@ MAX_LINE_OCTETS = 998
 _EXTERNAL_RESOURCE_TAGS = ("link", "script", "iframe", "object", "embed", "base", "frame")
 
 
-def finished_html(mjml_source: str, *, template_name: str) -> str:
+def finished_html(mjml_source: str, *, template_name: str, main_element: bool = False) -> str:
     """The mail's HTML from rendered MJML: inlined CSS, and nothing from elsewhere.
 
+    Everything the body shows is one main landmark, so that a screen reader can jump to
+    it and nothing is outside a landmark: a <main> element with `main_element` (a page
+    on the web), else a <div role="main">, which every mail program keeps.
     Raises CompositionError, naming `template_name`, for invalid MJML or a document
     that would load anything from another host.
     """
-    html_document = _break_lines(_inline_css(_mjml_to_html(mjml_source, template_name)))
+    rendered = _with_main_landmark(_mjml_to_html(mjml_source, template_name), main_element)
+    html_document = _break_lines(_inline_css(rendered))
     _refuse_external_resources(html_document, template_name)
     return html_document
 
@@ -43,6 +47,32 @@ def _mjml_to_html(mjml_source: str, template_name: str) -> str:
     except Exception as exc:  # mrml raises plain exceptions for invalid MJML
         message = " ".join(str(exc).split())
         raise CompositionError(f"template {template_name}: invalid MJML: {message}") from exc
+
+
+# MJML puts the whole body in one <div role="article">, labelled with the title.
+_BODY_START = re.compile(r"<body\b[^>]*>")
+_BODY_END = re.compile(r"</body>")
+
+
+def _with_main_landmark(html_document: str, main_element: bool) -> str:
+    """The body's content put in a main landmark.
+
+    Around MJML's labelled article rather than inside it: axe-core counts a labelled
+    element as content, which must be in a landmark too.
+    """
+    start = _BODY_START.search(html_document)
+    ends = list(_BODY_END.finditer(html_document))
+    if start is None or not ends or ends[-1].start() < start.end():
+        return html_document  # not MJML's usual body: left as it is
+    opening, closing = ("<main>", "</main>") if main_element else ('<div role="main">', "</div>")
+    end = ends[-1].start()
+    return (
+        html_document[: start.end()]
+        + opening
+        + html_document[start.end() : end]
+        + closing
+        + html_document[end:]
+    )
 
 
 def _inline_css(html_document: str) -> str:

@@ -10,6 +10,8 @@ changed.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +25,7 @@ from newsletter.editions.archive import (
     parse_edition_number,
     render_feed,
 )
+from newsletter.editions.compose import image_hosts
 from newsletter.web.context import Web, WebContext
 from newsletter.web.security import mail_document_policy
 
@@ -33,6 +36,12 @@ ATOM_MEDIA_TYPE = "application/atom+xml; charset=utf-8"
 LIST_MAX_AGE = 300
 FEED_MAX_AGE = 900
 EDITION_MAX_AGE = 3600
+
+
+def allowed_image_origins(origins: Iterable[str], hosts: frozenset[str]) -> list[str]:
+    """The image origins of a web version whose host the settings name (image_hosts):
+    an image a template of the staff's own pulls from elsewhere is not loaded either."""
+    return [origin for origin in origins if urlsplit(origin).hostname in hosts]
 
 
 def _entity_tag(body: bytes) -> str:
@@ -100,5 +109,8 @@ async def show_edition(request: Request, web: Web, number: str) -> Response:
         version.html.encode("utf-8"),
         media_type="text/html",
         max_age=EDITION_MAX_AGE,
-        headers=mail_document_policy(version.image_origins, framed_by_self=False),
+        headers=mail_document_policy(
+            allowed_image_origins(version.image_origins, image_hosts(web.settings)),
+            framed_by_self=False,
+        ),
     )

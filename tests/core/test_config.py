@@ -220,3 +220,27 @@ def test_a_bad_embed_origin_is_named(tmp_path: Path, value: str) -> None:
     assert message.endswith(
         f"web.embed_origins.1: not an origin (scheme://host[:port], no path): {value!r}"
     )
+
+
+# -- [site] image_hosts and postal_address ------------------------------------------------
+
+
+def test_image_hosts_are_host_names(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(tmp_path, '[site]\nimage_hosts = ["Beeld.RVJeugdzorg.nl", "loc.nl"]\n'), env={}
+    )
+    assert settings.site.image_hosts == ["beeld.rvjeugdzorg.nl", "loc.nl"]
+    assert Settings().site.image_hosts == []
+    for bad in ("https://beeld.rvjeugdzorg.nl", "beeld.rvjeugdzorg.nl/foto", "*.loc.nl", ""):
+        message = load_error(tmp_path, f'[site]\nimage_hosts = ["{bad}"]\n')
+        assert "site.image_hosts.0:" in message
+
+
+def test_the_postal_address_is_one_line(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(tmp_path, '[site]\npostal_address = "  Postbus 123,  3500 AA Utrecht "\n'), env={}
+    )
+    assert settings.site.postal_address == "Postbus 123, 3500 AA Utrecht"
+    assert Settings().site.postal_address == ""
+    message = load_error(tmp_path, '[site]\npostal_address = "Postbus 123\\n3500 AA Utrecht"\n')
+    assert "site.postal_address: one line, without line breaks" in message

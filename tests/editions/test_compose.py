@@ -332,8 +332,9 @@ def test_intro_markdown_is_rendered_but_raw_html_is_shown_as_text(
     assert "<strong>allemaal</strong>" in html_document
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &lt;b&gt;vet&lt;/b&gt;" in html_document
     assert "<li>een</li>" in html_document
-    # The text version shows what the staff wrote.
-    assert intro.strip() in mail.text_for(sample_recipient(settings))
+    # The text version shows the words, without Markdown's marks.
+    text = mail.text_for(sample_recipient(settings))
+    assert "Hallo allemaal! <script>alert(1)</script> <b>vet</b>\n\n- een\n- twee\n" in text
 
 
 def test_intro_links_keep_their_target(filled: tuple[str, str]) -> None:
@@ -384,7 +385,11 @@ def test_several_themes_are_a_union(settings: Settings, environment: jinja2.Envi
     themes = frozenset({"doe-je-mee", "kampvuurgesprekken"})
     mail = compose(settings, environment, themes=themes)
     text = mail.text_for(sample_recipient(settings))
-    assert "Je krijgt alleen berichten over ‘Kampvuurgesprekken’ en ‘Doe je mee?’." in text
+    # A closing quote after a question mark ends the sentence: no full stop after it.
+    assert (
+        "Je krijgt alleen berichten over ‘Kampvuurgesprekken’ en ‘Doe je mee?’ Wil je iets"
+        in " ".join(text.split())
+    )
     chosen = select_articles(
         seed_articles(), settings, themes=frozenset({"doe-je-mee", "kampvuurgesprekken"})
     )
@@ -393,6 +398,20 @@ def test_several_themes_are_a_union(settings: Settings, environment: jinja2.Envi
         "Nieuw onderzoek jeug",
         "LOC start beweging ‘",
     ]
+
+
+def test_a_theme_ending_in_a_question_mark_gets_no_extra_full_stop(
+    settings: Settings, environment: jinja2.Environment
+) -> None:
+    mail = compose(settings, environment, themes=frozenset({"doe-je-mee"}))
+    recipient = sample_recipient(settings)
+    html_text = " ".join(
+        lxml_html.document_fromstring(mail.html_for(recipient)).text_content().split()
+    )
+    text = " ".join(mail.text_for(recipient).split())
+    for shown in (html_text, text):
+        assert "Je krijgt alleen berichten over ‘Doe je mee?’ Wil je iets anders lezen?" in shown
+        assert "?’." not in shown and "?." not in shown
 
 
 def test_no_mail_when_no_article_matches(
@@ -654,3 +673,19 @@ def test_autoescape_is_off_only_for_text_templates(environment: jinja2.Environme
     assert callable(autoescape)
     assert autoescape("email/x.mjml.j2") and autoescape("web/x.html.j2") and autoescape("x.html")
     assert not autoescape("email/newsletter.txt.j2")
+
+
+def test_the_mail_offers_light_and_dark(filled: tuple[str, str]) -> None:
+    head = lxml_html.document_fromstring(filled[0]).find("head")
+    metas = {meta.get("name"): meta.get("content") for meta in head.iter("meta")}
+    assert metas["color-scheme"] == "light dark"
+    assert metas["supported-color-schemes"] == "light dark"
+    assert "@media (prefers-color-scheme: dark)" in filled[0]
+
+
+def test_every_dark_mode_text_colour_meets_wcag_aa(environment: jinja2.Environment) -> None:
+    palette = template_module(environment, "email/palette.j2")
+    assert len(palette.dark_text_pairs) == len(palette.text_pairs)
+    for usage, foreground, background in palette.dark_text_pairs:
+        ratio = contrast_ratio(foreground, background)
+        assert ratio >= 4.5, f"{usage}: {foreground} on {background} is only {ratio:.2f}:1"

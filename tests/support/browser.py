@@ -71,3 +71,38 @@ TEXT_STYLES_SCRIPT = """
   return results;
 }
 """
+
+
+# The landmarks of a page as axe-core's rules landmark-one-main and region see them: how
+# many main landmarks there are, and the visible text that is in no landmark at all.
+LANDMARKS_SCRIPT = """
+() => {
+  const landmark = [
+    'main', '[role=main]', 'header', '[role=banner]', 'footer', '[role=contentinfo]',
+    'nav', '[role=navigation]', 'aside', '[role=complementary]', '[role=search]',
+    'section[aria-label]', 'section[aria-labelledby]', '[role=region][aria-label]',
+    '[role=region][aria-labelledby]', 'form[aria-label]', 'form[aria-labelledby]',
+  ].join(',');
+  const visible = (el) => {
+    for (let node = el; node; node = node.parentElement) {
+      const style = getComputedStyle(node);
+      if (style.display === 'none' || style.visibility === 'hidden') return false;
+    }
+    return true;
+  };
+  const outside = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const text = node.textContent.trim();
+    const parent = node.parentElement;
+    if (text && parent && visible(parent) && !parent.closest(landmark)) {
+      outside.push(text.slice(0, 60));
+    }
+  }
+  return {
+    mains: document.querySelectorAll('main, [role=main]').length,
+    mainElements: document.querySelectorAll('main').length,
+    outside: outside,
+  };
+}
+"""

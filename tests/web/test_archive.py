@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import feedparser
 import pytest
 from lxml import html as lxml_html  # type: ignore[import-untyped,unused-ignore]
 
+from newsletter.core.config import Settings
 from newsletter.core.templating import template_environment
 from newsletter.editions.archive import PAGE_SIZE
 from newsletter.editions.compose import compose_edition, sample_recipient, web_version_url
@@ -17,7 +20,8 @@ from newsletter.editions.lifecycle import get_edition
 from newsletter.editions.preview import edition_content
 from newsletter.web.security import CONTENT_SECURITY_POLICY, mail_document_policy
 from tests.support.archive import ATOM, NOT_PUBLIC, SITE, add_edition
-from tests.support.webharness import BASE_URL, WebHarness
+from tests.support.clock import FixedClock
+from tests.support.webharness import BASE_URL, WebHarness, web_harness
 
 FEED_LINK = '<link rel="alternate" type="application/atom+xml"'
 
@@ -154,6 +158,40 @@ def test_the_policy_allows_exactly_the_images_of_the_edition(web: WebHarness) ->
     assert response.headers["content-security-policy"] == expected["Content-Security-Policy"]
     assert "img-src 'none';" in response.headers["content-security-policy"]
     assert "<img" not in response.text
+
+
+def test_a_tracking_image_from_the_feed_is_neither_shown_nor_allowed(web: WebHarness) -> None:
+    number = edition(web, "sent", image_url="http://tracker.example/pixel.gif?edition=1")
+    response = web.client().get(f"/archive/{number}")
+    assert "tracker.example" not in response.text
+    assert "<img" not in response.text
+    assert "img-src 'none';" in response.headers["content-security-policy"]
+
+
+def test_the_policy_names_only_the_image_hosts_of_the_settings(
+    make_settings: Callable[..., Settings], clock: FixedClock, tmp_path: Path
+) -> None:
+    # A template of the staff's own that shows an image from elsewhere: the mail would
+    # carry it, but the page's policy does not let a browser load it.
+    header = tmp_path / "eigen" / "email" / "_header.mjml.j2"
+    header.parent.mkdir(parents=True)
+    header.write_text(
+        '<mj-section><mj-column><mj-image src="https://tracker.example/t.gif" alt="" />'
+        '<mj-image src="https://media.rvjeugdzorg.nl/logo.png" alt="" />'
+        "</mj-column></mj-section>\n",
+        encoding="utf-8",
+    )
+    with web_harness(
+        make_settings,
+        clock,
+        site={"image_hosts": ["media.rvjeugdzorg.nl"]},
+        templates={"dir": "eigen"},
+    ) as web:
+        number = edition(web, "sent", image_url=f"{SITE}/wp-content/uploads/foto.jpg")
+        response = web.client().get(f"/archive/{number}")
+    assert "https://tracker.example/t.gif" in response.text
+    policy = response.headers["content-security-policy"]
+    assert "img-src https://media.rvjeugdzorg.nl https://www.rvjeugdzorg.nl;" in policy
 
 
 def test_the_link_in_the_mail_leads_to_the_web_version(web: WebHarness) -> None:
