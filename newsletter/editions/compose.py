@@ -27,7 +27,7 @@ from newsletter.editions.personalized import (
     slot_markers,
     split_at_slots,
 )
-from newsletter.editions.plaintext import intro_text
+from newsletter.editions.plaintext import intro_greets, intro_text
 
 HTML_TEMPLATE = "email/newsletter.mjml.j2"
 TEXT_TEMPLATE = "email/newsletter.txt.j2"
@@ -242,6 +242,7 @@ def _template_context(
     introduction = intro_html(
         content.intro_markdown, base_url=site.website_url, image_hosts=image_hosts(settings)
     )
+    introduction_text = intro_text(introduction)
     return {
         "site": site,
         "contact_address": parseaddr(site.contact_email)[1],
@@ -250,7 +251,9 @@ def _template_context(
             number=content.number, subject=one_line(content.subject), date=content.created_at
         ),
         "intro_html": Markup(introduction),  # noqa: S704 - clean_html made it safe
-        "intro_text": intro_text(introduction),
+        "intro_text": introduction_text,
+        # The staff greet in the introduction themselves: the template's greeting goes.
+        "intro_greets": intro_greets(introduction_text),
         "intro_markdown": content.intro_markdown.strip(),
         "articles": [_article_card(article, settings) for article in articles],
         "chosen_themes": theme_names(chosen, settings.themes),

@@ -12,6 +12,23 @@ from newsletter.core.templating import TEXT_WIDTH
 _LINE_PREFIX = re.compile(r"^((?:> )*)((?:\s*)(?:- |\d{1,9}\. )?)")
 
 
+# A greeting opens the introduction: a greeting word, a few more words, then "," or "!"
+# ("Beste lezer,", "Hallo allemaal!", "Lieve ouders en jongeren,").
+_GREETING = re.compile(
+    r"(?:beste|hallo|hoi|hey|hi|dag|goedemorgen|goedemiddag|goedenavond|lieve|geachte)"
+    r"\b[^.?!,\n]{0,40}[,!]",
+    re.IGNORECASE,
+)
+
+
+def intro_greets(intro_text: str) -> bool:
+    """Whether the staff's introduction (as plain text) opens with a greeting of its own.
+
+    Then the mail leaves out its own "Beste …," so the reader is greeted once.
+    """
+    return _GREETING.match(intro_text.lstrip()) is not None
+
+
 def intro_text(intro_html: str, *, width: int = TEXT_WIDTH) -> str:
     """The introduction (safe HTML, as the HTML part shows it) as readable plain text.
 

@@ -20,6 +20,7 @@ from newsletter.editions.compose import (
     EditionContent,
     _render_documents,
     compose_edition,
+    compose_web_version,
     sample_recipient,
     select_articles,
     web_version_url,
@@ -689,3 +690,41 @@ def test_every_dark_mode_text_colour_meets_wcag_aa(environment: jinja2.Environme
     for usage, foreground, background in palette.dark_text_pairs:
         ratio = contrast_ratio(foreground, background)
         assert ratio >= 4.5, f"{usage}: {foreground} on {background} is only {ratio:.2f}:1"
+
+
+# --- one greeting -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "intro",
+    [
+        "Beste lezer,\n\nDeze maand gingen we op pad.",
+        "Hallo allemaal! Deze maand gingen we op pad.",
+        "**Lieve ouders en jongeren,**\n\nDeze maand gingen we op pad.",
+    ],
+)
+def test_an_intro_that_greets_is_the_only_greeting(
+    settings: Settings, environment: jinja2.Environment, intro: str
+) -> None:
+    mail = compose(settings, environment, seed_edition(intro_markdown=intro))
+    recipient = replace(sample_recipient(settings), name="Anouk")
+    html, text = mail.html_for(recipient), mail.text_for(recipient)
+    assert "Beste Anouk" not in html and "Beste Anouk" not in text
+    greeting = intro.split()[0].strip("*")
+    assert html.count(greeting) == 1 and text.count(greeting) == 1
+    web = compose_web_version(seed_edition(intro_markdown=intro), settings, environment=environment)
+    assert "Beste lezer," not in web or greeting == "Beste"
+    assert web.count(greeting) == 1
+
+
+@pytest.mark.parametrize(
+    "intro",
+    ["Deze maand gingen we op pad.", "Dagelijks gebeurt er veel.", "Beste verhalen van 2026."],
+)
+def test_an_intro_without_a_greeting_gets_the_personal_one(
+    settings: Settings, environment: jinja2.Environment, intro: str
+) -> None:
+    mail = compose(settings, environment, seed_edition(intro_markdown=intro))
+    recipient = replace(sample_recipient(settings), name="Anouk")
+    assert "Beste Anouk," in mail.html_for(recipient)
+    assert "Beste Anouk,\n" in mail.text_for(recipient)

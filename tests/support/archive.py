@@ -36,6 +36,7 @@ def add_edition(
     titles: Sequence[str] = ("Ouders aan het woord", "Actiedag in Utrecht"),
     categories: Sequence[str] = ("Doe je mee?",),
     image_url: str | None = None,
+    intro_markdown: str = "",
 ) -> int:
     """A new edition of articles titled `titles`, moved into `state`; its number."""
     with database.session() as session:
@@ -46,7 +47,7 @@ def add_edition(
         edition = Edition(
             state="draft",
             subject=subject or "Nieuwsbrief",
-            intro_markdown="",
+            intro_markdown=intro_markdown,
             created_at=clock(),
             updated_at=clock(),
         )

@@ -24,11 +24,6 @@ from tests.support.webharness import RunningSite, links_in, running_site, token_
 WIDTHS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 900}}
 SIGNUP_LIMIT = 5
 EDITION = "web version of an edition (/archive/N)"
-# Violations known and fixed elsewhere: left out of the walk, and shown to be still there
-# by the strict xfail of test_the_web_version_of_an_edition_has_a_main_landmark, which
-# the merge of the fix flips (then drop the mark and these lines).
-KNOWN = {EDITION: ("landmark-one-main", "region")}
-KNOWN_REASON = "landmark: fixed on branch issue13-mail"
 
 pytestmark = [
     pytest.mark.browser,
@@ -71,9 +66,7 @@ class Walk:
 
     def check(self, name: str) -> None:
         self.checked.append(name)
-        known = KNOWN.get(name, ())
-        found = run_axe(self.page, where=f"{name} at {self.width} width")
-        self.found.extend(violation for violation in found if violation.rule not in known)
+        self.found.extend(run_axe(self.page, where=f"{name} at {self.width} width"))
 
     def status_of(self, email: str) -> str:
         status: str = self.site.people.show(email).subscriber.status
@@ -187,12 +180,11 @@ def test_every_public_page_passes_axe(site: RunningSite, browser: Any, width: st
     assert not failing, report(failing)
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_REASON)
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_web_version_of_an_edition_has_a_main_landmark(
     site: RunningSite, browser: Any, width: str
 ) -> None:
-    """The known violations, left out of the walk: once fixed, drop the mark and KNOWN."""
+    """axe's landmark-one-main and region, which the web version failed once."""
     context = new_context(browser, viewport=WIDTHS[width], bypass_csp=True)
     page = context.new_page()
     page.goto(f"{site.base_url}/archive")
@@ -200,5 +192,5 @@ def test_the_web_version_of_an_edition_has_a_main_landmark(
     page.wait_for_load_state()
     found = run_axe(page, where=f"{EDITION} at {width} width")
     context.close()
-    known = [violation for violation in found if violation.rule in KNOWN[EDITION]]
-    assert not known, report(known)
+    landmarks = [v for v in found if v.rule in ("landmark-one-main", "region")]
+    assert not landmarks, report(landmarks)

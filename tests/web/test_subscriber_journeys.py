@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
@@ -17,7 +18,9 @@ import pytest
 from newsletter.core.config import Settings
 from newsletter.core.errors import UnknownSubscriber
 from subscribers.consent import Requester
+from tests.support.archive import add_edition
 from tests.support.browser import CHROMIUM, new_context
+from tests.support.clock import FixedClock
 from tests.support.httpserver import LocalHTTPServer, Response
 from tests.support.subscribers import events_of, force_status, subscribe_and_confirm
 from tests.support.waiting import wait_until
@@ -285,3 +288,18 @@ def test_a_broken_unsubscribe_link_still_gets_me_out(site: RunningSite, page: An
     page.get_by_role("button", name="Afmelden").click()
     assert heading(page) == "Je bent afgemeld"
     assert status_of(site, "ouder@example.org") == "unsubscribed"
+
+
+# -- 6: one greeting, also in the archive -------------------------------------------------
+
+
+def test_an_intro_that_greets_is_the_only_greeting_in_the_archive(
+    site: RunningSite, page: Any
+) -> None:
+    intro = "Beste lezer,\n\nDeze maand waren we op actiedag in Utrecht."
+    clock = FixedClock(datetime(2026, 11, 17, 8, 0, tzinfo=UTC))
+    number = add_edition(site.database, clock, "sent", intro_markdown=intro)
+    page.goto(f"{site.base_url}/archive/{number}")
+    text = page.locator("main").inner_text()
+    assert text.count("Beste") == 1
+    assert "Deze maand waren we op actiedag in Utrecht." in text
