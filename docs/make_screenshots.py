@@ -1,11 +1,15 @@
-"""Screenshots of an edition's HTML as a reader sees it, on a desktop and on a phone."""
+"""Screenshots for the docs: an edition as a reader sees it (desktop, phone, phone in dark
+mode), the welcome mail and the sign-up page at phone width."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 DEFAULT_HTML = REPOSITORY / "tests" / "golden" / "edition.html"
@@ -28,50 +32,110 @@ class Screen:
     width: int
     height: int
     scale: float
+    color_scheme: str = "light"
 
 
+PHONE = {"width": 390, "height": 844, "scale": 2.0}
 SCREENS = (
     Screen("edition-desktop.png", width=1200, height=900, scale=1),
-    Screen("edition-phone.png", width=390, height=844, scale=2),
+    Screen("edition-phone.png", **PHONE),  # type: ignore[arg-type]
+    Screen("edition-phone-dark.png", **PHONE, color_scheme="dark"),  # type: ignore[arg-type]
 )
+WELCOME = Screen("welcome-phone.png", **PHONE)  # type: ignore[arg-type]
+SIGNUP = Screen("subscribe-phone.png", **PHONE)  # type: ignore[arg-type]
 
 
 def take_screenshots(html_path: Path, out_dir: Path, *, chromium: Path = CHROMIUM) -> list[Path]:
-    """Full-page PNGs of `html_path` for every screen in SCREENS, written to `out_dir`.
+    """Full-page PNGs of the edition at `html_path` for every screen in SCREENS, of the
+    welcome mail and of the sign-up page, written to `out_dir`.
 
-    Requests for anything but the file itself are refused, as a careful mail client
+    Requests for anything but the page itself are refused, as a careful mail client
     would refuse them; article images then show their alt text.
     """
-    from playwright.sync_api import Route, sync_playwright
+    from playwright.sync_api import sync_playwright
 
-    page_url = html_path.resolve().as_uri()
     out_dir.mkdir(parents=True, exist_ok=True)
+    pages = [(screen, html_path.read_text(encoding="utf-8")) for screen in SCREENS]
+    pages += [(WELCOME, welcome_mail_html()), (SIGNUP, sign_up_page_html())]
     written = []
-
-    def only_the_page(route: Route) -> None:
-        if route.request.url == page_url:
-            route.continue_()
-        else:
-            route.abort()
-
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
-            for screen in SCREENS:
-                context = browser.new_context(
-                    viewport={"width": screen.width, "height": screen.height},
-                    device_scale_factor=screen.scale,
-                )
-                page = context.new_page()
-                page.route("**/*", only_the_page)
-                page.goto(page_url)
-                target = out_dir / screen.file_name
-                page.screenshot(path=str(target), full_page=True)
-                written.append(target)
-                context.close()
+            for screen, html in pages:
+                written.append(_shoot(browser, screen, html, out_dir / screen.file_name))
         finally:
             browser.close()
     return written
+
+
+def _shoot(browser: Any, screen: Screen, html: str, target: Path) -> Path:
+    context = browser.new_context(
+        viewport={"width": screen.width, "height": screen.height},
+        device_scale_factor=screen.scale,
+        color_scheme=screen.color_scheme,
+        java_script_enabled=False,
+    )
+    page = context.new_page()
+    page.route("**/*", lambda route: route.abort())
+    page.set_content(html)
+    page.screenshot(path=str(target), full_page=True)
+    context.close()
+    return target
+
+
+def _example_settings(folder: Path) -> Any:
+    from newsletter.core.config import settings_from_mapping
+
+    return settings_from_mapping(
+        {"site": {"base_url": "https://nieuwsbrief.rvjeugdzorg.nl"}},
+        base_dir=folder,
+        env={"NEWSLETTER_SECRET_KEY": "screenshots-only-0123456789abcdef"},
+    )
+
+
+def welcome_mail_html() -> str:
+    """The welcome mail of someone who chose one theme, as composed."""
+    from subscribers.mails import SubscriberMails
+
+    with tempfile.TemporaryDirectory() as folder:
+        settings = _example_settings(Path(folder))
+        base = settings.site.base_url
+        return (
+            SubscriberMails(settings)
+            .welcome(
+                "anouk@example.org",
+                name="Anouk",
+                themes=["kampvuurgesprekken"],
+                preferences_url=f"{base}/preferences/voorbeeld",
+                unsubscribe_url=f"{base}/unsubscribe/voorbeeld",
+            )
+            .html
+            or ""
+        )
+
+
+def sign_up_page_html() -> str:
+    """The sign-up page as the app serves it, with its stylesheet put inline (the
+    screenshot loads nothing from anywhere)."""
+    from fastapi.testclient import TestClient
+
+    from newsletter.core.clock import utc_now
+    from newsletter.core.db import open_database
+    from newsletter.web.app import create_app
+
+    with tempfile.TemporaryDirectory() as folder:
+        settings = _example_settings(Path(folder))
+        database = open_database(f"sqlite:///{folder}/screens.db")
+        try:
+            app = create_app(settings, database, clock=utc_now, send=lambda mail: None)
+            with TestClient(app) as client:
+                page = client.get("/subscribe").text
+                css_link = re.search(r'<link rel="stylesheet" href="([^"]+)">', page)
+                assert css_link, "no stylesheet on the sign-up page"
+                css = client.get(css_link.group(1)).text
+        finally:
+            database.dispose()
+    return page.replace(css_link.group(0), f"<style>{css}</style>")
 
 
 def main(argv: list[str] | None = None) -> int:
