@@ -28,6 +28,7 @@ from newsletter.cli.demo_schedule import check_editions_arrived, run_on_schedule
 from newsletter.cli.demo_signups import (
     HOST,
     SAMPLE_PEOPLE,
+    UNSUBSCRIBE_LINK,
     listening_socket,
     sign_up_through_web_app,
 )
@@ -199,7 +200,12 @@ def _check_sent(summary: SendSummary) -> None:
 
 def _mail_label(message: EmailMessage) -> str:
     """File names in the mailbox: what the mail is, and whom it is for."""
-    kind = "newsletter" if message["List-Unsubscribe"] else "confirmation"
+    if message["List-Unsubscribe"]:
+        kind = "newsletter"
+    else:
+        body = message.get_body(("plain",))
+        text = body.get_content() if body is not None else ""
+        kind = "welcome" if UNSUBSCRIBE_LINK.search(text) else "confirmation"
     return f"{kind}-{first_recipient_label(message)}"
 
 

@@ -42,6 +42,7 @@ WAIT_SECONDS = 120.0
 # The consent log keeps the user agent: say honestly that it was the demo.
 USER_AGENT = f"rvj-newsletter-demo/{__version__}"
 CONFIRM_LINK = re.compile(r"https?://\S+/confirm/[A-Za-z0-9_-]+")
+UNSUBSCRIBE_LINK = re.compile(r"https?://\S+/unsubscribe/[A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,19 @@ def _confirm_from_mail(browser: httpx.Client, sink: MailSink, person: SamplePers
     page = _expect(browser.get(link), 200, "GET /confirm/…")
     button = {CSRF_FIELD: _hidden_field(page.text, CSRF_FIELD)}
     _expect(browser.post(link, data=button), 200, "POST /confirm/…")
+    # The welcome mail goes after the answer: wait for it, so the mailbox is complete.
+    welcome = sink.wait_for(
+        lambda sunk: person.email in sunk.recipients and is_welcome(sunk), timeout=WAIT_SECONDS
+    )
+    if welcome is None:
+        raise DeliveryError(f"no welcome mail reached {person.email} within {WAIT_SECONDS:g} s")
+
+
+def is_welcome(mail: SunkMail) -> bool:
+    """The welcome mail: the one mail to a subscriber with their unsubscribe link that
+    is not a newsletter (which carries List-Unsubscribe)."""
+    message = mail.message()
+    return message["List-Unsubscribe"] is None and UNSUBSCRIBE_LINK.search(mail.text()) is not None
 
 
 def _confirm_link(mail: SunkMail) -> str | None:

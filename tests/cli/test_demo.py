@@ -118,7 +118,7 @@ def test_the_demo_succeeds_and_says_what_it_did(demo: DemoRun) -> None:
     assert "edition 1: 3 sent, 0 failed permanently, 0 waiting for retry, 0 skipped" in demo.stdout
     for address in SAMPLE_ADDRESSES:
         assert address in demo.stdout
-    assert f"mailbox: {demo.folder.resolve() / 'mailbox'} (6 messages)" in demo.stdout
+    assert f"mailbox: {demo.folder.resolve() / 'mailbox'} (9 messages)" in demo.stdout
 
 
 def test_the_preview_holds_the_seed_articles(demo: DemoRun) -> None:
@@ -130,13 +130,21 @@ def test_the_preview_holds_the_seed_articles(demo: DemoRun) -> None:
 
 
 def test_each_sample_person_got_one_confirmation_mail(demo: DemoRun) -> None:
-    confirmations = [m for m in demo.mails().values() if not m["List-Unsubscribe"]]
+    confirmations = [
+        m for m in demo.mails().values() if not m["List-Unsubscribe"] and "/confirm/" in text_of(m)
+    ]
     assert sorted(recipient(m) for m in confirmations) == sorted(SAMPLE_ADDRESSES)
     web_port = demo.port("web app")
     for message in confirmations:
         # A name typed into a form never reaches a mail to an unconfirmed address.
         assert message["To"] == recipient(message)
         assert re.search(rf"http://127\.0\.0\.1:{web_port}/confirm/\S+", text_of(message))
+
+
+def test_each_sample_person_was_welcomed_after_confirming(demo: DemoRun) -> None:
+    welcomes = [m for m in demo.mails().values() if str(m["Subject"]).startswith("Welkom")]
+    assert sorted(recipient(m) for m in welcomes) == sorted(SAMPLE_ADDRESSES)
+    assert "Hallo Anouk de Vries," in text_of(next(m for m in welcomes if recipient(m) == ANOUK))
 
 
 def test_each_subscriber_got_the_edition_with_one_click_unsubscribe(
@@ -193,6 +201,7 @@ def test_the_database_holds_three_confirmed_subscribers_with_their_consent(
             ("subscribe_requested", channel[address], True),
             ("confirmation_mail_sent", "system", False),
             ("confirmed", "web", True),
+            ("welcome_mail_sent", "system", False),
         ]
     assert sent == 3
 
@@ -248,8 +257,9 @@ def test_the_scheduled_demo_says_when_the_run_is_due_and_what_it_did(
     assert "  run 1: fetched 1 feed (5 new), drafted edition 1, sent 3" in lines
     assert "stopped the scheduler" in lines
     mailbox = scheduled_demo.folder.resolve() / "mailbox"
-    assert f"mailbox: {mailbox} (6 messages)" in lines
-    assert "  0004-newsletter-anouk.eml" in lines
+    assert f"mailbox: {mailbox} (9 messages)" in lines
+    assert "  0002-welcome-anouk.eml" in lines
+    assert "  0007-newsletter-anouk.eml" in lines
 
 
 def test_the_scheduler_ran_the_job_when_it_said_it_would(scheduled_demo: DemoRun) -> None:

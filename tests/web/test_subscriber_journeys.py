@@ -74,7 +74,7 @@ def html_button(message: EmailMessage) -> str:
     """The words on the mail's one button (the link styled as a button)."""
     body = message.get_body(("html",))
     assert body is not None
-    found = re.search(r'<a href="[^"]+" style="display:inline-block;[^>]*>([^<]+)</a>', str(body))
+    found = re.search(r'<a class="mail-button"[^>]*>([^<]+)</a>', body.get_content())
     assert found, "no button in the mail"
     return found.group(1).strip()
 

@@ -1,5 +1,7 @@
-"""Leaving with one click: the link in every mail, the one-click POST of mail programs, and
-a link to leave by mail for whoever has no working link."""
+"""Leaving: the link in every mail, mail programs' one-click POST, a link to leave by mail.
+
+The last is for whoever has no working link (an old mail, a damaged link).
+"""
 
 from __future__ import annotations
 
