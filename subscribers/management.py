@@ -15,6 +15,7 @@ from newsletter.mail.mailer import OutgoingMail
 from subscribers import lookup, staff
 from subscribers.addresses import normalize_address, validate_name, validate_themes
 from subscribers.consent import Requester
+from subscribers.export import spreadsheet_lines
 from subscribers.importing import ImportReport, ImportRow, RowProblem, read_rows
 from subscribers.lookup import PersonRecord, SubscriberSummary
 from subscribers.models import STATUSES
@@ -118,6 +119,15 @@ class ListManagement(ListService):
     def _export(self, status: str | None) -> Iterator[dict[str, str]]:
         with self._database.session() as session:
             yield from lookup.export_rows(session, status=status)
+
+    def spreadsheet(self, *, status: str | None = None) -> Iterator[list[str]]:
+        """The list (or those in `status`) as Dutch spreadsheet cells, oldest first."""
+        _check_status(status)
+        return self._spreadsheet(status)
+
+    def _spreadsheet(self, status: str | None) -> Iterator[list[str]]:
+        with self._database.session() as session:
+            yield from spreadsheet_lines(session, self._settings, status=status)
 
     def subscribers(self, *, status: str | None = None) -> list[SubscriberSummary]:
         """Every subscriber (or those in `status`), oldest first."""
