@@ -19,6 +19,7 @@ from subscribers.export import spreadsheet_lines
 from subscribers.importing import ImportReport, ImportRow, RowProblem, read_rows
 from subscribers.lookup import PersonRecord, SubscriberSummary
 from subscribers.models import STATUSES
+from subscribers.returned import ReturnedPerson, returned_people
 from subscribers.search import (
     SearchResults,
     email_of,
@@ -44,8 +45,28 @@ class ListManagement(ListService):
         """Add an address: pending with a confirmation mail, or confirmed with a consent note.
 
         An address that is confirmed already is left as it is (no mail). A suppressed
-        address cannot be added as confirmed (SubscriberError): only its own opt-in can.
+        address cannot be added as confirmed (SuppressedAddress): only its own opt-in can.
         """
+        return self.add_one(
+            email,
+            name=name,
+            themes=themes,
+            requester=requester,
+            confirmed=confirmed,
+            consent_note=consent_note,
+        ).mails
+
+    def add_one(
+        self,
+        email: str,
+        *,
+        name: str | None,
+        themes: Sequence[str],
+        requester: Requester,
+        confirmed: bool = False,
+        consent_note: str | None = None,
+    ) -> staff.AddOutcome:
+        """`add`, telling what happened (confirmed, pending, already confirmed, mail limit)."""
         note = _consent_note(confirmed, consent_note)
         address = normalize_address(email)
         valid_name = validate_name(name)
@@ -53,7 +74,7 @@ class ListManagement(ListService):
         row = ImportRow(line=0, address=address, name=valid_name, themes=chosen)
         return self._add_row(
             row, requester=requester, confirmed=confirmed, note=note, event="added_by_staff"
-        ).mails
+        )
 
     def _add_row(
         self, row: ImportRow, *, requester: Requester, confirmed: bool, note: str | None, event: str
@@ -173,6 +194,41 @@ class ListManagement(ListService):
         """How many addresses are in each status, every status listed (zero included)."""
         with self._database.session() as session:
             return subscriber_counts(session)
+
+    def change_details(
+        self, email: str, *, name: str | None, themes: Sequence[str], requester: Requester
+    ) -> bool:
+        """Change a person's name and themes; False when they were so already."""
+        address = normalize_address(email)
+        valid_name = validate_name(name)
+        chosen = validate_themes(themes, self._settings)
+        return self._transaction(
+            lambda session, op: staff.change_details(
+                session, op, address, name=valid_name, themes=chosen, requester=requester
+            )
+        )
+
+    def ask_to_confirm_again(
+        self, email: str, *, requester: Requester, note: str
+    ) -> list[OutgoingMail]:
+        """A new confirmation mail to a pending, bounced or complained person (their status
+        stays until they confirm); empty when the address had its mails for today."""
+        address = normalize_address(email)
+        return self._transaction(
+            lambda session, op: staff.ask_to_confirm_again(
+                session, op, address, requester=requester, note=note
+            )
+        )
+
+    def returned(self, *, limit: int = 500) -> list[ReturnedPerson]:
+        """The people mail no longer reaches (bounced, complained), newest first."""
+        with self._database.session() as session:
+            return returned_people(session, limit=limit)
+
+    def email_of(self, public_id: str) -> str | None:
+        """The address of the subscriber with `public_id`, or None."""
+        with self._database.session() as session:
+            return email_of(session, public_id)
 
     def remove(self, email: str, requester: Requester) -> None:
         """Unsubscribe on staff's word: status unsubscribed and suppressed; data kept."""

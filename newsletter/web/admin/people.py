@@ -21,6 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from newsletter.core.paging import parse_page_number
 from newsletter.web.admin.context import Admin, AdminContext, Staff
 from subscribers.export import spreadsheet_pieces
+from subscribers.mentions import cut_address
 from subscribers.models import EMAIL_MAX_CHARS, STATUSES
 from subscribers.search import SearchResults
 
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 PAGE_SIZE = 50
 SEARCH_MAX_CHARS = EMAIL_MAX_CHARS
 # What secrets.token_urlsafe produces; anything else is no subscriber's id.
-_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ def search_page(
     problem: str | None = None,
     status: int = 200,
 ) -> Response:
+    done = request.query_params.get("done")
     return admin.page(
         "subscribers.html.j2",
         request,
@@ -91,6 +93,7 @@ def search_page(
         statuses=STATUSES,
         search_max_chars=SEARCH_MAX_CHARS,
         export_url=export_url(search.status),
+        done=done if done in ("erased",) else None,
     )
 
 
@@ -129,11 +132,41 @@ def export_subscribers(request: Request, admin: Admin, member: Staff) -> Respons
     )
 
 
-@router.get("/subscribers/{public_id}")
-def show_subscriber(request: Request, admin: Admin, public_id: str) -> Response:
-    if _PUBLIC_ID.fullmatch(public_id) is None:
+def person_page(
+    admin: AdminContext,
+    request: Request,
+    public_id: str,
+    *,
+    done: str | None = None,
+    errors: Mapping[str, str] | None = None,
+    refused: str | None = None,
+    status: int = 200,
+) -> Response:
+    """One person's page, with what an action reported (`done`) or refused."""
+    if PUBLIC_ID.fullmatch(public_id) is None:
         return admin.not_found()
     person = admin.people.person(public_id)
     if person is None:
         return admin.not_found()
-    return admin.page("subscriber.html.j2", request, person=person)
+    # What mail servers wrote back often quotes the address: the page shows why, not who.
+    replies = [
+        cut_address(row.last_reply, person.email) if row.last_reply else None
+        for row in person.deliveries
+    ]
+    return admin.page(
+        "subscriber.html.j2",
+        request,
+        status=status,
+        person=person,
+        replies=replies,
+        done=done,
+        errors=dict(errors or {}),
+        refused=refused,
+    )
+
+
+@router.get("/subscribers/{public_id}")
+def show_subscriber(
+    request: Request, admin: Admin, public_id: str, done: str | None = None
+) -> Response:
+    return person_page(admin, request, public_id, done=done)

@@ -93,6 +93,9 @@ def test_every_subscriber_page_needs_a_session(web: WebHarness) -> None:
         "/admin/subscribers/onbekend",
         "/admin/subscribers/export.csv",
         "/admin/subscribers/export.csv?status=confirmed",
+        "/admin/subscribers/new",
+        "/admin/subscribers/returned",
+        f"/admin/subscribers/{person}/erase",
     ]
     forged = web.client()
     forged.cookies.set("staff", "not-a-session-token")
@@ -102,12 +105,24 @@ def test_every_subscriber_page_needs_a_session(web: WebHarness) -> None:
             assert response.status_code == 303, path
             assert response.headers["location"].startswith("/admin/login?next=/admin"), path
             assert "ouder@example.org" not in response.text
-    # The list above holds every route of these pages (a new one must be added to it).
+        before = web.snapshot()
+        for action in ("new", f"{person}/details", f"{person}/confirm-again"):
+            assert client.post(f"/admin/subscribers/{action}").status_code == 401, action
+        for action in (f"{person}/unsubscribe", f"{person}/erase"):
+            assert client.post(f"/admin/subscribers/{action}").status_code == 401, action
+        assert web.snapshot() == before
+    # The lists above holds every route of these pages (a new one must be added to it).
     routes = {route.path for route in api_routes(web.app.routes)}
     assert {path for path in routes if path.startswith("/admin/subscribers")} == {
         "/admin/subscribers",
         "/admin/subscribers/export.csv",
         "/admin/subscribers/{public_id}",
+        "/admin/subscribers/new",
+        "/admin/subscribers/returned",
+        "/admin/subscribers/{public_id}/details",
+        "/admin/subscribers/{public_id}/confirm-again",
+        "/admin/subscribers/{public_id}/unsubscribe",
+        "/admin/subscribers/{public_id}/erase",
     }
 
 
