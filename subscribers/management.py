@@ -7,6 +7,7 @@ transaction.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Sequence
 from typing import TextIO
 
@@ -19,6 +20,7 @@ from subscribers.export import spreadsheet_lines
 from subscribers.importing import ImportReport, ImportRow, RowProblem, read_rows
 from subscribers.lookup import PersonRecord, SubscriberSummary
 from subscribers.models import STATUSES
+from subscribers.previews import ImportPreview, preview_rows
 from subscribers.returned import ReturnedPerson, returned_people
 from subscribers.search import (
     SearchResults,
@@ -112,25 +114,64 @@ class ListManagement(ListService):
             if isinstance(item, RowProblem):
                 report.problems.append(item)
                 continue
-            try:
-                outcome = self._add_row(
-                    item, requester=requester, confirmed=confirmed, note=note, event="imported"
-                )
-            except SubscriberError as exc:
-                report.problems.append(RowProblem(item.line, str(exc)))
-                continue
-            if outcome.result == "confirmed":
-                report.confirmed += 1
-            elif outcome.result == "pending":
-                report.pending += 1
-                report.mails.extend(outcome.mails)
-            elif outcome.result == "already_confirmed":
-                report.unchanged += 1
-            else:
-                report.problems.append(
-                    RowProblem(item.line, "this address had its confirmation mails for today")
-                )
+            self._import_row(item, report, requester=requester, confirmed=confirmed, note=note)
         return report
+
+    def preview_import(self, text: str) -> ImportPreview:
+        """What importing `text` (a CSV file's text) would do; stores nothing.
+
+        Raises ImportFileError when the file has no usable header.
+        """
+        rows = list(read_rows(io.StringIO(text, newline=""), self._settings))
+        with self._database.session() as session:
+            return preview_rows(session, self._operation(), rows)
+
+    def import_previewed(
+        self, text: str, *, requester: Requester, confirmed: bool, consent_note: str | None
+    ) -> ImportReport:
+        """Import `text` as its preview said: the new ones are added as `add` would (a
+        confirmation mail, or confirmed with the note); who is there already and who is
+        suppressed are left as they are; bad lines are reported."""
+        note = _consent_note(confirmed, consent_note)
+        preview = self.preview_import(text)
+        report = ImportReport(
+            unchanged=len(preview.already),
+            skipped=len(preview.suppressed),
+            problems=list(preview.problems),
+        )
+        for row in preview.new:
+            self._import_row(row, report, requester=requester, confirmed=confirmed, note=note)
+        return report
+
+    def _import_row(
+        self,
+        row: ImportRow,
+        report: ImportReport,
+        *,
+        requester: Requester,
+        confirmed: bool,
+        note: str | None,
+    ) -> None:
+        try:
+            outcome = self._add_row(
+                row, requester=requester, confirmed=confirmed, note=note, event="imported"
+            )
+        except SubscriberError as exc:
+            report.problems.append(RowProblem(row.line, str(exc), "suppressed"))
+            return
+        if outcome.result == "confirmed":
+            report.confirmed += 1
+        elif outcome.result == "pending":
+            report.pending += 1
+            report.mails.extend(outcome.mails)
+        elif outcome.result == "already_confirmed":
+            report.unchanged += 1
+        else:
+            report.problems.append(
+                RowProblem(
+                    row.line, "this address had its confirmation mails for today", "mail_limit"
+                )
+            )
 
     def export(self, *, status: str | None = None) -> Iterator[dict[str, str]]:
         """Rows of email,name,status,themes,created_at,confirmed_at (themes joined by ";")."""

@@ -95,6 +95,7 @@ def test_every_subscriber_page_needs_a_session(web: WebHarness) -> None:
         "/admin/subscribers/export.csv?status=confirmed",
         "/admin/subscribers/new",
         "/admin/subscribers/returned",
+        "/admin/subscribers/import",
         f"/admin/subscribers/{person}/erase",
     ]
     forged = web.client()
@@ -106,9 +107,9 @@ def test_every_subscriber_page_needs_a_session(web: WebHarness) -> None:
             assert response.headers["location"].startswith("/admin/login?next=/admin"), path
             assert "ouder@example.org" not in response.text
         before = web.snapshot()
-        for action in ("new", f"{person}/details", f"{person}/confirm-again"):
+        for action in ("new", "import", "import/confirm", f"{person}/details"):
             assert client.post(f"/admin/subscribers/{action}").status_code == 401, action
-        for action in (f"{person}/unsubscribe", f"{person}/erase"):
+        for action in (f"{person}/confirm-again", f"{person}/unsubscribe", f"{person}/erase"):
             assert client.post(f"/admin/subscribers/{action}").status_code == 401, action
         assert web.snapshot() == before
     # The lists above holds every route of these pages (a new one must be added to it).
@@ -119,6 +120,8 @@ def test_every_subscriber_page_needs_a_session(web: WebHarness) -> None:
         "/admin/subscribers/{public_id}",
         "/admin/subscribers/new",
         "/admin/subscribers/returned",
+        "/admin/subscribers/import",
+        "/admin/subscribers/import/confirm",
         "/admin/subscribers/{public_id}/details",
         "/admin/subscribers/{public_id}/confirm-again",
         "/admin/subscribers/{public_id}/unsubscribe",
