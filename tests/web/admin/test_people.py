@@ -12,13 +12,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from newsletter.cli.app import app
 from newsletter.cli.support import AppContext
 from newsletter.content.ingest import fetch_all
 from newsletter.core.config import Settings
+from newsletter.delivery.outbox import OutboxRow
 from newsletter.delivery.send import send_edition
 from newsletter.editions.drafting import draft_edition
 from newsletter.staff.accounts import add_user
@@ -306,6 +307,14 @@ def test_a_person_shows_the_editions_sent_to_them(web: WebHarness, staff: TestCl
     page = staff.get(f"/admin/subscribers/{public_id(web, 'lezer@example.org')}").text
     assert f'<a href="/admin/editions/{number}">{number}</a>' in page
     assert "verstuurd" in page
+    # What the server wrote back is shown without the address.
+    with web.database.session() as session:
+        session.execute(
+            update(OutboxRow).values(last_reply="250 2.0.0 OK for <Lezer@Example.org> queued")
+        )
+    page = staff.get(f"/admin/subscribers/{public_id(web, 'lezer@example.org')}").text
+    assert "250 2.0.0 OK for &lt;(address)&gt; queued" in page
+    assert "Lezer@Example.org" not in page
 
 
 def test_an_unknown_person_is_a_404(web: WebHarness, staff: TestClient) -> None:

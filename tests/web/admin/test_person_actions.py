@@ -199,3 +199,45 @@ def test_a_bounced_person_gets_a_new_chance_by_their_own_opt_in(
     assert happy is not None
     happy_page = f"/admin/subscribers/{happy.public_id}"
     assert post(staff, f"{happy_page}/confirm-again", happy_page).status_code == 409
+
+
+def test_a_pending_person_gets_the_confirmation_mail_again(
+    web: WebHarness, staff: TestClient
+) -> None:
+    web.request("wacht@example.org")
+    person = row(web, "wacht@example.org")
+    assert person is not None
+    page = f"/admin/subscribers/{person.public_id}"
+    assert "Stuur de bevestigingsmail opnieuw" in staff.get(page).text
+    answer = post(staff, f"{page}/confirm-again", page)
+    assert answer.headers["location"] == f"{page}?done=mail_sent"
+    assert len(web.messages_to("wacht@example.org")) == 2
+    still = row(web, "wacht@example.org")
+    assert still is not None and still.status == "pending"
+    # The per-mailbox limit (3 a day) holds for staff too: the page says so.
+    post(staff, f"{page}/confirm-again", page)
+    limited = post(staff, f"{page}/confirm-again", page)
+    assert limited.headers["location"] == f"{page}?done=mail_limit"
+    assert (
+        "kreeg vandaag al het hoogste aantal mails" in staff.get(limited.headers["location"]).text
+    )
+    assert len(web.messages_to("wacht@example.org")) == 3
+
+
+def test_actions_on_an_unknown_person_are_404_and_change_nothing(
+    web: WebHarness, staff: TestClient
+) -> None:
+    web.confirmed("ouder@example.org")
+    person = row(web, "ouder@example.org")
+    assert person is not None
+    page = f"/admin/subscribers/{person.public_id}"
+    token = csrf_token(staff.get(page).text)
+    before = web.snapshot()
+    for action in ("details", "confirm-again", "unsubscribe", "erase"):
+        for wrong in ("onbekend", "x" * 80):
+            answer = staff.post(f"/admin/subscribers/{wrong}/{action}", data={"csrf_token": token})
+            assert answer.status_code == 404, (wrong, action)
+        forged = staff.post(f"{page}/{action}", data={"csrf_token": "fout", "sure": "ja"})
+        assert forged.status_code == 403, action
+    assert staff.get("/admin/subscribers/onbekend/erase").status_code == 404
+    assert web.snapshot() == before
