@@ -10,6 +10,7 @@ against formulas (a leading `'` before `=`, `+`, `-`, `@`) reads back as it was.
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -182,8 +183,9 @@ def read_rows(text: TextIO, settings: Settings) -> Iterator[ImportRow | RowProbl
     Raises ImportFileError when the header is missing or wrong: nothing can be read then.
     """
     first = text.readline()
-    text.seek(0)
-    reader = csv.reader(text, delimiter=_delimiter(first))
+    # The first line is read already; a stream need not be seekable.
+    lines = itertools.chain([first], text) if first else iter(())
+    reader = csv.reader(lines, delimiter=_delimiter(first))
     columns = _header(reader)
     seen: dict[str, int] = {}
     while True:
