@@ -16,17 +16,20 @@ from subscribers.models import USER_AGENT_MAX_CHARS, ConsentEvent, ConsentText
 from subscribers.upserts import insert_or_ignore
 
 # `mail`: a mail the person sent us (to the List-Unsubscribe address); `system`: what
-# the product decided by itself (a bounce, a complaint, the purge).
-Source = Literal["form", "api", "import", "cli", "web", "mail", "system"]
+# the product decided by itself (a bounce, a complaint, the purge); `staff`: a staff
+# member under /admin, whose name goes into the event's details.
+Source = Literal["form", "api", "import", "cli", "web", "mail", "system", "staff"]
 
 
 @dataclass(frozen=True)
 class Requester:
-    """Who set an operation going: the channel, and the client's IP and user agent if any."""
+    """Who set an operation going: the channel, the client's IP and user agent if any,
+    and the staff member's name when staff did it under /admin."""
 
     source: Source
     ip: str | None = None
     user_agent: str | None = None
+    staff_name: str | None = None
 
 
 SYSTEM = Requester(source="system")
@@ -88,6 +91,8 @@ def record_event(
     """
     if consent_text is not None:
         consent_text_hash = remember_consent_text(session, consent_text, now=now)
+    if requester.staff_name is not None:
+        details = {**(details or {}), "staff": requester.staff_name}
     row = ConsentEvent(
         subscriber_id=subscriber_id,
         subject_hash=subject_hash,

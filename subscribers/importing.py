@@ -1,26 +1,49 @@
-"""Reading a CSV file of addresses (email,name,themes) into rows for staff's `add`."""
+"""Reading a CSV file of addresses into rows for staff's `add`, as spreadsheets save it.
+
+The CLI's files (`email,name,themes`, UTF-8) and what a Dutch Excel writes both read:
+`;` or `,` between cells (found from the header line), UTF-8 with or without a byte
+order mark or else Windows-1252, Dutch or English column names in any case, themes by
+name or slug separated by `,` or `;` inside their cell. A cell our own export protected
+against formulas (a leading `'` before `=`, `+`, `-`, `@`) reads back as it was.
+"""
 
 from __future__ import annotations
 
 import csv
+import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
 from newsletter.core.config import Settings
-from newsletter.core.errors import InvalidInput, SubscriberError
+from newsletter.core.errors import ImportFileError, InvalidInput
 from newsletter.mail.mailer import OutgoingMail
 from subscribers.addresses import (
     Address,
     describe_problems,
     normalize_address,
-    unknown_themes,
     validate_name,
-    validate_themes,
 )
+from subscribers.export import FORMULA_STARTS
 
 COLUMNS = ("email", "name", "themes")
-THEME_SEPARATOR = ";"
+# The names a column may carry in the header row, compared without case and spaces.
+COLUMN_NAMES = {
+    "email": "email",
+    "e-mail": "email",
+    "e-mailadres": "email",
+    "emailadres": "email",
+    "mail": "email",
+    "name": "name",
+    "naam": "name",
+    "themes": "themes",
+    "thema's": "themes",
+    "themas": "themes",
+    "thema": "themes",
+}
+THEME_SEPARATORS = re.compile(r"[;,]")
+DELIMITERS = (";", ",")
 
 
 @dataclass(frozen=True)
@@ -35,10 +58,14 @@ class ImportRow:
 
 @dataclass(frozen=True)
 class RowProblem:
-    """A line that was not imported, and why, in one English line."""
+    """A line that was not imported, and why: one English line (`reason`), and a code
+    with a detail for the Dutch pages ("email:invalid", "themes:unknown" with the
+    unknown themes, "duplicate" with the earlier line, "fields", "unreadable", ...)."""
 
     line: int
     reason: str
+    code: str = "other"
+    detail: str = ""
 
 
 @dataclass
@@ -48,58 +75,117 @@ class ImportReport:
     confirmed: int = 0
     pending: int = 0
     unchanged: int = 0
+    skipped: int = 0
     problems: list[RowProblem] = field(default_factory=list)
     mails: list[OutgoingMail] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
-        return self.confirmed + self.pending + self.unchanged + len(self.problems)
+        return self.confirmed + self.pending + self.unchanged + self.skipped + len(self.problems)
+
+
+def decode_file(raw: bytes) -> str:
+    """The text of an uploaded file: UTF-8 (a BOM is dropped), else Windows-1252.
+
+    Raises ImportFileError("encoding") for bytes that are no text in either (a
+    spreadsheet's own format, an image), and ImportFileError("empty") for nothing.
+    """
+    if not raw.strip():
+        raise ImportFileError("empty", "the CSV file is empty; it needs a header row")
+    if b"\x00" in raw:
+        raise ImportFileError("encoding", "the file is not text (it holds NUL bytes)")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(
+            "encoding", f"the file is neither UTF-8 nor Windows-1252 text: {exc.reason}"
+        ) from exc
+
+
+def _delimiter(first_line: str) -> str:
+    """`;` when the header line has more of them than commas (Dutch Excel), else `,`."""
+    return ";" if first_line.count(";") > first_line.count(",") else ","
 
 
 def _header(reader: Iterator[list[str]]) -> list[str]:
     try:
         header = next(reader)
     except StopIteration:
-        raise SubscriberError(
-            "the CSV file is empty; it needs the header row email,name,themes"
+        raise ImportFileError(
+            "empty", "the CSV file is empty; it needs the header row email,name,themes"
         ) from None
     except csv.Error as exc:
-        raise SubscriberError(f"line 1: not a readable CSV header: {exc}") from exc
-    names = [column.strip().lstrip("\ufeff").casefold() for column in header]
-    unknown = [name for name in names if name not in COLUMNS]
-    if "email" not in names or unknown or len(set(names)) != len(names):
-        raise SubscriberError(
+        raise ImportFileError("header", f"line 1: not a readable CSV header: {exc}") from exc
+    keys = ["".join(column.lstrip("\ufeff").split()).casefold() for column in header]
+    names = [COLUMN_NAMES.get(key, "") for key in keys]
+    if "email" not in names or "" in names or len(set(names)) != len(names):
+        raise ImportFileError(
+            "header",
             f"line 1: the header row must name the columns email, name and themes "
-            f"(email is required), not {','.join(header)!r}"
+            f"(email is required), not {','.join(header)!r}",
         )
     return names
 
 
-def _parse_row(values: list[str], columns: list[str], line: int, settings: Settings) -> ImportRow:
+def unformula(value: str) -> str:
+    """`value` without the `'` that an export put before a formula-like start."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
+def theme_slugs(cell: str, settings: Settings) -> tuple[tuple[str, ...], list[str]]:
+    """The theme slugs a cell names (by slug or by name, any case), and what is unknown."""
+    by_name = {theme.name.casefold(): slug for slug, theme in settings.themes.items()}
+    by_slug = {slug.casefold(): slug for slug in settings.themes}
+    chosen: set[str] = set()
+    unknown: list[str] = []
+    for part in THEME_SEPARATORS.split(cell):
+        wanted = " ".join(part.split()).casefold()
+        if not wanted:
+            continue
+        slug = by_slug.get(wanted) or by_name.get(wanted)
+        if slug is None:
+            unknown.append(part.strip())
+        else:
+            chosen.add(slug)
+    return tuple(slug for slug in settings.themes if slug in chosen), unknown
+
+
+def _parse_row(
+    values: list[str], columns: list[str], line: int, settings: Settings
+) -> ImportRow | RowProblem:
     if len(values) > len(columns):
-        raise ValueError(f"{len(values)} fields where the header has {len(columns)}")
-    cells = dict(zip(columns, values, strict=False))
-    themes = [
-        slug.strip() for slug in cells.get("themes", "").split(THEME_SEPARATOR) if slug.strip()
-    ]
+        return RowProblem(
+            line, f"{len(values)} fields where the header has {len(columns)}", "fields"
+        )
+    cells = {column: unformula(value) for column, value in zip(columns, values, strict=False)}
+    themes, unknown = theme_slugs(cells.get("themes", ""), settings)
     try:
         address = normalize_address(cells.get("email", ""))
         name = validate_name(cells.get("name") or None)
-        chosen = validate_themes(themes, settings)
     except InvalidInput as exc:
-        if exc.problems.get("themes") == "unknown":
-            unknown = ", ".join(unknown_themes(themes, settings))
-            raise ValueError(f"unknown theme {unknown}") from exc
-        raise ValueError(describe_problems(exc.problems)) from exc
-    return ImportRow(line=line, address=address, name=name, themes=chosen)
+        code = next(f"{key}:{value}" for key, value in exc.problems.items())
+        return RowProblem(line, describe_problems(exc.problems), code)
+    if unknown:
+        listed = ", ".join(unknown)
+        return RowProblem(line, f"unknown theme {listed}", "themes:unknown", listed)
+    return ImportRow(line=line, address=address, name=name, themes=themes)
 
 
 def read_rows(text: TextIO, settings: Settings) -> Iterator[ImportRow | RowProblem]:
     """Each data line as a valid row or a problem; a broken file ends with one problem.
 
-    Raises SubscriberError when the header is missing or wrong: nothing can be read then.
+    Raises ImportFileError when the header is missing or wrong: nothing can be read then.
     """
-    reader = csv.reader(text)
+    first = text.readline()
+    # The first line is read already; a stream need not be seekable.
+    lines = itertools.chain([first], text) if first else iter(())
+    reader = csv.reader(lines, delimiter=_delimiter(first))
     columns = _header(reader)
     seen: dict[str, int] = {}
     while True:
@@ -109,17 +195,17 @@ def read_rows(text: TextIO, settings: Settings) -> Iterator[ImportRow | RowProbl
         except StopIteration:
             return
         except csv.Error as exc:
-            yield RowProblem(line, f"the file cannot be read from here on: {exc}")
+            yield RowProblem(line, f"the file cannot be read from here on: {exc}", "unreadable")
             return
         if not any(value.strip() for value in values):
             continue
-        try:
-            row = _parse_row(values, columns, line, settings)
-        except ValueError as exc:
-            yield RowProblem(line, str(exc))
+        row = _parse_row(values, columns, line, settings)
+        if isinstance(row, RowProblem):
+            yield row
             continue
         if row.address.key in seen:
-            yield RowProblem(line, f"the same address as line {seen[row.address.key]}")
+            earlier = seen[row.address.key]
+            yield RowProblem(line, f"the same address as line {earlier}", "duplicate", str(earlier))
             continue
         seen[row.address.key] = line
         yield row

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from newsletter.core.errors import UnknownSubscriber
 from newsletter.core.records import json_ready, record_from
 from subscribers.addresses import Address
+from subscribers.export import spreadsheet_safe
 from subscribers.mentions import outbox_rows_naming
 from subscribers.models import ConfirmationToken, ConsentEvent, ConsentText, Subscriber
 from subscribers.records import (
@@ -133,25 +134,24 @@ def list_subscribers(session: Session, *, status: str | None) -> list[Subscriber
     return [record_from(SubscriberSummary, row) for row in session.scalars(statement)]
 
 
-def spreadsheet_safe(value: str) -> str:
-    """A cell that spreadsheets show as text: no formula from a name like "=HYPERLINK(...)"."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def export_rows(session: Session, *, status: str | None) -> Iterator[dict[str, str]]:
-    """Rows for a CSV file; themes are joined by ";" as the import reads them."""
+    """Rows for a CSV file; themes are joined by ";" as the import reads them.
+
+    Every cell is spreadsheet-safe: an address may start with "=" as well as a name.
+    """
     statement = select(Subscriber).order_by(Subscriber.created_at, Subscriber.id)
     if status is not None:
         statement = statement.where(Subscriber.status == status)
     for row in session.scalars(statement.execution_options(yield_per=500)):
-        yield {
+        cells = {
             "email": row.email,
-            "name": spreadsheet_safe(row.name or ""),
+            "name": row.name or "",
             "status": row.status,
             "themes": ";".join(row.themes),
             "created_at": _iso(row.created_at),
             "confirmed_at": _iso(row.confirmed_at),
         }
+        yield {key: spreadsheet_safe(value) for key, value in cells.items()}
 
 
 def describe_person(session: Session, op: Operation, address: Address) -> PersonRecord:

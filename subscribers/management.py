@@ -7,6 +7,7 @@ transaction.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Sequence
 from typing import TextIO
 
@@ -15,9 +16,12 @@ from newsletter.mail.mailer import OutgoingMail
 from subscribers import lookup, staff
 from subscribers.addresses import normalize_address, validate_name, validate_themes
 from subscribers.consent import Requester
+from subscribers.export import spreadsheet_lines
 from subscribers.importing import ImportReport, ImportRow, RowProblem, read_rows
 from subscribers.lookup import PersonRecord, SubscriberSummary
 from subscribers.models import STATUSES
+from subscribers.previews import ImportPreview, preview_rows
+from subscribers.returned import ReturnedPerson, returned_people
 from subscribers.search import (
     SearchResults,
     email_of,
@@ -43,8 +47,28 @@ class ListManagement(ListService):
         """Add an address: pending with a confirmation mail, or confirmed with a consent note.
 
         An address that is confirmed already is left as it is (no mail). A suppressed
-        address cannot be added as confirmed (SubscriberError): only its own opt-in can.
+        address cannot be added as confirmed (SuppressedAddress): only its own opt-in can.
         """
+        return self.add_one(
+            email,
+            name=name,
+            themes=themes,
+            requester=requester,
+            confirmed=confirmed,
+            consent_note=consent_note,
+        ).mails
+
+    def add_one(
+        self,
+        email: str,
+        *,
+        name: str | None,
+        themes: Sequence[str],
+        requester: Requester,
+        confirmed: bool = False,
+        consent_note: str | None = None,
+    ) -> staff.AddOutcome:
+        """`add`, telling what happened (confirmed, pending, already confirmed, mail limit)."""
         note = _consent_note(confirmed, consent_note)
         address = normalize_address(email)
         valid_name = validate_name(name)
@@ -52,7 +76,7 @@ class ListManagement(ListService):
         row = ImportRow(line=0, address=address, name=valid_name, themes=chosen)
         return self._add_row(
             row, requester=requester, confirmed=confirmed, note=note, event="added_by_staff"
-        ).mails
+        )
 
     def _add_row(
         self, row: ImportRow, *, requester: Requester, confirmed: bool, note: str | None, event: str
@@ -90,25 +114,64 @@ class ListManagement(ListService):
             if isinstance(item, RowProblem):
                 report.problems.append(item)
                 continue
-            try:
-                outcome = self._add_row(
-                    item, requester=requester, confirmed=confirmed, note=note, event="imported"
-                )
-            except SubscriberError as exc:
-                report.problems.append(RowProblem(item.line, str(exc)))
-                continue
-            if outcome.result == "confirmed":
-                report.confirmed += 1
-            elif outcome.result == "pending":
-                report.pending += 1
-                report.mails.extend(outcome.mails)
-            elif outcome.result == "already_confirmed":
-                report.unchanged += 1
-            else:
-                report.problems.append(
-                    RowProblem(item.line, "this address had its confirmation mails for today")
-                )
+            self._import_row(item, report, requester=requester, confirmed=confirmed, note=note)
         return report
+
+    def preview_import(self, text: str) -> ImportPreview:
+        """What importing `text` (a CSV file's text) would do; stores nothing.
+
+        Raises ImportFileError when the file has no usable header.
+        """
+        rows = list(read_rows(io.StringIO(text, newline=""), self._settings))
+        with self._database.session() as session:
+            return preview_rows(session, self._operation(), rows)
+
+    def import_previewed(
+        self, text: str, *, requester: Requester, confirmed: bool, consent_note: str | None
+    ) -> ImportReport:
+        """Import `text` as its preview said: the new ones are added as `add` would (a
+        confirmation mail, or confirmed with the note); who is there already and who is
+        suppressed are left as they are; bad lines are reported."""
+        note = _consent_note(confirmed, consent_note)
+        preview = self.preview_import(text)
+        report = ImportReport(
+            unchanged=len(preview.already),
+            skipped=len(preview.suppressed),
+            problems=list(preview.problems),
+        )
+        for row in preview.new:
+            self._import_row(row, report, requester=requester, confirmed=confirmed, note=note)
+        return report
+
+    def _import_row(
+        self,
+        row: ImportRow,
+        report: ImportReport,
+        *,
+        requester: Requester,
+        confirmed: bool,
+        note: str | None,
+    ) -> None:
+        try:
+            outcome = self._add_row(
+                row, requester=requester, confirmed=confirmed, note=note, event="imported"
+            )
+        except SubscriberError as exc:
+            report.problems.append(RowProblem(row.line, str(exc), "suppressed"))
+            return
+        if outcome.result == "confirmed":
+            report.confirmed += 1
+        elif outcome.result == "pending":
+            report.pending += 1
+            report.mails.extend(outcome.mails)
+        elif outcome.result == "already_confirmed":
+            report.unchanged += 1
+        else:
+            report.problems.append(
+                RowProblem(
+                    row.line, "this address had its confirmation mails for today", "mail_limit"
+                )
+            )
 
     def export(self, *, status: str | None = None) -> Iterator[dict[str, str]]:
         """Rows of email,name,status,themes,created_at,confirmed_at (themes joined by ";")."""
@@ -118,6 +181,15 @@ class ListManagement(ListService):
     def _export(self, status: str | None) -> Iterator[dict[str, str]]:
         with self._database.session() as session:
             yield from lookup.export_rows(session, status=status)
+
+    def spreadsheet(self, *, status: str | None = None) -> Iterator[list[str]]:
+        """The list (or those in `status`) as Dutch spreadsheet cells, oldest first."""
+        _check_status(status)
+        return self._spreadsheet(status)
+
+    def _spreadsheet(self, status: str | None) -> Iterator[list[str]]:
+        with self._database.session() as session:
+            yield from spreadsheet_lines(session, self._settings, status=status)
 
     def subscribers(self, *, status: str | None = None) -> list[SubscriberSummary]:
         """Every subscriber (or those in `status`), oldest first."""
@@ -163,6 +235,41 @@ class ListManagement(ListService):
         """How many addresses are in each status, every status listed (zero included)."""
         with self._database.session() as session:
             return subscriber_counts(session)
+
+    def change_details(
+        self, email: str, *, name: str | None, themes: Sequence[str], requester: Requester
+    ) -> bool:
+        """Change a person's name and themes; False when they were so already."""
+        address = normalize_address(email)
+        valid_name = validate_name(name)
+        chosen = validate_themes(themes, self._settings)
+        return self._transaction(
+            lambda session, op: staff.change_details(
+                session, op, address, name=valid_name, themes=chosen, requester=requester
+            )
+        )
+
+    def ask_to_confirm_again(
+        self, email: str, *, requester: Requester, note: str
+    ) -> list[OutgoingMail]:
+        """A new confirmation mail to a pending, bounced or complained person (their status
+        stays until they confirm); empty when the address had its mails for today."""
+        address = normalize_address(email)
+        return self._transaction(
+            lambda session, op: staff.ask_to_confirm_again(
+                session, op, address, requester=requester, note=note
+            )
+        )
+
+    def returned(self, *, limit: int = 500) -> list[ReturnedPerson]:
+        """The people mail no longer reaches (bounced, complained), newest first."""
+        with self._database.session() as session:
+            return returned_people(session, limit=limit)
+
+    def email_of(self, public_id: str) -> str | None:
+        """The address of the subscriber with `public_id`, or None."""
+        with self._database.session() as session:
+            return email_of(session, public_id)
 
     def remove(self, email: str, requester: Requester) -> None:
         """Unsubscribe on staff's word: status unsubscribed and suppressed; data kept."""

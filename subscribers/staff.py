@@ -10,7 +10,7 @@ from typing import Literal
 from sqlalchemy import delete, null, select, update
 from sqlalchemy.orm import Session
 
-from newsletter.core.errors import SubscriberError, UnknownSubscriber
+from newsletter.core.errors import SubscriberError, SuppressedAddress, UnknownSubscriber
 from newsletter.mail.mailer import OutgoingMail
 from subscribers.addresses import Address
 from subscribers.consent import SYSTEM, Requester
@@ -111,10 +111,70 @@ def _refuse_if_suppressed(
     if reason is None and subscriber is not None and subscriber.status in SUPPRESSED_STATUSES:
         reason = subscriber.status
     if reason is not None:
-        raise SubscriberError(
+        raise SuppressedAddress(
             f"{address.email} is suppressed ({reason}); only its own opt-in can bring it "
             "back, so add it without --confirmed to send a confirmation mail"
         )
+
+
+def change_details(
+    session: Session,
+    op: Operation,
+    address: Address,
+    *,
+    name: str | None,
+    themes: Sequence[str],
+    requester: Requester,
+) -> bool:
+    """Change a person's name and themes on staff's word; False when nothing changed."""
+    subscriber = find_by_key(session, address.key, lock=True)
+    if subscriber is None:
+        raise UnknownSubscriber(f"{address.email} is not on the list")
+    name_changed = subscriber.name != name
+    if not name_changed and list(themes) == list(subscriber.themes):
+        return False
+    subscriber.name = name
+    subscriber.themes = list(themes)
+    subscriber.updated_at = op.now
+    op.record(
+        session,
+        "preferences_changed",
+        subject_hash=op.address_hash(address.key),
+        requester=requester,
+        subscriber=subscriber,
+        details={"themes": list(themes), "name_changed": name_changed},
+    )
+    return True
+
+
+# Whom staff may send a new confirmation mail: who never confirmed, and who mail no longer
+# reached (they confirm again themselves). Who left on their own is left alone.
+ASK_AGAIN_STATUSES = ("pending", "bounced", "complained")
+
+
+def ask_to_confirm_again(
+    session: Session, op: Operation, address: Address, *, requester: Requester, note: str
+) -> list[OutgoingMail]:
+    """A new confirmation mail for a pending, bounced or complained person; their status
+    stays until they confirm. Nothing when the address had its mails for today."""
+    subscriber = find_by_key(session, address.key, lock=True)
+    if subscriber is None:
+        raise UnknownSubscriber(f"{address.email} is not on the list")
+    if subscriber.status not in ASK_AGAIN_STATUSES:
+        raise SubscriberError(
+            f"{address.email} is {subscriber.status}; only someone who is pending, bounced "
+            "or complained can be sent a new confirmation mail"
+        )
+    return request_opt_in(
+        session,
+        op,
+        address,
+        name=subscriber.name,
+        themes=subscriber.themes,
+        requester=requester,
+        details={"note": note},
+        notice_if_confirmed=False,
+    )
 
 
 def remove_subscriber(
@@ -171,7 +231,12 @@ def erase_person(session: Session, op: Operation, address: Address, requester: R
         session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))
     suppress_as_erased(session, subject, now=op.now)
     # Staff's own channel only: no IP or user agent is kept with an erasure.
-    op.record(session, "erased", subject_hash=subject, requester=Requester(requester.source))
+    op.record(
+        session,
+        "erased",
+        subject_hash=subject,
+        requester=Requester(requester.source, staff_name=requester.staff_name),
+    )
 
 
 def purge_unconfirmed(session: Session, op: Operation) -> int:

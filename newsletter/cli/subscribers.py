@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from newsletter.cli.support import (
 from newsletter.core.errors import NewsletterError, UnknownSubscriber
 from newsletter.mail.mailer import OutgoingMail, SmtpMailer
 from subscribers.consent import Requester
+from subscribers.importing import decode_file
 from subscribers.lookup import EXPORT_FIELDS, PersonRecord, SubscriberSummary
 from subscribers.management import ListManagement
 from subscribers.models import STATUSES
@@ -145,16 +147,18 @@ def import_(
     """Add every row of a CSV file as `add` would; bad rows are reported by line number."""
     people = _people(ctx)
     try:
-        with file.open(encoding="utf-8-sig", newline="") as text:
-            report = people.import_csv(
-                text, requester=IMPORT, confirmed=confirmed, consent_note=consent_note
-            )
+        # UTF-8 (with or without BOM) or Windows-1252, `,` or `;`: as spreadsheets save it.
+        text = decode_file(file.read_bytes())
     except FileNotFoundError:
         raise NewsletterError(f"file not found: {file}") from None
-    except UnicodeDecodeError as exc:
-        raise NewsletterError(f"{file} is not UTF-8 text: {exc.reason}") from exc
     except OSError as exc:
         raise NewsletterError(f"cannot read {file}: {exc.strerror}") from exc
+    report = people.import_csv(
+        io.StringIO(text, newline=""),
+        requester=IMPORT,
+        confirmed=confirmed,
+        consent_note=consent_note,
+    )
     for problem in report.problems:
         err.print(f"line {problem.line}: {problem.reason}", markup=False)
     failed_mails = _deliver(ctx, people, report.mails)

@@ -10,7 +10,9 @@
     ├── CompositionError         a template is missing or does not render
     ├── SubscriberError          a request about a subscriber cannot be carried out
     │   ├── InvalidInput         form, API or CLI input is malformed (per-field codes)
-    │   └── UnknownSubscriber    staff named an address that is not on the list
+    │   ├── UnknownSubscriber    staff named an address that is not on the list
+    │   ├── ImportFileError      a CSV file to import cannot be read at all (`code` says why)
+    │   └── SuppressedAddress    staff may not confirm it: only its own opt-in brings it back
     ├── AccountError             a staff account cannot be created or changed as asked
     ├── MailboxError             the return mailbox cannot be opened, read or written
     └── DeliveryError            mail could not be handed to the SMTP server
@@ -119,3 +121,16 @@ class InvalidInput(SubscriberError):
 
 class UnknownSubscriber(SubscriberError):
     """Staff named an address that is not on the list."""
+
+
+class ImportFileError(SubscriberError):
+    """A file to import cannot be read at all; `code` names why for the Dutch pages:
+    "empty", "header", "encoding" or "too_large"."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class SuppressedAddress(SubscriberError):
+    """Staff tried to confirm a suppressed address; only its own opt-in brings it back."""

@@ -20,7 +20,13 @@ from newsletter.web.admin.context import build_admin_context
 from newsletter.web.context import Send, build_web_context
 from newsletter.web.errors import ErrorAnswers, add_error_handlers
 from newsletter.web.public import embed
-from newsletter.web.security import MAX_BODY_BYTES, BodyLimit, SecurityHeaders
+from newsletter.web.security import (
+    IMPORT_BODY_BYTES,
+    IMPORT_PATHS,
+    MAX_BODY_BYTES,
+    BodyLimit,
+    SecurityHeaders,
+)
 
 
 def create_app(settings: Settings, database: Database, *, clock: Clock, send: Send) -> FastAPI:
@@ -55,5 +61,10 @@ def include_routers(app: FastAPI) -> None:
 
 def add_layers(app: FastAPI, answers: ErrorAnswers) -> None:
     """The ASGI layers around the app; the one added last is the outermost."""
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES, too_large=answers.too_large)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=MAX_BODY_BYTES,
+        too_large=answers.too_large,
+        larger=dict.fromkeys(IMPORT_PATHS, IMPORT_BODY_BYTES),
+    )
     app.add_middleware(SecurityHeaders, server_error=answers.server_error)

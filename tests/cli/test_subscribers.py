@@ -171,6 +171,18 @@ def test_import_confirmed_without_problems_exits_0(
     assert smtp_server.received == []
 
 
+def test_import_reads_a_dutch_excel_file_in_windows_1252(
+    cli: Run, tmp_path: Path, smtp_server: TestSmtpServer
+) -> None:
+    path = tmp_path / "leden.csv"
+    path.write_bytes("E-mail;Naam\r\neen@example.org;Zoë Ærts\r\n".encode("cp1252"))
+    result = cli("import", str(path), "--confirmed", "--consent-note", "Ledenlijst 2026")
+    assert result.exit_code == 0, result.output
+    assert "1 rows: 1 confirmed" in result.stdout
+    shown = json.loads(cli("show", "een@example.org", "--json").stdout)
+    assert shown["subscriber"]["name"] == "Zoë Ærts"
+
+
 def test_import_of_a_missing_or_unreadable_file(cli: Run, tmp_path: Path) -> None:
     missing = cli("import", str(tmp_path / "weg.csv"))
     assert missing.exit_code == 1

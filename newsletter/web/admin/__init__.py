@@ -9,12 +9,25 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from newsletter.web.admin import dashboard, editions, embed, login, people
+from newsletter.web.admin import (
+    adding,
+    dashboard,
+    editions,
+    embed,
+    imports,
+    login,
+    people,
+    person,
+)
 from newsletter.web.admin.context import staff_member
 
 protected = APIRouter(dependencies=[Depends(staff_member)])
 protected.include_router(dashboard.router)
 protected.include_router(editions.router)
+# Before people: its /subscribers/{public_id} would take "new", "import" or "returned" for an id.
+protected.include_router(adding.router)
+protected.include_router(imports.router)
+protected.include_router(person.router)
 protected.include_router(people.router)
 protected.include_router(embed.router)
 

@@ -2,16 +2,14 @@
 
 A person is named in URLs by their public id only, never by address or row id: URLs
 end up in server logs and browser histories. The pages only read; the export is the
-same CSV as `newsletter subscribers export`, written out as it is read.
+Dutch spreadsheet file of subscribers/export.py, written out as it is read.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import re
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -22,7 +20,8 @@ from starlette.responses import Response, StreamingResponse
 
 from newsletter.core.paging import parse_page_number
 from newsletter.web.admin.context import Admin, AdminContext, Staff
-from subscribers.lookup import EXPORT_FIELDS
+from subscribers.export import spreadsheet_pieces
+from subscribers.mentions import cut_address
 from subscribers.models import EMAIL_MAX_CHARS, STATUSES
 from subscribers.search import SearchResults
 
@@ -30,10 +29,8 @@ logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 SEARCH_MAX_CHARS = EMAIL_MAX_CHARS
-# Rows per piece of the streamed export: small pieces, few round trips.
-EXPORT_CHUNK_ROWS = 500
 # What secrets.token_urlsafe produces; anything else is no subscriber's id.
-_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -72,25 +69,6 @@ def export_file_name(status: str | None, today: str) -> str:
     return f"abonnees-{status}-{today}.csv" if status else f"abonnees-{today}.csv"
 
 
-def csv_pieces(rows: Iterator[dict[str, str]]) -> Iterator[str]:
-    """`rows` as CSV text (header first), a few hundred rows at a time."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
-    writer.writeheader()
-    try:
-        for count, row in enumerate(rows, start=1):
-            writer.writerow(row)
-            if count % EXPORT_CHUNK_ROWS == 0:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
-    finally:
-        # A download broken off ends the read transaction now, not when collected.
-        if isinstance(rows, Generator):
-            rows.close()
-
-
 router = APIRouter(prefix="/admin")
 
 
@@ -103,6 +81,7 @@ def search_page(
     problem: str | None = None,
     status: int = 200,
 ) -> Response:
+    done = request.query_params.get("done")
     return admin.page(
         "subscribers.html.j2",
         request,
@@ -114,6 +93,7 @@ def search_page(
         statuses=STATUSES,
         search_max_chars=SEARCH_MAX_CHARS,
         export_url=export_url(search.status),
+        done=done if done in ("erased",) else None,
     )
 
 
@@ -136,7 +116,7 @@ def export_subscribers(request: Request, admin: Admin, member: Staff) -> Respons
     status = request.query_params.get("status") or None
     if status is not None and status not in STATUSES:
         return search_page(admin, request, Search(), results=None, problem="status", status=400)
-    rows = admin.people.export(status=status)
+    lines = admin.people.spreadsheet(status=status)
     # Who took the list home, and when: the log is where an audit would look.
     logger.info(
         "subscriber list exported by staff member %r (status: %s)", member.name, status or "all"
@@ -144,7 +124,7 @@ def export_subscribers(request: Request, admin: Admin, member: Staff) -> Respons
     web = admin.web
     today = web.clock().astimezone(ZoneInfo(web.settings.site.timezone)).date().isoformat()
     return StreamingResponse(
-        csv_pieces(rows),
+        spreadsheet_pieces(lines),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="{export_file_name(status, today)}"'
@@ -152,11 +132,41 @@ def export_subscribers(request: Request, admin: Admin, member: Staff) -> Respons
     )
 
 
-@router.get("/subscribers/{public_id}")
-def show_subscriber(request: Request, admin: Admin, public_id: str) -> Response:
-    if _PUBLIC_ID.fullmatch(public_id) is None:
+def person_page(
+    admin: AdminContext,
+    request: Request,
+    public_id: str,
+    *,
+    done: str | None = None,
+    errors: Mapping[str, str] | None = None,
+    refused: str | None = None,
+    status: int = 200,
+) -> Response:
+    """One person's page, with what an action reported (`done`) or refused."""
+    if PUBLIC_ID.fullmatch(public_id) is None:
         return admin.not_found()
     person = admin.people.person(public_id)
     if person is None:
         return admin.not_found()
-    return admin.page("subscriber.html.j2", request, person=person)
+    # What mail servers wrote back often quotes the address: the page shows why, not who.
+    replies = [
+        cut_address(row.last_reply, person.email) if row.last_reply else None
+        for row in person.deliveries
+    ]
+    return admin.page(
+        "subscriber.html.j2",
+        request,
+        status=status,
+        person=person,
+        replies=replies,
+        done=done,
+        errors=dict(errors or {}),
+        refused=refused,
+    )
+
+
+@router.get("/subscribers/{public_id}")
+def show_subscriber(
+    request: Request, admin: Admin, public_id: str, done: str | None = None
+) -> Response:
+    return person_page(admin, request, public_id, done=done)

@@ -8,22 +8,24 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from newsletter.cli.app import app
 from newsletter.cli.support import AppContext
 from newsletter.content.ingest import fetch_all
 from newsletter.core.config import Settings
+from newsletter.delivery.outbox import OutboxRow
 from newsletter.delivery.send import send_edition
 from newsletter.editions.drafting import draft_edition
 from newsletter.staff.accounts import add_user
-from newsletter.web.admin.people import EXPORT_CHUNK_ROWS, PAGE_SIZE, csv_pieces
+from newsletter.web.admin.people import PAGE_SIZE
 from subscribers.consent import Requester
-from subscribers.lookup import EXPORT_FIELDS
+from subscribers.export import CHUNK_ROWS, SPREADSHEET_HEADER, spreadsheet_pieces
 from subscribers.models import ConsentEvent, Subscriber
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
@@ -92,6 +94,10 @@ def test_every_subscriber_page_needs_a_session(web: WebHarness) -> None:
         "/admin/subscribers/onbekend",
         "/admin/subscribers/export.csv",
         "/admin/subscribers/export.csv?status=confirmed",
+        "/admin/subscribers/new",
+        "/admin/subscribers/returned",
+        "/admin/subscribers/import",
+        f"/admin/subscribers/{person}/erase",
     ]
     forged = web.client()
     forged.cookies.set("staff", "not-a-session-token")
@@ -101,12 +107,26 @@ def test_every_subscriber_page_needs_a_session(web: WebHarness) -> None:
             assert response.status_code == 303, path
             assert response.headers["location"].startswith("/admin/login?next=/admin"), path
             assert "ouder@example.org" not in response.text
-    # The list above holds every route of these pages (a new one must be added to it).
+        before = web.snapshot()
+        for action in ("new", "import", "import/confirm", f"{person}/details"):
+            assert client.post(f"/admin/subscribers/{action}").status_code == 401, action
+        for action in (f"{person}/confirm-again", f"{person}/unsubscribe", f"{person}/erase"):
+            assert client.post(f"/admin/subscribers/{action}").status_code == 401, action
+        assert web.snapshot() == before
+    # The lists above holds every route of these pages (a new one must be added to it).
     routes = {route.path for route in api_routes(web.app.routes)}
     assert {path for path in routes if path.startswith("/admin/subscribers")} == {
         "/admin/subscribers",
         "/admin/subscribers/export.csv",
         "/admin/subscribers/{public_id}",
+        "/admin/subscribers/new",
+        "/admin/subscribers/returned",
+        "/admin/subscribers/import",
+        "/admin/subscribers/import/confirm",
+        "/admin/subscribers/{public_id}/details",
+        "/admin/subscribers/{public_id}/confirm-again",
+        "/admin/subscribers/{public_id}/unsubscribe",
+        "/admin/subscribers/{public_id}/erase",
     }
 
 
@@ -287,6 +307,14 @@ def test_a_person_shows_the_editions_sent_to_them(web: WebHarness, staff: TestCl
     page = staff.get(f"/admin/subscribers/{public_id(web, 'lezer@example.org')}").text
     assert f'<a href="/admin/editions/{number}">{number}</a>' in page
     assert "verstuurd" in page
+    # What the server wrote back is shown without the address.
+    with web.database.session() as session:
+        session.execute(
+            update(OutboxRow).values(last_reply="250 2.0.0 OK for <Lezer@Example.org> queued")
+        )
+    page = staff.get(f"/admin/subscribers/{public_id(web, 'lezer@example.org')}").text
+    assert "250 2.0.0 OK for &lt;(address)&gt; queued" in page
+    assert "Lezer@Example.org" not in page
 
 
 def test_an_unknown_person_is_a_404(web: WebHarness, staff: TestClient) -> None:
@@ -324,8 +352,14 @@ def parsed(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text, newline="")))
 
 
-def test_the_export_is_the_cli_export(web: WebHarness, staff: TestClient, tmp_path: Path) -> None:
-    add(web, "een@example.org", name="Een, de eerste")
+def spreadsheet(text: str) -> list[list[str]]:
+    """The download as Excel in a Dutch locale reads it: BOM first, `;` between cells."""
+    assert text.startswith("\ufeff")
+    return list(csv.reader(io.StringIO(text[1:], newline=""), delimiter=";"))
+
+
+def test_the_export_opens_in_a_dutch_spreadsheet(web: WebHarness, staff: TestClient) -> None:
+    add(web, "een@example.org", name="Een; de eerste")
     add(web, "twee@example.org", name='Twee "de tweede"')
     add(web, "drie@example.org", name="Drië")
     web.request("wacht@example.org", themes=("doe-je-mee", "onderzoek"))
@@ -338,17 +372,34 @@ def test_the_export_is_the_cli_export(web: WebHarness, staff: TestClient, tmp_pa
         response.headers["content-disposition"] == 'attachment; filename="abonnees-2026-11-17.csv"'
     )
     assert response.headers["cache-control"] == "no-store"
-    rows = parsed(response.text)
-    assert rows == parsed(cli_export(web, tmp_path))
-    assert rows[0] == list(EXPORT_FIELDS) and len(rows) == 6
-    assert rows[4][:4] == ["wacht@example.org", "", "pending", "doe-je-mee;onderzoek"]
+    rows = spreadsheet(response.content.decode("utf-8"))
+    assert rows[0] == ["e-mail", "naam", "status", "thema's", "aangemeld", "bevestigd"]
+    assert len(rows) == 6
+    assert rows[1][:3] == ["een@example.org", "Een; de eerste", "bevestigd"]
+    assert rows[2][1] == 'Twee "de tweede"' and rows[3][1] == "Drië"
+    assert rows[4][:4] == [
+        "wacht@example.org",
+        "",
+        "wacht op bevestiging",
+        "Doe je mee?, Onderzoek",
+    ]
+    assert rows[5][2] == "afgemeld"
+    # Local time (Amsterdam, winter: UTC+1), day first, as a Dutch spreadsheet shows it.
+    assert re.fullmatch(r"\d\d-\d\d-\d{4} \d\d:\d\d", rows[1][4])
+    with web.database.session() as session:
+        created = session.scalar(
+            select(Subscriber.created_at).where(Subscriber.email_key == "een@example.org")
+        )
+    assert created is not None
+    local = created.astimezone(ZoneInfo("Europe/Amsterdam"))
+    assert rows[1][4] == rows[1][5] == local.strftime("%d-%m-%Y %H:%M")
+    assert rows[4][5] == ""
 
     confirmed = staff.get("/admin/subscribers/export.csv", params={"status": "confirmed"})
     assert (
         'filename="abonnees-confirmed-2026-11-17.csv"' in confirmed.headers["content-disposition"]
     )
-    only = parsed(confirmed.text)
-    assert only == parsed(cli_export(web, tmp_path, "--status", "confirmed"))
+    only = spreadsheet(confirmed.content.decode("utf-8"))
     assert [row[0] for row in only[1:]] == [
         "een@example.org",
         "twee@example.org",
@@ -356,40 +407,49 @@ def test_the_export_is_the_cli_export(web: WebHarness, staff: TestClient, tmp_pa
     ]
 
 
-def test_formula_looking_names_are_neutralised_in_the_export(
-    web: WebHarness, staff: TestClient
+def test_formulas_are_neutralised_in_every_column_of_the_export(
+    web: WebHarness, staff: TestClient, tmp_path: Path
 ) -> None:
     add(web, "som@example.org", name="=2+3")
     add(web, "min@example.org", name="-Piet")
     add(web, "plus@example.org", name="+31 Jan")
-    rows = {
-        row["email"]: row["name"]
-        for row in csv.DictReader(io.StringIO(staff.get("/admin/subscribers/export.csv").text))
-    }
-    assert rows == {
-        "som@example.org": "'=2+3",
-        "min@example.org": "'-Piet",
-        "plus@example.org": "'+31 Jan",
-    }
+    add(web, "=cmd|'/Ccalc'!A0@example.org", name="Gewoon")
+    add(web, "+som@example.org", name="Som")
+    rows = spreadsheet(staff.get("/admin/subscribers/export.csv").text)[1:]
+    assert [row[:2] for row in rows] == [
+        ["som@example.org", "'=2+3"],
+        ["min@example.org", "'-Piet"],
+        ["plus@example.org", "'+31 Jan"],
+        ["'=cmd|'/Ccalc'!A0@example.org", "Gewoon"],
+        ["'+som@example.org", "Som"],
+    ]
+    for row in rows:
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row)
+    # The CLI's export protects the address as well.
+    cli_rows = parsed(cli_export(web, tmp_path))[1:]
+    assert [row[0] for row in cli_rows][3:] == [
+        "'=cmd|'/Ccalc'!A0@example.org",
+        "'+som@example.org",
+    ]
 
 
 def test_the_export_comes_in_pieces_and_stops_reading_when_broken_off() -> None:
     closed = []
 
-    def rows(count: int) -> Iterator[dict[str, str]]:
+    def lines(count: int) -> Iterator[list[str]]:
         try:
             for number in range(count):
-                yield dict.fromkeys(EXPORT_FIELDS, str(number))
+                yield [str(number)] * len(SPREADSHEET_HEADER)
         finally:
             closed.append(True)
 
-    pieces = list(csv_pieces(rows(2 * EXPORT_CHUNK_ROWS + 1)))
+    pieces = list(spreadsheet_pieces(lines(2 * CHUNK_ROWS + 1)))
     assert len(pieces) == 3 and closed == [True]
-    whole = parsed("".join(pieces))
-    assert whole[0] == list(EXPORT_FIELDS) and len(whole) == 2 * EXPORT_CHUNK_ROWS + 2
+    whole = spreadsheet("".join(pieces))
+    assert whole[0] == list(SPREADSHEET_HEADER) and len(whole) == 2 * CHUNK_ROWS + 2
 
     closed.clear()
-    stream = csv_pieces(rows(5 * EXPORT_CHUNK_ROWS))
+    stream = spreadsheet_pieces(lines(5 * CHUNK_ROWS))
     next(stream)
     stream.close()  # the download was broken off
     assert closed == [True]
