@@ -4,7 +4,7 @@ The review page shows the mail in two frames (desktop and phone width) and its t
 version. While the edition is open (draft or approved) staff can change the subject
 and the introduction, take articles out and change their order; every change takes
 an approval back (editions/changes.py). Approving starts the send in the background;
-the progress page follows it in the outbox and refreshes itself until it is done.
+the progress page shows it from the outbox each time staff press Ververs (no self-refresh).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The review page as staff use it: back to the article after a change, a way past the
-previews, previews that fold, and test copies only to real staff addresses."""
+"""The review and progress pages as staff use them: back to the article after a change, a
+way past the previews, previews that fold, test copies only to real staff addresses, and
+a progress page that refreshes when the person asks and says clearly when it is done."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from newsletter.content.ingest import fetch_all
 from newsletter.core.config import Settings
+from newsletter.delivery.send import prepare_send, send_edition
 from newsletter.editions.drafting import draft_edition
 from newsletter.editions.lifecycle import get_edition
 from newsletter.staff.accounts import add_user
@@ -109,3 +111,23 @@ def test_a_test_copy_needs_a_real_staff_address(
     assert 'name="address"' in refused.text  # the form again, to pick another
     assert web.smtp.received == []
     assert web.snapshot() == before
+
+
+def test_the_progress_page_refreshes_when_asked_and_says_when_it_is_done(
+    web: WebHarness, staff: TestClient, edition: int
+) -> None:
+    for address in ("lezer1@example.org", "lezer2@example.org", "lezer3@example.org"):
+        web.confirmed(address)
+    web.smtp.faults.rcpt["lezer3@example.org"] = "550 5.1.1 unknown user"
+    progress = f"/admin/editions/{edition}/progress"
+    # Started elsewhere (a terminal, the scheduler): the edition is sending.
+    prepare_send(web.settings, web.database, edition, now=web.clock())
+    page = staff.get(progress).text
+    assert "http-equiv" not in page  # axe: meta-refresh (critical)
+    assert "Bezig met versturen: 0 van 3" in page
+    assert re.search(rf'<a [^>]*href="{progress}"[^>]*>Ververs</a>', page)
+
+    send_edition(web.settings, web.database, edition, clock=web.clock)
+    page = staff.get(progress).text
+    assert "Klaar: 2 verstuurd, 1 mislukt." in page
+    assert ">Ververs<" not in page and "http-equiv" not in page
