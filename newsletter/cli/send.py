@@ -31,7 +31,7 @@ from newsletter.cli.support import (
     out,
     print_json,
 )
-from newsletter.core.errors import EXIT_WAITING, NewsletterError
+from newsletter.core.errors import EXIT_WAITING, InvalidInput, NewsletterError
 from newsletter.core.numbers import dutch_number
 from newsletter.delivery import status as delivery_status
 from newsletter.delivery.copies import dry_run, send_test
@@ -44,6 +44,7 @@ from newsletter.delivery.send import (
     send_edition,
 )
 from newsletter.jobs.locking import job_lock
+from subscribers.addresses import normalize_address
 
 
 class _LogProgress:
@@ -128,7 +129,8 @@ def send(
             "--workers sends for real: it goes with neither --test-to nor --dry-run"
         )
     if test_to:
-        _send_test_copies(context, number, [*test_to, *(more_addresses or [])])
+        addresses = _checked_test_addresses([*test_to, *(more_addresses or [])])
+        _send_test_copies(context, number, addresses)
         return
     if dry_run_dir is not None:
         _write_dry_run(context, number, dry_run_dir)
@@ -143,6 +145,18 @@ def send(
     with job_lock(context.database, clock=context.clock):
         summary = _run_with_progress(context, number, total)
     _report(summary)
+
+
+def _checked_test_addresses(raw: list[str]) -> list[str]:
+    """The addresses normalized; a usage error (exit 2) naming the first that is none."""
+    checked = []
+    for value in raw:
+        try:
+            checked.append(normalize_address(value).email)
+        except InvalidInput:
+            err.print(f"error: --test-to: {value!r} is not an e-mail address", markup=False)
+            raise typer.Exit(2) from None
+    return checked
 
 
 def _send_test_copies(context: AppContext, number: int, addresses: list[str]) -> None:

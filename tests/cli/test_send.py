@@ -119,6 +119,20 @@ def test_test_copies_go_to_each_address_given(
     assert status["state"] == "draft" and status["counts"]["total"] == 0
 
 
+@pytest.mark.parametrize(
+    "addresses",
+    [["nota"], ["a@rvjeugdzorg.nl", "nota"], ["iemand@"], ["a@rvjeugdzorg.nl\nBcc: b@x.nl"]],
+)
+def test_test_copies_need_real_addresses(
+    config: Path, edition: str, smtp_server: TestSmtpServer, addresses: list[str]
+) -> None:
+    result = run(config, "send", edition, "--test-to", *addresses)
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: --test-to: ") and "is not an e-mail address" in line
+    assert smtp_server.received == []
+
+
 def test_dry_run_writes_eml_files(config: Path, edition: str, tmp_path: Path) -> None:
     result = run(config, "send", edition, "--dry-run", str(tmp_path / "eml"))
     assert result.exit_code == 0, result.output

@@ -4,7 +4,7 @@ The review page shows the mail in two frames (desktop and phone width) and its t
 version. While the edition is open (draft or approved) staff can change the subject
 and the introduction, take articles out and change their order; every change takes
 an approval back (editions/changes.py). Approving starts the send in the background;
-the progress page follows it in the outbox and refreshes itself until it is done.
+the progress page shows it from the outbox each time staff press Ververs (no self-refresh).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from newsletter.staff.accounts import StaffMember
 from newsletter.staff.review import Preview, allowed_test_addresses, article_action
 from newsletter.web.admin.context import Admin, AdminContext, Staff
 from newsletter.web.security import mail_document_policy
+from subscribers.addresses import normalize_address
 
 # Codes a change may report back on the review page (?done=...); words in the template.
 DONE_CODES = ("saved", "removed", "moved", "test_sent")
@@ -41,6 +42,7 @@ class Outcome:
     status: int = 200
     typed_subject: str | None = None
     typed_intro: str | None = None
+    typed_address: str | None = None
 
 
 async def review_page(
@@ -66,14 +68,40 @@ async def review_page(
         done=outcome.done if outcome.done in DONE_CODES else None,
         error=outcome.error,
         problem=outcome.problem,
+        typed_address=outcome.typed_address,
         form_subject=review.subject if outcome.typed_subject is None else outcome.typed_subject,
         form_intro=review.intro_markdown if outcome.typed_intro is None else outcome.typed_intro,
         send_state=admin.sends.state(number),
     )
 
 
-def back(admin: AdminContext, number: int, done: str) -> Response:
-    return admin.see_other(f"/admin/editions/{number}?done={done}")
+def back(admin: AdminContext, number: int, done: str, anchor: str = "") -> Response:
+    """To the review page, with what was done and, after an article change, where it was."""
+    return admin.see_other(f"/admin/editions/{number}?done={done}{anchor}")
+
+
+def article_anchor(article_ids: list[int], article_id: int, action: str) -> str:
+    """Where staff were after changing an article: the article itself, or once it is
+    taken out, the one that took its place (the one before, when it was the last)."""
+    if action != "remove":
+        return f"#artikel-{article_id}"
+    if article_id not in article_ids:
+        return "#articles"
+    rest = [other for other in article_ids if other != article_id]
+    place = min(article_ids.index(article_id), len(rest) - 1)
+    return f"#artikel-{rest[place]}" if rest else "#articles"
+
+
+def refused_test_address(address: str, allowed: list[str]) -> str | None:
+    """Why a test copy may not go to `address` (a problem code), or None."""
+    if not address.strip():
+        return "test_address_missing"
+    try:
+        normalize_address(address)
+    except NewsletterError:
+        return "test_address_invalid"
+    # Only the staff's own addresses: the form must not mail anyone else.
+    return None if address in allowed else "test_address_not_staff"
 
 
 @router.get("/editions/{number}")
@@ -123,12 +151,14 @@ async def change_article(
     if action is None:
         return admin.web.pages.problem("bad_request", status=400, staff=True)
     try:
+        before = await run_in_threadpool(admin.review.load, number)
         await run_in_threadpool(admin.review.change_article, number, article_id, action)
     except NewsletterError as exc:
         return await review_page(
             request, admin, member, number, Outcome(error=str(exc), status=409)
         )
-    return back(admin, number, "removed" if action == "remove" else "moved")
+    anchor = article_anchor([article.id for article in before.articles], article_id, action)
+    return back(admin, number, "removed" if action == "remove" else "moved", anchor)
 
 
 @router.post("/editions/{number}/test")
@@ -138,9 +168,11 @@ async def send_test_copy(request: Request, admin: Admin, member: Staff, number: 
         return form
     web = admin.web
     address = form.first("address")
-    if address not in allowed_test_addresses(member, web.settings.schedule.staff):
-        # Only the staff's own addresses: the form must not mail anyone else.
-        return web.pages.problem("bad_request", status=400, staff=True)
+    allowed = allowed_test_addresses(member, web.settings.schedule.staff)
+    problem = refused_test_address(address, allowed)
+    if problem is not None:
+        refused = Outcome(problem=problem, status=400, typed_address=address)
+        return await review_page(request, admin, member, number, refused)
     try:
         await run_in_threadpool(
             send_test, web.settings, web.database, number, [address], clock=web.clock
