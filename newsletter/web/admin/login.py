@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +26,7 @@ def login_page(
     failed: bool = False,
     status: int = 200,
     retry_after: int | None = None,
+    welcome: bool = False,
 ) -> Response:
     response = admin.page(
         "login.html.j2",
@@ -33,6 +35,7 @@ def login_page(
         next_path=next_path,
         user_name=name,
         failed=failed,
+        welcome=welcome,
         wait_minutes=None if retry_after is None else math.ceil(retry_after / 60),
         password_max_chars=MAX_PASSWORD_CHARS,
     )
@@ -42,8 +45,10 @@ def login_page(
 
 
 @router.get("/login")
-def show_login(request: Request, admin: Admin, next: str | None = None) -> Response:
-    return login_page(admin, request, next_path=safe_next(next))
+def show_login(
+    request: Request, admin: Admin, next: str | None = None, welcome: str | None = None
+) -> Response:
+    return login_page(admin, request, next_path=safe_next(next), welcome=welcome == "1")
 
 
 @router.post("/login")
@@ -65,7 +70,9 @@ async def login(request: Request, admin: Admin) -> Response:
             status=429,
             retry_after=verdict.retry_after,
         )
-    member = await run_in_threadpool(verify_login, web.database, name, form.first("password"))
+    member = await run_in_threadpool(
+        partial(verify_login, now=web.clock()), web.database, name, form.first("password")
+    )
     if member is None:
         admin.logins.failed(name[:60], client)
         return login_page(admin, request, next_path=next_path, name=name, failed=True, status=401)
