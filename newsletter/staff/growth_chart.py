@@ -23,7 +23,7 @@ from newsletter.staff.growth import WeekPoint
 WIDTH = 480
 LEFT = 44  # room for the scale's numbers
 RIGHT = 12
-FONT = 13
+FONT = 15
 
 
 def nice_ceiling(value: int) -> int:
@@ -59,7 +59,7 @@ def _text(x: float, y: float, words: str, *, anchor: str = "start", size: int = 
 def _frame(ident: str, height: int, title: str, description: str, body: list[str]) -> Markup:
     # Every text in it went through escape(); the rest are numbers we computed.
     return Markup(  # noqa: S704
-        f'<svg class="growth-chart" xmlns="http://www.w3.org/2000/svg" role="img"'
+        f'<svg class="growth-chart" xmlns="http://www.w3.org/2000/svg" role="img" width="100%"'
         f' viewBox="0 0 {WIDTH} {height}" aria-labelledby="{ident}-title {ident}-desc"'
         f' font-family="inherit">'
         f'<title id="{ident}-title">{escape(title)}</title>'
@@ -79,7 +79,7 @@ def confirmed_chart(points: Sequence[WeekPoint], *, ident: str = "groei") -> Mar
     top, plot = 16, 150
     scale = nice_ceiling(max((point.confirmed for point in points), default=0))
     body = []
-    for fraction in (0, 0.5, 1):
+    for fraction in (0, 0.5, 1) if scale % 2 == 0 else (0, 1):
         y = top + plot * (1 - fraction)
         value = round(scale * fraction)
         body.append(
@@ -101,6 +101,8 @@ def confirmed_chart(points: Sequence[WeekPoint], *, ident: str = "groei") -> Mar
             f'<circle cx="{_x(len(points) - 1, len(points)):.1f}" cy="{last_y:.1f}" r="4"'
             ' fill="currentColor"/>'
         )
+        label = f"nu {dutch_number(points[-1].confirmed)}"
+        body.append(_text(WIDTH - RIGHT, max(last_y - 10, top + 12), label, anchor="end"))
         body.extend(_month_labels(points, top + plot + 20))
     first, last = points[0] if points else None, points[-1] if points else None
     description = (

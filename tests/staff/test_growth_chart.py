@@ -46,7 +46,8 @@ def test_the_confirmed_chart_is_a_line_with_words() -> None:
     [line] = svg.findall(f"{SVG}polyline")
     assert len(line.get("points", "").split()) == 52
     labels = [text.text for text in svg.findall(f"{SVG}text")]
-    assert "2.000" in labels and "0" in labels  # the scale
+    assert "2.000" in labels and "1.000" in labels and "0" in labels  # the scale
+    assert "nu 1.255" in labels
     assert "nov 2025" in labels  # the months under it
     # No colour carries meaning: everything is drawn in the text colour.
     colours = set(re.findall(r'(?:fill|stroke)="([^"]+)"', str(confirmed_chart(points))))
