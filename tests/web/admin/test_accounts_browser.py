@@ -225,3 +225,33 @@ def test_the_new_staff_pages_pass_axe(site: RunningSite, browser: Any, width: st
 
     failing = at_least("moderate", found)  # stricter than asked: none of serious or worse
     assert not failing, report(failing)
+
+
+def test_a_strangers_wrong_guesses_do_not_lock_out_the_right_person(
+    make_settings: Callable[..., Settings], browser: Any
+) -> None:
+    # Behind a proxy on this machine, each browser says which address it comes from.
+    sections: dict[str, Any] = {"web": {"trusted_proxies": ["127.0.0.1"], "login_limit": 3}}
+    with running_site(make_settings, **sections) as running:
+        with running.database.session() as session:
+            add_user(session, "redactie", ADMIN_PASSWORD, email=None, now=utc_now())
+
+        def browser_from(address: str) -> Any:
+            return new_context(
+                browser,
+                viewport=WIDTHS["phone"],
+                java_script_enabled=False,
+                extra_http_headers={"X-Forwarded-For": address},
+            ).new_page()
+
+        stranger = browser_from("203.0.113.66")
+        for _ in range(3):
+            log_in(stranger, running.base_url, "redactie", "zomaar een gok erbij")
+            stranger.get_by_text("De naam of het wachtwoord klopt niet.").wait_for()
+        # The stranger's own computer is stopped now, and told for how long.
+        log_in(stranger, running.base_url, "redactie", "nog een gok erachteraan")
+        stranger.get_by_text("Probeer het over 15 minuten opnieuw.").wait_for()
+        # The right person, on their own computer, gets in at once.
+        colleague = browser_from("198.51.100.7")
+        log_in(colleague, running.base_url, "redactie", ADMIN_PASSWORD)
+        assert colleague.url == f"{running.base_url}/admin"
