@@ -11,7 +11,7 @@ from rich.table import Table
 
 from newsletter.cli.support import AsJson, ReportingGroup, app_context, iso, out, print_json
 from newsletter.core.errors import AccountError
-from newsletter.staff.accounts import add_user, list_users, remove_user, set_password
+from newsletter.staff.accounts import ROLES, add_user, list_users, remove_user, set_password
 
 staff_app = typer.Typer(
     cls=ReportingGroup,
@@ -49,14 +49,23 @@ def add(
         str | None, typer.Option("--email", help="Where this person gets test mails.")
     ] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help=_STDIN_HELP)] = False,
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            help="admin (may add and remove staff, sees the login history) or editor.",
+        ),
+    ] = "admin",
 ) -> None:
     """Create a staff account; asks for its password (at least 12 characters)."""
     context = app_context(ctx)
+    if role not in ROLES:
+        raise AccountError(f"--role: one of {', '.join(ROLES)}")
     address = _checked_email(email)
     password = _read_password(password_stdin)
     with context.database.session() as session:
-        add_user(session, name, password, email=address, now=context.clock())
-    out.print(f"staff user {name} added", markup=False)
+        add_user(session, name, password, email=address, now=context.clock(), role=role)
+    out.print(f"staff user {name} added ({role})", markup=False)
 
 
 @staff_app.command("password")
@@ -94,6 +103,7 @@ def list_accounts(
             {
                 "name": user.name,
                 "email": user.email,
+                "role": user.role,
                 "created_at": iso(user.created_at),
                 "last_login_at": iso(user.last_login_at),
             }
@@ -102,7 +112,9 @@ def list_accounts(
     if as_json:
         print_json(users)
         return
-    table = Table("name", "email", "last login", box=None)
+    table = Table("name", "role", "email", "last login", box=None)
     for user in users:
-        table.add_row(user["name"], user["email"] or "", user["last_login_at"] or "never")
+        table.add_row(
+            user["name"], user["role"], user["email"] or "", user["last_login_at"] or "never"
+        )
     out.print(table)

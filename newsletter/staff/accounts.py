@@ -1,9 +1,14 @@
-"""Staff accounts: users with argon2-hashed passwords, and their login sessions.
+"""Staff accounts: users with argon2-hashed passwords and a role, their login sessions.
 
 A session is a random token in the staff's cookie; the database keeps only its SHA-256,
 so a copy of the database opens no session. A session ends when its staff member logs
 out, after `idle` without a request, or at `lifetime` after the login, whichever comes
 first. Removing a user ends their sessions (the rows cascade).
+
+Roles: an `admin` may invite and remove staff and read the login history; an `editor`
+does everything else. Every login attempt that was checked is kept in `staff_logins`
+(when, which staff name, whether it worked) for LOGIN_HISTORY_DAYS; an unknown name is
+kept as none at all (people type passwords into the name field), and no address is.
 
 Logging in costs the same whether the name exists or not: an unknown name is checked
 against a dummy hash, so the time of an answer does not tell which names are staff.
@@ -19,7 +24,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import ForeignKey, String, delete, select
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -31,6 +36,10 @@ NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,59}")
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = 1024
 SESSION_TOKEN_BYTES = 32
+ROLES = ("admin", "editor")
+LOGIN_HISTORY_DAYS = 90
+# The password hash of an invited account until its owner sets one: no password matches.
+NO_PASSWORD = "!"  # noqa: S105 (a marker, not a password)
 
 _hasher = PasswordHasher()
 # Checked when the name is unknown, so both answers take one argon2 verification.
@@ -41,10 +50,12 @@ class StaffUser(Base):
     """Someone who may log in to /admin."""
 
     __tablename__ = "staff_users"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'editor')", name="role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(60), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20), default="admin", server_default="admin")
     # Where this person gets test mails and the review notices (optional).
     email: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[datetime]
@@ -62,6 +73,29 @@ class StaffSession(Base):
     last_seen_at: Mapped[datetime]
 
 
+class StaffInvitation(Base):
+    """A one-time link to set a password; `token_hash` is the SHA-256 of the mailed token."""
+
+    __tablename__ = "staff_invitations"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class StaffLogin(Base):
+    """One checked login attempt: when, whose name (None when unknown), and whether it worked."""
+
+    __tablename__ = "staff_logins"
+    __table_args__ = (Index("ix_staff_logins_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    name: Mapped[str | None] = mapped_column(String(60))
+    succeeded: Mapped[bool]
+
+
 @dataclass(frozen=True)
 class StaffMember:
     """Who is logged in, as the pages see it."""
@@ -69,6 +103,11 @@ class StaffMember:
     id: int
     name: str
     email: str | None
+    role: str = "editor"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 def check_name(name: str) -> str:
@@ -86,18 +125,34 @@ def check_password(password: str) -> str:
     return password
 
 
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise AccountError(f"a role is one of {', '.join(ROLES)}")
+    return role
+
+
 def _member(user: StaffUser) -> StaffMember:
-    return StaffMember(id=user.id, name=user.name, email=user.email)
+    return StaffMember(id=user.id, name=user.name, email=user.email, role=user.role)
 
 
 def add_user(
-    session: Session, name: str, password: str, *, email: str | None, now: datetime
+    session: Session,
+    name: str,
+    password: str | None,
+    *,
+    email: str | None,
+    now: datetime,
+    role: str = "admin",
 ) -> StaffMember:
-    """Create staff user `name`; AccountError when the name is taken or unusable."""
+    """Create staff user `name`; AccountError when the name is taken or unusable.
+
+    Without a password nobody can log in as them until one is set (an invitation).
+    """
     user = StaffUser(
         name=check_name(name),
-        password_hash=_hasher.hash(check_password(password)),
+        password_hash=NO_PASSWORD if password is None else _hasher.hash(check_password(password)),
         email=email,
+        role=check_role(role),
         created_at=now,
     )
     session.add(user)
@@ -113,6 +168,17 @@ def set_password(session: Session, name: str, password: str) -> None:
     user = _user_named(session, name)
     user.password_hash = _hasher.hash(check_password(password))
     session.execute(delete(StaffSession).where(StaffSession.user_id == user.id))
+
+
+def change_own_password(session: Session, member: StaffMember, current: str, new: str) -> None:
+    """`member`'s new password, when `current` is their password now; ends their sessions."""
+    if authenticate(session, member.name, current) is None:
+        raise AccountError("the current password is not right")
+    set_password(session, member.name, new)
+
+
+def has_password(user: StaffUser) -> bool:
+    return user.password_hash != NO_PASSWORD
 
 
 def remove_user(session: Session, name: str) -> None:
@@ -135,22 +201,47 @@ def _user_named(session: Session, name: str) -> StaffUser:
 def authenticate(session: Session, name: str, password: str) -> StaffMember | None:
     """The staff member when `password` is theirs, else None (same cost either way)."""
     user = session.scalar(select(StaffUser).where(StaffUser.name == name[:60]))
-    stored = user.password_hash if user is not None else _DUMMY_HASH
+    usable = user is not None and has_password(user)
+    stored = user.password_hash if user is not None and usable else _DUMMY_HASH
     try:
         _hasher.verify(stored, password[:MAX_PASSWORD_CHARS])
     except (VerificationError, InvalidHashError):
         return None
-    if user is None:  # pragma: no cover - the dummy's password is never known
+    if user is None or not usable:  # pragma: no cover - the dummy's password is never known
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     return _member(user)
 
 
-def verify_login(database: Database, name: str, password: str) -> StaffMember | None:
-    """`authenticate` in a transaction of its own, which keeps a rehashed password."""
+def verify_login(
+    database: Database, name: str, password: str, *, now: datetime | None = None
+) -> StaffMember | None:
+    """`authenticate` in a transaction of its own, which keeps a rehashed password.
+
+    With `now`, the attempt goes into the login history (and history past
+    LOGIN_HISTORY_DAYS is dropped).
+    """
     with database.session() as session:
-        return authenticate(session, name, password)
+        member = authenticate(session, name, password)
+        if now is not None:
+            known = session.scalar(select(StaffUser.name).where(StaffUser.name == name[:60]))
+            session.add(StaffLogin(at=now, name=known, succeeded=member is not None))
+            session.execute(
+                delete(StaffLogin).where(StaffLogin.at < now - timedelta(days=LOGIN_HISTORY_DAYS))
+            )
+        return member
+
+
+def login_history(session: Session, *, limit: int = 100) -> list[StaffLogin]:
+    """The newest checked login attempts, newest first."""
+    return list(session.scalars(select(StaffLogin).order_by(StaffLogin.id.desc()).limit(limit)))
+
+
+def count_admins(session: Session) -> int:
+    return int(
+        session.scalar(select(func.count(StaffUser.id)).where(StaffUser.role == "admin")) or 0
+    )
 
 
 def _digest(token: str) -> str:

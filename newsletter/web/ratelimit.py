@@ -1,10 +1,12 @@
-"""A per-client sliding-window limit on the sign-up endpoints, held in this process's memory.
+"""Sliding-window limits on sign-ups and staff logins, held in this process's memory.
 
 Each client key keeps the times of its recent counted requests; a request is allowed when
 fewer than `limit` of them fall inside the last `window`. Refused requests are not
 counted, so a client that waits for `Retry-After` always gets through. `hit` checks and
 counts at once; `check` and `count` apart, for endpoints that count only the requests
-they accepted (a mistyped address or a form refused by the CSRF check costs nothing).
+they accepted (a mistyped address or a form refused by the CSRF check costs nothing);
+`release` gives back a request counted beforehand (a login that turned out right).
+`LoginLimits` combines three of them so that only failed logins count (see its docstring).
 
 The state lives in memory, per process: several uvicorn workers or hosts each count on
 their own (the effective limit is `limit` times the number of processes), and a restart
@@ -72,6 +74,13 @@ class SlidingWindowLimiter:
             while len(self._hits) > self._max_clients:
                 self._hits.popitem(last=False)
 
+    def release(self, key: str) -> None:
+        """Take back the latest counted request of `key` (it should not have counted)."""
+        with self._lock:
+            times = self._hits.get(key)
+            if times:
+                times.pop()
+
     def _judge(self, key: str, *, count: bool) -> Verdict:
         now = self._clock()
         horizon = now - self.window
@@ -109,3 +118,58 @@ class SlidingWindowLimiter:
             if times and times[-1] > horizon:
                 break
             del self._hits[key]
+
+
+# While a name is under attack, each client gets this many failed tries at that name.
+TRIES_PER_CLIENT_UNDER_ATTACK = 3
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    """Failed staff logins, counted per client, per name, and per name and client.
+
+    Only failures count. A client with `limit` failures in the window (for any names) is
+    refused, even with the right password, until the window lets one go. A name with
+    `limit` failures from anywhere is *under attack*: it is not locked, because then any
+    stranger could keep its owner out; instead every client gets only
+    TRIES_PER_CLIENT_UNDER_ATTACK failed tries at that name. So the right password from a
+    client that is not itself limited always gets in, and guessing one name from many
+    addresses still slows down.
+    """
+
+    by_client: SlidingWindowLimiter
+    by_name: SlidingWindowLimiter
+    by_name_and_client: SlidingWindowLimiter
+
+    @classmethod
+    def build(cls, *, limit: int, window: timedelta, clock: Clock) -> LoginLimits:
+        def limiter(count: int) -> SlidingWindowLimiter:
+            return SlidingWindowLimiter(limit=count, window=window, clock=clock)
+
+        return cls(limiter(limit), limiter(limit), limiter(TRIES_PER_CLIENT_UNDER_ATTACK))
+
+    def begin(self, name: str, client: str) -> Verdict:
+        """Whether this login attempt may be checked; it counts as a failure until
+        `succeeded` says otherwise (so parallel guesses cannot slip past the limit)."""
+        verdict = self.by_client.hit(client)
+        if not verdict.allowed:
+            return verdict
+        if not self.by_name.check(name).allowed:
+            pair = self.by_name_and_client.check(_pair(name, client))
+            if not pair.allowed:
+                self.by_client.release(client)
+                return pair
+        return verdict
+
+    def succeeded(self, client: str) -> None:
+        """The password was right: the attempt does not count after all."""
+        self.by_client.release(client)
+
+    def failed(self, name: str, client: str) -> None:
+        """The password was wrong (or the name unknown)."""
+        self.by_name.count(name)
+        self.by_name_and_client.count(_pair(name, client))
+
+
+def _pair(name: str, client: str) -> str:
+    return f"{name}\n{client}"

@@ -87,6 +87,7 @@ def test_add_stores_an_argon2_hash_that_logs_in(cli: Run, database_url: str) -> 
         (["add", "Red Actie"], PASSWORD, "a staff name is 1-60 lower-case letters"),
         (["add", "redactie"], "kort", "at least 12 characters"),
         (["add", "redactie", "--email", "geen-adres"], PASSWORD, "--email:"),
+        (["add", "redactie", "--role", "baas"], PASSWORD, "--role: one of admin, editor"),
     ],
 )
 def test_bad_input_is_one_line_and_stores_nothing(
@@ -144,3 +145,15 @@ def test_list_shows_names_and_last_logins(cli: Run) -> None:
     listed = json.loads(cli("list", "--json").output)
     assert [user["name"] for user in listed] == ["beheer", "redactie"]
     assert all(user["last_login_at"] is None for user in listed)
+
+
+def test_the_first_account_is_an_admin_and_role_picks_another(cli: Run, database_url: str) -> None:
+    assert cli("add", "eerste", "--password-stdin", input=PASSWORD + "\n").exit_code == 0
+    added = cli("add", "tweede", "--role", "editor", "--password-stdin", input=PASSWORD + "\n")
+    assert added.exit_code == 0 and "(editor)" in added.output
+    assert [(user.name, user.role) for user in users(database_url)] == [
+        ("eerste", "admin"),
+        ("tweede", "editor"),
+    ]
+    listed = json.loads(cli("list", "--json").output)
+    assert [row["role"] for row in listed] == ["admin", "editor"]

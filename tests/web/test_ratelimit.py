@@ -250,3 +250,12 @@ def test_the_limit_page_keeps_what_was_typed(web: WebHarness) -> None:
 def test_the_default_budget_suits_an_action_day(make_settings: Callable[..., Settings]) -> None:
     # One sign-up a minute from one laptop for an hour: 60 people at a stand.
     assert make_settings().web.signup_limit_per_ip == 60
+
+
+def test_release_gives_back_the_latest_counted_request(clock: FixedClock) -> None:
+    limiter = SlidingWindowLimiter(limit=1, window=timedelta(minutes=10), clock=clock)
+    assert limiter.hit("a").allowed
+    limiter.release("a")
+    assert limiter.hit("a").allowed
+    assert not limiter.hit("a").allowed
+    limiter.release("nobody")  # nothing counted: nothing to give back

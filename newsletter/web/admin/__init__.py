@@ -1,8 +1,9 @@
 """The staff's pages under /admin: login, dashboard, draft review, subscribers, the web form.
 
-Every route but the login page sits on the `protected` router, whose dependency demands
-a live staff session, so a new page is protected by being added there. Without a
-session a GET is sent to the login page (and back afterwards); anything else gets 401.
+Every route but the login page and a new colleague's one-time link (welcome.py) sits on
+the `protected` router, whose dependency demands a live staff session, so a new page is
+protected by being added there. Without a session a GET is sent to the login page (and
+back afterwards); anything else gets 401.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from newsletter.web.admin import (
+    accounts,
     adding,
     dashboard,
     editions,
@@ -18,6 +20,7 @@ from newsletter.web.admin import (
     login,
     people,
     person,
+    welcome,
 )
 from newsletter.web.admin.context import staff_member
 
@@ -30,7 +33,9 @@ protected.include_router(imports.router)
 protected.include_router(person.router)
 protected.include_router(people.router)
 protected.include_router(embed.router)
+protected.include_router(accounts.router)
 
 router = APIRouter()
 router.include_router(login.router)
+router.include_router(welcome.router)
 router.include_router(protected)

@@ -22,7 +22,7 @@ from newsletter.staff.review import DraftReview
 from newsletter.staff.sends import BackgroundSends
 from newsletter.web.admin.sessions import LoginRequired, StaffSessions
 from newsletter.web.context import WebContext
-from newsletter.web.ratelimit import SlidingWindowLimiter
+from newsletter.web.ratelimit import LoginLimits
 from subscribers.management import ListManagement
 
 # Where a login may lead back to: a path under /admin, nothing that leaves the site.
@@ -44,8 +44,7 @@ def login_url(next_path: str) -> str:
 class AdminContext:
     web: WebContext
     sessions: StaffSessions
-    login_by_client: SlidingWindowLimiter
-    login_by_name: SlidingWindowLimiter
+    logins: LoginLimits
     sends: BackgroundSends
     people: ListManagement
     review: DraftReview
@@ -83,12 +82,7 @@ def build_admin_context(web: WebContext) -> AdminContext:
             lifetime=timedelta(hours=settings.staff_session_hours),
             secure=urlsplit(web.settings.site.base_url).scheme == "https",
         ),
-        login_by_client=SlidingWindowLimiter(
-            limit=settings.login_limit, window=window, clock=web.clock
-        ),
-        login_by_name=SlidingWindowLimiter(
-            limit=settings.login_limit, window=window, clock=web.clock
-        ),
+        logins=LoginLimits.build(limit=settings.login_limit, window=window, clock=web.clock),
         sends=BackgroundSends(web.settings, web.database, clock=web.clock),
         people=ListManagement(web.settings, web.database, clock=web.clock),
         review=DraftReview(

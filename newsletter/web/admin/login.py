@@ -1,6 +1,9 @@
-"""Logging in and out of the staff pages."""
+"""Logging in and out of the staff pages; only failed logins count toward the limits."""
 
 from __future__ import annotations
+
+import math
+from functools import partial
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
@@ -22,21 +25,30 @@ def login_page(
     name: str = "",
     failed: bool = False,
     status: int = 200,
+    retry_after: int | None = None,
+    welcome: bool = False,
 ) -> Response:
-    return admin.page(
+    response = admin.page(
         "login.html.j2",
         request,
         status=status,
         next_path=next_path,
         user_name=name,
         failed=failed,
+        welcome=welcome,
+        wait_minutes=None if retry_after is None else math.ceil(retry_after / 60),
         password_max_chars=MAX_PASSWORD_CHARS,
     )
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 @router.get("/login")
-def show_login(request: Request, admin: Admin, next: str | None = None) -> Response:
-    return login_page(admin, request, next_path=safe_next(next))
+def show_login(
+    request: Request, admin: Admin, next: str | None = None, welcome: str | None = None
+) -> Response:
+    return login_page(admin, request, next_path=safe_next(next), welcome=welcome == "1")
 
 
 @router.post("/login")
@@ -47,22 +59,24 @@ async def login(request: Request, admin: Admin) -> Response:
         return form
     name = form.first("name").strip().lower()
     next_path = safe_next(form.first("next"))
-    # Both limits count every attempt: guessing one name from many addresses is
-    # stopped by the second, many names from one address by the first.
-    for verdict in (
-        admin.login_by_client.hit(web.client_key(request)),
-        admin.login_by_name.hit(name[:60]),
-    ):
-        if not verdict.allowed:
-            return web.pages.problem(
-                "too_many_logins",
-                status=429,
-                headers={"Retry-After": str(verdict.retry_after)},
-                staff=True,
-            )
-    member = await run_in_threadpool(verify_login, web.database, name, form.first("password"))
+    client = web.client_key(request)
+    verdict = admin.logins.begin(name[:60], client)
+    if not verdict.allowed:
+        return login_page(
+            admin,
+            request,
+            next_path=next_path,
+            name=name,
+            status=429,
+            retry_after=verdict.retry_after,
+        )
+    member = await run_in_threadpool(
+        partial(verify_login, now=web.clock()), web.database, name, form.first("password")
+    )
     if member is None:
+        admin.logins.failed(name[:60], client)
         return login_page(admin, request, next_path=next_path, name=name, failed=True, status=401)
+    admin.logins.succeeded(client)
     response = admin.see_other(next_path)
     await run_in_threadpool(admin.sessions.start, response, member)
     return response

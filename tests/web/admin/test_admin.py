@@ -77,10 +77,21 @@ def admin_routes(web: WebHarness) -> list[tuple[str, str]]:
 
 def test_every_admin_route_needs_a_session(web: WebHarness, edition: int) -> None:
     routes = admin_routes(web)
-    protected = [(m, p) for m, p in routes if p not in ("/admin/login",)]
+    # The login, and a new colleague's one-time link (its token is the proof), need none.
+    protected = [(m, p) for m, p in routes if p not in ("/admin/login", "/admin/welcome/1")]
     # The pages this issue asks for are all there, so the loop below checks them.
     paths = {p for _, p in protected}
-    for expected in ("/admin", "/admin/editions/1", "/admin/editions/1/send", "/admin/logout"):
+    for expected in (
+        "/admin",
+        "/admin/editions/1",
+        "/admin/editions/1/send",
+        "/admin/logout",
+        "/admin/account",
+        "/admin/account/password",
+        "/admin/staff",
+        "/admin/staff/1/link",
+        "/admin/staff/1/remove",
+    ):
         assert expected in paths
     assert len(protected) >= 9
     forged = web.client()
@@ -155,18 +166,48 @@ def test_the_login_form_needs_its_csrf_token(web: WebHarness) -> None:
     assert "staff=" not in response.headers.get("set-cookie", "")
 
 
-def test_logins_are_limited_per_client_and_per_name(web: WebHarness) -> None:
+def test_successful_logins_do_not_count(web: WebHarness) -> None:
+    client = web.client()
+    for _ in range(6):  # more than the limit (4), all with the right password
+        assert log_in(client).status_code == 303
+    assert log_in(client, password="fout fout fout fout").status_code == 401
+    assert log_in(client).status_code == 303
+
+
+def test_one_clients_failures_limit_that_client(web: WebHarness) -> None:
     client = web.client()
     for _ in range(4):
         assert log_in(client, password="fout fout fout fout").status_code == 401
-    refused = log_in(client)  # even the right password: the limit counts attempts
+    refused = log_in(client)  # even the right password: this client is limited
     assert refused.status_code == 429
-    assert int(refused.headers["retry-after"]) > 0
-    # Another address guessing the same name is stopped by the name's own limit.
-    assert log_in(web.client(ip="203.0.113.9")).status_code == 429
+    assert int(refused.headers["retry-after"]) == 15 * 60
+    assert "Probeer het over 15 minuten opnieuw." in refused.text
+    assert "staff=" not in refused.headers.get("set-cookie", "")
+    web.clock.advance(minutes=14, seconds=30)
+    almost = log_in(client)
+    assert almost.status_code == 429 and almost.headers["retry-after"] == "30"
+    assert "Probeer het over 1 minuut opnieuw." in almost.text
     # After the window, the right password works again.
-    web.clock.advance(minutes=16)
+    web.clock.advance(minutes=1)
     assert log_in(client).status_code == 303
+
+
+def test_strangers_failures_do_not_lock_out_the_right_person(web: WebHarness) -> None:
+    # Ten wrong passwords for the name from many addresses: the name is under attack.
+    for number in range(10):
+        stranger = web.client(ip=f"203.0.113.{number + 10}")
+        assert log_in(stranger, password="geraden geraden").status_code == 401
+    # The right person, from their own computer, still gets in, again and again.
+    for _ in range(3):
+        assert log_in(web.client(ip="198.51.100.50")).status_code == 303
+    # While the name is under attack, another address gets only a few tries at it.
+    guesser = web.client(ip="203.0.113.99")
+    for _ in range(3):
+        assert log_in(guesser, password="nog een gok hier").status_code == 401
+    assert log_in(guesser, password="en nog een gok").status_code == 429
+    assert log_in(guesser).status_code == 429
+    # That address may still log in with another name that is not under attack.
+    assert log_in(guesser, name="niemand", password="x" * 12).status_code == 401
 
 
 def test_a_session_ends_at_logout_and_after_idle_time(web: WebHarness) -> None:
@@ -218,7 +259,8 @@ def test_the_dashboard_shows_runs_counts_and_editions(
             )
         )
     page = staff.get("/admin").text
-    assert "Volgende ronde" in page and "0 9 * * tue" in page
+    assert "Volgende ronde" in page and "De ronde draait elke dinsdag om 09:00." in page
+    assert "0 9 * * tue" not in page
     assert re.search(r"ingeschreven</th><td>1<", page)
     assert re.search(r"nog niet bevestigd</th><td>1<", page)
     assert f'href="/admin/editions/{edition}"' in page and "concept" in page
