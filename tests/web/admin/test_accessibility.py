@@ -24,6 +24,7 @@ from newsletter.core.clock import utc_now
 from newsletter.core.config import Settings
 from newsletter.delivery.send import prepare_send, send_edition
 from newsletter.staff.accounts import add_user
+from newsletter.staff.invitations import invite
 from newsletter.web.app import include_routers
 from subscribers.consent import Requester
 from tests.support.archive import add_edition
@@ -93,6 +94,7 @@ class AdminSite:
     sending: int
     draft: int
     person: str
+    invitation: str
 
 
 @pytest.fixture
@@ -121,7 +123,13 @@ def site(make_settings: Callable[..., Settings], clock: FixedClock) -> Iterator[
         sending = add_edition(run.database, clock, "approved", titles=TITLES[:1])
         prepare_send(run.settings, run.database, sending, now=utc_now())  # started elsewhere
         person = run.people.show(LONG_ADDRESS).subscriber.public_id
-        yield AdminSite(run, sent=sent, sending=sending, draft=draft, person=person)
+        with run.database.session() as session:
+            invitation = invite(
+                session, "collega", email="collega@rvjeugdzorg.nl", role="editor", now=utc_now()
+            ).token
+        yield AdminSite(
+            run, sent=sent, sending=sending, draft=draft, person=person, invitation=invitation
+        )
 
 
 def admin_get_routes() -> list[str]:
@@ -137,7 +145,7 @@ def admin_get_routes() -> list[str]:
 
 def admin_pages(site: AdminSite) -> dict[str, str]:
     """Each GET route under /admin with real values in its path, by a name for messages."""
-    samples = {"number": str(site.draft), "public_id": site.person}
+    samples = {"number": str(site.draft), "public_id": site.person, "token": site.invitation}
     pages = {}
     for path in admin_get_routes():
         if path in NOT_A_PAGE:
