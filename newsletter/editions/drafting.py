@@ -99,8 +99,11 @@ def create_draft(
     if count < min_new_articles and not force:
         return DraftOutcome(None, count, selection.left_out, ())
 
+    # A planned edition stays: staff chose it and its moment (editions/planning.py).
     open_editions = session.scalars(
-        select(Edition).where(Edition.state.in_(OPEN_STATES)).order_by(Edition.id)
+        select(Edition)
+        .where(Edition.state.in_(OPEN_STATES), Edition.send_at.is_(None))
+        .order_by(Edition.id)
     ).all()
     if intro_markdown is None:
         intro_markdown = open_editions[-1].intro_markdown if open_editions else ""

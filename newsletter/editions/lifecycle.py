@@ -48,6 +48,9 @@ def move_edition(edition: Edition, state: str, *, now: datetime) -> None:
         edition.approved_at = now
     elif state == "draft":
         edition.approved_at = None
+    if state in ("draft", "superseded"):
+        # A plan is for what was approved; a change or a newer draft cancels it.
+        edition.send_at = edition.planned_by = None
     elif state == "sent":
         edition.sent_at = now
 

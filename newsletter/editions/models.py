@@ -33,6 +33,9 @@ class Edition(Base):
     approved_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     superseded_by: Mapped[int | None] = mapped_column(ForeignKey("editions.id"))
+    # A planned send (editions/planning.py): when an approved edition goes out, who said so.
+    send_at: Mapped[datetime | None]
+    planned_by: Mapped[str | None] = mapped_column(String(100))
 
     entries: Mapped[list[EditionArticle]] = relationship(
         back_populates="edition",

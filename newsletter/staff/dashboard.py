@@ -12,6 +12,7 @@ from newsletter.core.db import Database
 from newsletter.core.records import record_from
 from newsletter.delivery.outbox import StateCounts, state_counts
 from newsletter.editions.lifecycle import list_editions
+from newsletter.editions.planning import PlannedSend, planned_sends
 from newsletter.jobs.runs import Run, list_runs
 from newsletter.jobs.scheduler import cron_trigger, next_scheduled_run
 from subscribers.search import subscriber_counts
@@ -45,6 +46,7 @@ class Overview:
     runs: list[Run]
     subscribers: dict[str, int]
     editions: list[EditionLine]
+    planned: list[PlannedSend]  # approved editions waiting for their moment
 
 
 def next_run(session: Session, settings: Settings, *, now: datetime) -> NextRun:
@@ -67,6 +69,7 @@ def overview(
         runs=list_runs(session, limit=runs),
         subscribers=subscriber_counts(session),
         editions=lines,
+        planned=planned_sends(session),
     )
 
 

@@ -60,6 +60,8 @@ class Review:
     sent_at: datetime | None
     articles: list[ArticleLine]
     deliveries: StateCounts
+    send_at: datetime | None = None  # a planned send (editions/planning.py)
+    planned_by: str | None = None
 
     @property
     def is_open(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +12,8 @@ from fastapi.testclient import TestClient
 from newsletter.content.ingest import fetch_all
 from newsletter.core.config import Settings
 from newsletter.editions.drafting import draft_edition
+from newsletter.editions.lifecycle import get_edition
+from newsletter.jobs.planned import send_planned_now
 from newsletter.staff.accounts import add_user
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
@@ -63,4 +66,89 @@ def test_an_edition_number_too_big_for_the_database_is_not_found(
         (f"/admin/editions/{edition}/articles/{number}", {"action": "remove"}),
     ):
         assert post(staff, path, data).status_code == 404, path
+    assert web.snapshot() == before
+
+
+# -- planned sends -------------------------------------------------------------------------
+
+
+def state_and_plan(web: WebHarness, number: int) -> tuple[str, datetime | None, str | None]:
+    with web.database.session() as session:
+        edition = get_edition(session, number)
+        return edition.state, edition.send_at, edition.planned_by
+
+
+def test_staff_plan_an_approved_edition_and_it_goes_out_when_its_time_comes(
+    web: WebHarness, staff: TestClient, edition: int
+) -> None:
+    web.confirmed("ouder@example.org")
+    approved = post(staff, f"/admin/editions/{edition}/approve")
+    assert approved.status_code == 303
+    assert "De editie is goedgekeurd" in staff.get(approved.headers["location"]).text
+    # Wednesday 18 November, 09:00 in Amsterdam (winter time: UTC+1).
+    planned = post(staff, f"/admin/editions/{edition}/plan", {"day": "2026-11-18", "time": "09:00"})
+    assert planned.status_code == 303
+    page = staff.get(f"/admin/editions/{edition}").text
+    assert "gaat op 18 november 2026, 09:00 uit" in page and "ingepland door redactie" in page
+    when = datetime(2026, 11, 18, 8, 0, tzinfo=UTC)
+    assert state_and_plan(web, edition) == ("approved", when, "redactie")
+    dashboard = staff.get("/admin").text
+    assert "Ingepland" in dashboard and "gaat op 18 november 2026, 09:00 uit." in dashboard
+
+    # A minute early nothing goes; at the time the scheduler's check sends it.
+    web.clock.now = when - timedelta(minutes=1)
+    assert send_planned_now(web.settings, web.database, clock=web.clock) == []
+    assert web.messages_to("ouder@example.org")[1:] == []
+    web.clock.now = when
+    sent = send_planned_now(web.settings, web.database, clock=web.clock)
+    assert sent is not None and [summary.number for summary in sent] == [edition]
+    assert state_and_plan(web, edition)[0] == "sent"
+    assert len(web.messages_to("ouder@example.org")) == 2  # the confirmation, the edition
+
+
+def test_a_plan_can_be_cancelled_and_a_change_cancels_it_too(
+    web: WebHarness, staff: TestClient, edition: int
+) -> None:
+    post(staff, f"/admin/editions/{edition}/approve")
+    post(staff, f"/admin/editions/{edition}/plan", {"day": "2026-11-18", "time": "09:00"})
+    cancelled = post(staff, f"/admin/editions/{edition}/plan/cancel")
+    assert cancelled.status_code == 303
+    assert state_and_plan(web, edition) == ("approved", None, None)
+    post(staff, f"/admin/editions/{edition}/plan", {"day": "2026-11-18", "time": "09:00"})
+    post(staff, f"/admin/editions/{edition}/text", {"subject": "Anders", "intro": ""})
+    assert state_and_plan(web, edition) == ("draft", None, None)
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "words"),
+    [
+        ({"day": "2026-11-17", "time": "08:59"}, 400, "Dat moment is al voorbij."),
+        ({"day": "2026-11-31", "time": "09:00"}, 400, "Vul een geldige datum en tijd in"),
+        ({"day": "morgen", "time": "09:00"}, 400, "Vul een geldige datum en tijd in"),
+        ({"day": "2026-11-18", "time": "25:00"}, 400, "Vul een geldige datum en tijd in"),
+    ],
+)
+def test_a_time_that_is_not_valid_or_has_passed_is_refused(
+    web: WebHarness,
+    staff: TestClient,
+    edition: int,
+    fields: dict[str, str],
+    status: int,
+    words: str,
+) -> None:
+    post(staff, f"/admin/editions/{edition}/approve")
+    before = web.snapshot()
+    refused = post(staff, f"/admin/editions/{edition}/plan", fields)
+    assert refused.status_code == status
+    assert words in refused.text
+    assert web.snapshot() == before
+
+
+def test_an_edition_that_is_not_approved_cannot_be_planned(
+    web: WebHarness, staff: TestClient, edition: int
+) -> None:
+    before = web.snapshot()
+    refused = post(staff, f"/admin/editions/{edition}/plan", {"day": "2026-11-18", "time": "09:00"})
+    assert refused.status_code == 409
+    assert "Keur de editie eerst goed." in refused.text
     assert web.snapshot() == before
