@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from newsletter.web.admin import dashboard, editions, embed, login, people, plans
+from newsletter.web.admin import dashboard, editions, embed, login, people, plans, results
 from newsletter.web.admin.context import staff_member
 
 protected = APIRouter(dependencies=[Depends(staff_member)])
 protected.include_router(dashboard.router)
 protected.include_router(editions.router)
 protected.include_router(plans.router)
+protected.include_router(results.router)
 protected.include_router(people.router)
 protected.include_router(embed.router)
 

@@ -8,13 +8,17 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from newsletter.content.ingest import fetch_all
 from newsletter.core.config import Settings
+from newsletter.delivery.send import send_edition
 from newsletter.editions.drafting import draft_edition
 from newsletter.editions.lifecycle import get_edition
 from newsletter.jobs.planned import send_planned_now
 from newsletter.staff.accounts import add_user
+from subscribers.bounces import record_hard_bounce
+from subscribers.models import Subscriber
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
 from tests.support.webharness import STAFF_PASSWORD, WebHarness, csrf_token, web_harness
@@ -152,3 +156,54 @@ def test_an_edition_that_is_not_approved_cannot_be_planned(
     assert refused.status_code == 409
     assert "Keur de editie eerst goed." in refused.text
     assert web.snapshot() == before
+
+
+# -- results -------------------------------------------------------------------------------
+
+
+def test_the_results_show_counts_and_every_failure_with_the_servers_reply(
+    web: WebHarness, staff: TestClient, edition: int
+) -> None:
+    reader = web.confirmed("ouder@example.org")
+    web.confirmed("weg@example.org")
+    web.confirmed("vol@example.org")
+    web.confirmed("later@example.org")
+    web.smtp.faults.rcpt["weg@example.org"] = "550 5.1.1 <weg@example.org>: mailbox unknown"
+    web.smtp.faults.rcpt["vol@example.org"] = "452 4.2.2 mailbox full"
+    send_edition(web.settings, web.database, edition, clock=web.clock)
+    # A delivery report comes in later for a mail the server had accepted.
+    with web.database.session() as session:
+        later = session.scalars(
+            select(Subscriber.id).where(Subscriber.email == "later@example.org")
+        ).one()
+        record_hard_bounce(
+            session,
+            later,
+            settings=web.settings,
+            now=web.clock() + timedelta(minutes=5),
+            reply="550 5.2.1 mailbox disabled",
+            edition_id=edition,
+            via="dsn",
+        )
+    assert reader.email == "ouder@example.org"
+
+    page = staff.get(f"/admin/editions/{edition}/results")
+    assert page.status_code == 200
+    text = page.text
+    assert 'data-count="sent">2<' in text and 'data-count="failed">1<' in text
+    assert 'data-count="waiting">1<' in text and 'data-count="skipped">0<' in text
+    assert "weg@example.org" in text and "mailbox unknown" in text and "mislukt" in text
+    assert "vol@example.org" in text and "mailbox full" in text and "later opnieuw" in text
+    assert "later@example.org" in text and "mailbox disabled" in text
+    assert "teruggekomen" in text
+    assert "ouder@example.org" not in text  # it arrived: not a problem
+    review = staff.get(f"/admin/editions/{edition}").text
+    assert f'href="/admin/editions/{edition}/results"' in review
+    # The public archive shows the edition, never who it failed for.
+    archive = web.client().get(f"/archive/{edition}").text
+    assert "weg@example.org" not in archive and "mailbox" not in archive
+
+
+def test_results_of_an_edition_that_does_not_exist_are_not_found(staff: TestClient) -> None:
+    assert staff.get("/admin/editions/424242/results").status_code == 404
+    assert staff.get(f"/admin/editions/{TOO_BIG}/results").status_code == 404

@@ -146,4 +146,9 @@ def test_plan_an_edition_and_see_it_go_out_when_the_clock_gets_there(
     # The job's clock, a day on, ended the session as idle: log in again to look.
     log_in(page, site, "/admin/editions/1")
     assert "Stand: verstuurd" in page.locator("p.lead").inner_text()
+    page.get_by_role("link", name="Resultaten van deze editie").click()
+    assert page.locator('td[data-count="sent"]').inner_text() == "2"
+    assert page.locator('td[data-count="failed"]').inner_text() == "0"
+    page.get_by_text("Geen problemen").wait_for()
+    assert_no_serious_axe_violations(browser, site, ["/admin/editions/1/results"])
     context.close()
