@@ -42,6 +42,11 @@ class Edition(Base):
         order_by="EditionArticle.position",
         cascade="all, delete-orphan",
     )
+    items: Mapped[list[EditionItem]] = relationship(
+        back_populates="edition",
+        order_by="EditionItem.position",
+        cascade="all, delete-orphan",
+    )
 
 
 class EditionArticle(Base):
@@ -59,3 +64,20 @@ class EditionArticle(Base):
 
     edition: Mapped[Edition] = relationship(back_populates="entries")
     article: Mapped[Article] = relationship()
+
+
+class EditionItem(Base):
+    """A hand-written item in an edition (an event, a call to action): not from a feed."""
+
+    __tablename__ = "edition_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    edition_id: Mapped[int] = mapped_column(
+        ForeignKey("editions.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int]
+    title: Mapped[str] = mapped_column(String(300))
+    link: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text, default="")
+
+    edition: Mapped[Edition] = relationship(back_populates="items")

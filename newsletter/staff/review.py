@@ -48,6 +48,16 @@ class ArticleLine:
 
 
 @dataclass(frozen=True)
+class ItemLine:
+    """A hand-written item as the review page lists it."""
+
+    id: int
+    title: str
+    link: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Review:
     """What the review page shows of one edition."""
 
@@ -62,6 +72,7 @@ class Review:
     deliveries: StateCounts
     send_at: datetime | None = None  # a planned send (editions/planning.py)
     planned_by: str | None = None
+    items: tuple[ItemLine, ...] = ()  # hand-written items (editions/items.py)
 
     @property
     def is_open(self) -> bool:
@@ -98,6 +109,7 @@ def load_review(database: Database, number: int) -> Review:
             number=edition.id,
             articles=[record_from(ArticleLine, entry.article) for entry in edition.entries],
             deliveries=state_counts(session, edition.id),
+            items=tuple(record_from(ItemLine, item) for item in edition.items),
         )
 
 

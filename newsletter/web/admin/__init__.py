@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from newsletter.web.admin import dashboard, editions, embed, login, people, plans, results
+from newsletter.web.admin import dashboard, editions, embed, items, login, people, plans, results
 from newsletter.web.admin.context import staff_member
 
 protected = APIRouter(dependencies=[Depends(staff_member)])
@@ -17,6 +17,7 @@ protected.include_router(dashboard.router)
 protected.include_router(editions.router)
 protected.include_router(plans.router)
 protected.include_router(results.router)
+protected.include_router(items.router)
 protected.include_router(people.router)
 protected.include_router(embed.router)
 

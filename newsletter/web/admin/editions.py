@@ -26,7 +26,17 @@ from newsletter.web.admin.context import Admin, AdminContext, Staff
 from newsletter.web.security import mail_document_policy
 
 # Codes a change may report back on the review page (?done=...); words in the template.
-DONE_CODES = ("saved", "removed", "moved", "test_sent", "approved", "planned", "plan_cancelled")
+DONE_CODES = (
+    "saved",
+    "removed",
+    "moved",
+    "test_sent",
+    "approved",
+    "planned",
+    "plan_cancelled",
+    "item_added",
+    "item_removed",
+)
 
 router = APIRouter(prefix="/admin")
 

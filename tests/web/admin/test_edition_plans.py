@@ -207,3 +207,70 @@ def test_the_results_show_counts_and_every_failure_with_the_servers_reply(
 def test_results_of_an_edition_that_does_not_exist_are_not_found(staff: TestClient) -> None:
     assert staff.get("/admin/editions/424242/results").status_code == 404
     assert staff.get(f"/admin/editions/{TOO_BIG}/results").status_code == 404
+
+
+# -- hand-written items --------------------------------------------------------------------
+
+ITEM = {
+    "title": "Actiedag 15 maart in Utrecht",
+    "link": "https://rvjeugdzorg.nl/actiedag",
+    "text": "Kom ook! Samen praten we over jeugdzorg die werkt.",
+}
+
+
+def test_a_hand_written_item_shows_in_the_mail_and_can_be_removed(
+    web: WebHarness, staff: TestClient, edition: int
+) -> None:
+    post(staff, f"/admin/editions/{edition}/approve")
+    added = post(staff, f"/admin/editions/{edition}/items", ITEM)
+    assert added.status_code == 303
+    page = staff.get(added.headers["location"]).text
+    assert "Het eigen bericht staat erin." in page
+    assert "Kom ook! Samen praten we over jeugdzorg die werkt." in page  # the text version
+    preview = staff.get(f"/admin/editions/{edition}/preview.html").text
+    assert "Actiedag 15 maart in Utrecht" in preview
+    assert 'href="https://rvjeugdzorg.nl/actiedag"' in preview
+    assert state_and_plan(web, edition)[0] == "draft"  # the change took the approval back
+
+    with web.database.session() as session:
+        [item] = get_edition(session, edition).items
+        item_id = item.id
+    web.clock.advance(seconds=1)  # the preview is kept until the edition changes (its time)
+    removed = post(staff, f"/admin/editions/{edition}/items/{item_id}/remove")
+    assert removed.status_code == 303
+    assert "Actiedag" not in staff.get(f"/admin/editions/{edition}/preview.html").text
+    assert post(staff, f"/admin/editions/{edition}/items/{item_id}/remove").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "javascript:alert(1)",
+        "ftp://rvjeugdzorg.nl/actiedag",
+        "rvjeugdzorg.nl/actiedag",
+        "mailto:info@rvjeugdzorg.nl",
+        "https://",
+        "",
+    ],
+)
+def test_an_item_without_an_http_link_is_refused(
+    web: WebHarness, staff: TestClient, edition: int, link: str
+) -> None:
+    before = web.snapshot()
+    with web.database.session() as session:
+        stamp = get_edition(session, edition).updated_at
+    refused = post(staff, f"/admin/editions/{edition}/items", {**ITEM, "link": link})
+    assert refused.status_code == 400
+    assert "De link moet een webadres zijn dat begint met https:// of http://." in refused.text
+    assert web.snapshot() == before
+    with web.database.session() as session:
+        assert get_edition(session, edition).items == []
+        assert get_edition(session, edition).updated_at == stamp
+
+
+def test_an_item_without_a_title_is_refused(
+    web: WebHarness, staff: TestClient, edition: int
+) -> None:
+    refused = post(staff, f"/admin/editions/{edition}/items", {**ITEM, "title": "  "})
+    assert refused.status_code == 400
+    assert "Geef het bericht een titel" in refused.text

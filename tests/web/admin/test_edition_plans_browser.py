@@ -1,8 +1,9 @@
-"""Planning an edition in headless Chromium (JavaScript off), sent when the clock gets there.
+"""Staff edition work in headless Chromium (JavaScript off): plans, results, own items.
 
 A staff member approves the draft without sending it, plans it for tomorrow at 09:00,
 sees the plan on the review page and the dashboard; the job, run with a clock the test
-controls, leaves it a minute early and sends it at its time.
+controls, leaves it a minute early and sends it at its time; the results page counts
+what went out. Another adds a hand-written item and finds it in the preview.
 """
 
 from __future__ import annotations
@@ -151,4 +152,36 @@ def test_plan_an_edition_and_see_it_go_out_when_the_clock_gets_there(
     assert page.locator('td[data-count="failed"]').inner_text() == "0"
     page.get_by_text("Geen problemen").wait_for()
     assert_no_serious_axe_violations(browser, site, ["/admin/editions/1/results"])
+    context.close()
+
+
+def test_add_a_hand_written_item_and_see_it_in_the_preview(site: RunningSite, browser: Any) -> None:
+    context = new_context(
+        browser, viewport={"width": 1280, "height": 900}, java_script_enabled=False
+    )
+    page = context.new_page()
+    log_in(page, site, "/admin/editions/1")
+    page.get_by_label("Titel").fill("Actiedag 15 maart in Utrecht")
+    page.get_by_label("Link").fill("https://www.rvjeugdzorg.nl/actiedag")
+    page.get_by_label("Korte tekst").fill("Kom ook! We praten over jeugdzorg die werkt.")
+    page.get_by_role("button", name="Bericht toevoegen").click()
+    page.get_by_text("Het eigen bericht staat erin.").wait_for()
+    frame = page.frame_locator('iframe[title="De mail op een computer"]')
+    card = frame.get_by_role("link", name="Actiedag 15 maart in Utrecht", exact=True)
+    assert card.get_attribute("href") == "https://www.rvjeugdzorg.nl/actiedag"
+    assert (
+        "Kom ook! We praten over jeugdzorg die werkt."
+        in page.locator("pre.text-version").text_content()
+    )
+    assert_no_serious_axe_violations(browser, site, ["/admin/editions/1"])
+
+    # A link that is not a web address is refused, in one line, and nothing is added.
+    page.get_by_label("Titel").fill("Nog een")
+    page.get_by_label("Link").fill("javascript:alert(1)")
+    page.get_by_role("button", name="Bericht toevoegen").click()
+    page.get_by_text("De link moet een webadres zijn").wait_for()
+    assert page.get_by_role("button", name="Nog een weghalen").count() == 0
+
+    page.get_by_role("button", name="Actiedag 15 maart in Utrecht weghalen").click()
+    page.get_by_text("Het eigen bericht is uit deze editie gehaald.").wait_for()
     context.close()
