@@ -95,11 +95,17 @@ def prepare_send(
             raise EditionError(f"edition {number} was sent already")
         if edition.state not in SENDABLE_STATES:
             raise EditionError(f"edition {number} is {edition.state}; it cannot be sent")
-        if edition.state != "sending":
-            _check_articles_unused(session, edition)
         content = edition_content(edition)
+        if edition.state != "sending" and not content.for_everyone:
+            # An announcement may quote articles a digest sent before.
+            _check_articles_unused(session, edition)
         snapshot_recipients(
-            session, edition_id=edition.id, articles=content.articles, settings=settings, now=now
+            session,
+            edition_id=edition.id,
+            articles=content.articles,
+            settings=settings,
+            now=now,
+            everyone=content.for_everyone,
         )
         if edition.state != "sending":
             move_edition(edition, "sending", now=now)

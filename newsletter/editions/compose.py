@@ -68,6 +68,13 @@ class EditionContent:
     articles: tuple[ArticleView, ...]
     # Shown after the articles, as cards, to every reader whatever themes they chose.
     items: tuple[ItemView, ...] = ()
+    # "announcement": written by staff, for every reader, with or without articles.
+    kind: str = "digest"
+
+    @property
+    def for_everyone(self) -> bool:
+        """Whether every reader gets it, even one whose themes no article is about."""
+        return self.kind == "announcement"
 
 
 @dataclass(frozen=True)
@@ -127,11 +134,12 @@ def compose_edition(
 ) -> ComposedMail | None:
     """Render `content` once for readers of `themes` (None: all articles).
 
-    Returns None when no article belongs to any of `themes`: such readers get no mail.
+    Returns None when no article belongs to any of `themes`: such readers get no mail
+    (an announcement goes to every reader all the same).
     Raises CompositionError when a template is missing, broken or unsafe.
     """
     articles = select_articles(content.articles, settings, themes=themes)
-    if not articles:
+    if not articles and not content.for_everyone:
         return None
     # The markers carry a fresh random nonce, so text from the feed cannot contain one
     # and be mistaken for a slot. They are [a-z0-9-] only, so escaping, MJML and CSS

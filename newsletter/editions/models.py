@@ -11,6 +11,8 @@ from newsletter.content.models import Article
 from newsletter.core.models import Base
 
 EDITION_STATES = ("draft", "approved", "sending", "sent", "superseded")
+# A digest is drafted from the feeds; an announcement is written by staff (announcements.py).
+EDITION_KINDS = ("digest", "announcement")
 
 
 class Edition(Base):
@@ -22,10 +24,12 @@ class Edition(Base):
             "state IN ('draft', 'approved', 'sending', 'sent', 'superseded')", name="state"
         ),
         Index("ix_editions_state", "state"),
+        CheckConstraint("kind IN ('digest', 'announcement')", name="kind"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     state: Mapped[str] = mapped_column(String(20), default="draft")
+    kind: Mapped[str] = mapped_column(String(20), default="digest", server_default="digest")
     subject: Mapped[str] = mapped_column(String(300))
     intro_markdown: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]

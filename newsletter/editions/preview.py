@@ -43,6 +43,7 @@ def edition_content(edition: Edition) -> EditionContent:
             for entry in edition.entries
         ),
         items=tuple(ItemView(item.title, item.link, item.text) for item in edition.items),
+        kind=edition.kind,
     )
 
 

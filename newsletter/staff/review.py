@@ -73,10 +73,16 @@ class Review:
     send_at: datetime | None = None  # a planned send (editions/planning.py)
     planned_by: str | None = None
     items: tuple[ItemLine, ...] = ()  # hand-written items (editions/items.py)
+    kind: str = "digest"  # or "announcement" (editions/announcements.py)
 
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    @property
+    def has_mail(self) -> bool:
+        """Whether there is a mail to show and send: articles, or an announcement."""
+        return bool(self.articles) or self.kind == "announcement"
 
 
 @dataclass(frozen=True)

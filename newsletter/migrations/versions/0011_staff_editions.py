@@ -1,4 +1,5 @@
-"""editions.send_at and planned_by (a planned send); edition_items (hand-written items)
+"""editions.send_at and planned_by (a planned send), editions.kind (digest or
+announcement); edition_items (hand-written items)
 
 Revision ID: 0011
 Revises: 0010
@@ -24,6 +25,12 @@ def upgrade() -> None:
             sa.Column("send_at", newsletter.core.models.UtcDateTime(timezone=True), nullable=True)
         )
         batch.add_column(sa.Column("planned_by", sa.String(length=100), nullable=True))
+        batch.add_column(
+            sa.Column("kind", sa.String(length=20), server_default="digest", nullable=False)
+        )
+        batch.create_check_constraint(
+            op.f("ck_editions_kind"), "kind IN ('digest', 'announcement')"
+        )
     op.create_table(
         "edition_items",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -49,5 +56,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_edition_items_edition_id"), table_name="edition_items")
     op.drop_table("edition_items")
     with op.batch_alter_table("editions") as batch:
+        batch.drop_constraint(op.f("ck_editions_kind"), type_="check")
+        batch.drop_column("kind")
         batch.drop_column("planned_by")
         batch.drop_column("send_at")

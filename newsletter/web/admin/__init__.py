@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from newsletter.web.admin import dashboard, editions, embed, items, login, people, plans, results
+from newsletter.web.admin import (
+    announcements,
+    dashboard,
+    editions,
+    embed,
+    items,
+    login,
+    people,
+    plans,
+    results,
+)
 from newsletter.web.admin.context import staff_member
 
 protected = APIRouter(dependencies=[Depends(staff_member)])
@@ -18,6 +28,7 @@ protected.include_router(editions.router)
 protected.include_router(plans.router)
 protected.include_router(results.router)
 protected.include_router(items.router)
+protected.include_router(announcements.router)
 protected.include_router(people.router)
 protected.include_router(embed.router)
 

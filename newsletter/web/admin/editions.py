@@ -83,7 +83,7 @@ async def review_page(
     except EditionError:
         return admin.not_found()
     preview: Preview | None = None
-    if review.articles:
+    if review.has_mail:
         preview = await run_in_threadpool(admin.review.preview, number)
     recipients = await run_in_threadpool(admin.review.recipients, review)
     return admin.page(

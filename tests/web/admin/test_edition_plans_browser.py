@@ -3,7 +3,8 @@
 A staff member approves the draft without sending it, plans it for tomorrow at 09:00,
 sees the plan on the review page and the dashboard; the job, run with a clock the test
 controls, leaves it a minute early and sends it at its time; the results page counts
-what went out. Another adds a hand-written item and finds it in the preview.
+what went out. Another adds a hand-written item and finds it in the preview. A third
+writes a one-off announcement, sends a test copy to herself, approves and sends it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tests.support.paths import SEEDS_FEED
 from tests.support.webharness import STAFF_PASSWORD, RunningSite, running_site
 
 READERS = ("ouder@example.org", "jongere@example.org")
+STAFF_EMAIL = "redactie@rvjeugdzorg.nl"
 
 pytestmark = [
     pytest.mark.browser,
@@ -47,7 +49,7 @@ pytestmark = [
 def site(make_settings: Callable[..., Settings]) -> Iterator[RunningSite]:
     with running_site(make_settings, feed={"urls": [str(SEEDS_FEED)]}) as running:
         with running.database.session() as session:
-            add_user(session, "redactie", STAFF_PASSWORD, email=None, now=utc_now())
+            add_user(session, "redactie", STAFF_PASSWORD, email=STAFF_EMAIL, now=utc_now())
         for address in READERS:
             running.people.add(
                 address,
@@ -184,4 +186,38 @@ def test_add_a_hand_written_item_and_see_it_in_the_preview(site: RunningSite, br
 
     page.get_by_role("button", name="Actiedag 15 maart in Utrecht weghalen").click()
     page.get_by_text("Het eigen bericht is uit deze editie gehaald.").wait_for()
+    context.close()
+
+
+def test_write_test_approve_and_send_an_announcement(site: RunningSite, browser: Any) -> None:
+    context = new_context(
+        browser, viewport={"width": 1280, "height": 900}, java_script_enabled=False
+    )
+    page = context.new_page()
+    log_in(page, site, "/admin")
+    page.get_by_role("link", name="Nieuwe mededeling").click()
+    assert page.url == f"{site.base_url}/admin/announcements/new"
+    page.get_by_label("Onderwerp").fill("Actiedag 15 maart: doe je mee?")
+    page.get_by_label("Tekst").fill("Op **15 maart** houden we een actiedag in Utrecht.")
+    page.get_by_role("button", name="Opslaan en bekijken").click()
+    assert page.url == f"{site.base_url}/admin/editions/2"
+    frame = page.frame_locator('iframe[title="De mail op een computer"]')
+    assert "15 maart" in frame.locator("strong").first.inner_text()
+
+    page.get_by_label("Stuur de mail als test naar").select_option(STAFF_EMAIL)
+    page.get_by_role("button", name="Testmail versturen").click()
+    page.get_by_text("De testmail is verstuurd.").wait_for()
+    [test_copy] = [item.message() for item in site.smtp.received if STAFF_EMAIL in item.recipients]
+    assert "Actiedag 15 maart" in test_copy["Subject"]
+
+    page.get_by_label("Ja, verstuur editie 2 nu naar 2 abonnees.").check()
+    page.get_by_role("button", name="Goedkeuren en versturen").click()
+    page.get_by_text("Klaar: editie 2 is verstuurd.").wait_for()
+    for reader in READERS:
+        [mail] = editions_to(site, reader)
+        assert mail["Subject"] == "Actiedag 15 maart: doe je mee?"
+        html_part = mail.get_body(("html",))
+        assert html_part is not None and "<strong>15 maart</strong>" in html_part.get_content()
+    assert edition_state(site) == "draft"  # the digest (edition 1) is still there to review
+    assert_no_serious_axe_violations(browser, site, ["/admin/announcements/new", "/admin"])
     context.close()
