@@ -50,7 +50,7 @@ SENDABLE_STATES = ("draft", "approved", "sending")
 
 
 def _check_articles_unused(session: Session, edition: Edition) -> None:
-    """An article is never in two sent editions."""
+    """An article is never in two sent digests (an announcement may quote one)."""
     ids = [entry.article_id for entry in edition.entries]
     if not ids:
         return
@@ -61,6 +61,7 @@ def _check_articles_unused(session: Session, edition: Edition) -> None:
             EditionArticle.article_id.in_(ids),
             Edition.id != edition.id,
             Edition.state.in_(USED_STATES),
+            Edition.kind == "digest",
         )
         .limit(1)
     )

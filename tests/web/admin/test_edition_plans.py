@@ -338,3 +338,24 @@ def test_an_announcement_that_does_not_do_is_refused_and_nothing_is_stored(
     assert refused.status_code == 400
     assert words in refused.text
     assert everything(web) == before
+
+
+def test_an_announcement_quotes_articles_and_leaves_them_to_the_digest(
+    web: WebHarness, staff: TestClient, edition: int
+) -> None:
+    web.confirmed("ouder@example.org")
+    with web.database.session() as session:
+        quoted = [entry.article_id for entry in get_edition(session, edition).entries][:2]
+        titles = [entry.article.title for entry in get_edition(session, edition).entries][:2]
+    form = staff.get("/admin/announcements/new").text
+    assert all(f'value="{article_id}"' in form for article_id in quoted)
+    written = post(
+        staff, "/admin/announcements/new", {**ANNOUNCEMENT, "article": [str(i) for i in quoted]}
+    )
+    number = int(written.headers["location"].rsplit("/", 1)[1])
+    preview = staff.get(f"/admin/editions/{number}/preview.html").text
+    assert all(title.split()[0] in preview for title in titles)
+    send_edition(web.settings, web.database, number, clock=web.clock)
+    # The digest holding the same articles can still go out after it.
+    summary = send_edition(web.settings, web.database, edition, clock=web.clock)
+    assert summary.finished and summary.counts.sent == 1
