@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +23,13 @@ from subscribers.bounces import record_hard_bounce
 from subscribers.models import Subscriber
 from tests.support.clock import FixedClock
 from tests.support.paths import SEEDS_FEED
-from tests.support.webharness import STAFF_PASSWORD, WebHarness, csrf_token, web_harness
+from tests.support.webharness import (
+    STAFF_PASSWORD,
+    WebHarness,
+    api_routes,
+    csrf_token,
+    web_harness,
+)
 
 STAFF_EMAIL = "redactie@rvjeugdzorg.nl"
 TOO_BIG = 2**63  # one past SQLite's largest integer
@@ -359,3 +366,35 @@ def test_an_announcement_quotes_articles_and_leaves_them_to_the_digest(
     # The digest holding the same articles can still go out after it.
     summary = send_edition(web.settings, web.database, edition, clock=web.clock)
     assert summary.finished and summary.counts.sent == 1
+
+
+# -- the guard -----------------------------------------------------------------------------
+
+NEW_ROUTES = (
+    ("POST", "/admin/editions/1/approve"),
+    ("POST", "/admin/editions/1/plan"),
+    ("POST", "/admin/editions/1/plan/cancel"),
+    ("GET", "/admin/editions/1/results"),
+    ("POST", "/admin/editions/1/items"),
+    ("POST", "/admin/editions/1/items/1/remove"),
+    ("GET", "/admin/announcements/new"),
+    ("POST", "/admin/announcements/new"),
+)
+
+
+def test_the_new_edition_routes_need_a_session(web: WebHarness, edition: int) -> None:
+    known = {
+        (method, re.sub(r"\{[a-z_]+\}", "1", route.path))
+        for route in api_routes(web.app.routes)
+        for method in route.methods or ()
+    }
+    assert set(NEW_ROUTES) <= known
+    before = everything(web)
+    for method, path in NEW_ROUTES:
+        response = web.client().request(method, path, follow_redirects=False)
+        if method == "GET":
+            assert response.status_code == 303, path
+            assert response.headers["location"] == f"/admin/login?next={path}"
+        else:
+            assert response.status_code == 401, path
+    assert everything(web) == before
