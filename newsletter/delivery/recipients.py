@@ -93,10 +93,12 @@ def snapshot_recipients(
     articles: tuple[ArticleView, ...],
     settings: Settings,
     now: datetime,
+    everyone: bool = False,
 ) -> int:
     """Add an outbox row for every confirmed, unsuppressed subscriber not in it yet.
 
-    Safe to run again (a resumed send): rows that exist are left as they are.
+    A subscriber whose themes no article is about is skipped, unless `everyone` (an
+    announcement). Safe to run again (a resumed send): rows that exist are left as they are.
     Returns the number of rows added.
     """
     secret = settings.require_secret_key()
@@ -118,7 +120,9 @@ def snapshot_recipients(
             variant = variant_of(subscriber.themes, settings)
             if variant not in has_articles:
                 chosen = variant_themes(variant)
-                has_articles[variant] = bool(select_articles(articles, settings, themes=chosen))
+                has_articles[variant] = everyone or bool(
+                    select_articles(articles, settings, themes=chosen)
+                )
             if has_articles[variant]:
                 rows.append(NewRow(subscriber.id, variant, "pending"))
             else:

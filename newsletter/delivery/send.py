@@ -50,7 +50,7 @@ SENDABLE_STATES = ("draft", "approved", "sending")
 
 
 def _check_articles_unused(session: Session, edition: Edition) -> None:
-    """An article is never in two sent editions."""
+    """An article is never in two sent digests (an announcement may quote one)."""
     ids = [entry.article_id for entry in edition.entries]
     if not ids:
         return
@@ -61,6 +61,7 @@ def _check_articles_unused(session: Session, edition: Edition) -> None:
             EditionArticle.article_id.in_(ids),
             Edition.id != edition.id,
             Edition.state.in_(USED_STATES),
+            Edition.kind == "digest",
         )
         .limit(1)
     )
@@ -95,11 +96,17 @@ def prepare_send(
             raise EditionError(f"edition {number} was sent already")
         if edition.state not in SENDABLE_STATES:
             raise EditionError(f"edition {number} is {edition.state}; it cannot be sent")
-        if edition.state != "sending":
-            _check_articles_unused(session, edition)
         content = edition_content(edition)
+        if edition.state != "sending" and not content.for_everyone:
+            # An announcement may quote articles a digest sent before.
+            _check_articles_unused(session, edition)
         snapshot_recipients(
-            session, edition_id=edition.id, articles=content.articles, settings=settings, now=now
+            session,
+            edition_id=edition.id,
+            articles=content.articles,
+            settings=settings,
+            now=now,
+            everyone=content.for_everyone,
         )
         if edition.state != "sending":
             move_edition(edition, "sending", now=now)

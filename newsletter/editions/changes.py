@@ -28,7 +28,8 @@ def open_edition(session: Session, number: int) -> Edition:
     return edition
 
 
-def _changed(edition: Edition, *, now: datetime) -> None:
+def mark_changed(edition: Edition, *, now: datetime) -> None:
+    """Note a change: an approval is taken back, and the preview is made afresh."""
     if edition.state == "approved":
         move_edition(edition, "draft", now=now)
     edition.updated_at = now
@@ -58,7 +59,7 @@ def edit_text(
     new_subject, new_intro = check_subject(subject), check_intro(intro_markdown)
     if (new_subject, new_intro) != (edition.subject, edition.intro_markdown):
         edition.subject, edition.intro_markdown = new_subject, new_intro
-        _changed(edition, now=now)
+        mark_changed(edition, now=now)
     return edition
 
 
@@ -78,7 +79,7 @@ def remove_article(session: Session, number: int, article_id: int, *, now: datet
     edition.entries.remove(entry)
     for position, remaining in enumerate(edition.entries):
         remaining.position = position
-    _changed(edition, now=now)
+    mark_changed(edition, now=now)
     return edition
 
 
@@ -95,7 +96,7 @@ def move_article(
     entries.insert(target, entries.pop(index))
     for position, entry in enumerate(entries):
         entry.position = position
-    _changed(edition, now=now)
+    mark_changed(edition, now=now)
     return edition
 
 

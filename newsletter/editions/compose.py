@@ -49,6 +49,15 @@ class ArticleView:
 
 
 @dataclass(frozen=True)
+class ItemView:
+    """A hand-written item (editions/items.py): plain text and a checked http(s) link."""
+
+    title: str
+    link: str
+    text: str
+
+
+@dataclass(frozen=True)
 class EditionContent:
     """What one edition says, the same for every reader."""
 
@@ -57,6 +66,15 @@ class EditionContent:
     intro_markdown: str
     created_at: datetime
     articles: tuple[ArticleView, ...]
+    # Shown after the articles, as cards, to every reader whatever themes they chose.
+    items: tuple[ItemView, ...] = ()
+    # "announcement": written by staff, for every reader, with or without articles.
+    kind: str = "digest"
+
+    @property
+    def for_everyone(self) -> bool:
+        """Whether every reader gets it, even one whose themes no article is about."""
+        return self.kind == "announcement"
 
 
 @dataclass(frozen=True)
@@ -116,11 +134,12 @@ def compose_edition(
 ) -> ComposedMail | None:
     """Render `content` once for readers of `themes` (None: all articles).
 
-    Returns None when no article belongs to any of `themes`: such readers get no mail.
+    Returns None when no article belongs to any of `themes`: such readers get no mail
+    (an announcement goes to every reader all the same).
     Raises CompositionError when a template is missing, broken or unsafe.
     """
     articles = select_articles(content.articles, settings, themes=themes)
-    if not articles:
+    if not articles and not content.for_everyone:
         return None
     # The markers carry a fresh random nonce, so text from the feed cannot contain one
     # and be mistaken for a slot. They are [a-z0-9-] only, so escaping, MJML and CSS
@@ -255,7 +274,8 @@ def _template_context(
         # The staff greet in the introduction themselves: the template's greeting goes.
         "intro_greets": intro_greets(introduction_text),
         "intro_markdown": content.intro_markdown.strip(),
-        "articles": [_article_card(article, settings) for article in articles],
+        "articles": [_article_card(article, settings) for article in articles]
+        + [_item_card(item) for item in content.items],
         "chosen_themes": theme_names(chosen, settings.themes),
         "recipient": dict(recipient),
         "web_version_url": web_version_url(settings, content.number),
@@ -283,6 +303,19 @@ def _article_card(article: ArticleView, settings: Settings) -> _ArticleCard:
         # Without a description the image is decoration: the title beside it says it all.
         image_alt=description if image_url else "",
         missing_image_alt=description if feed_image_url and not image_url else "",
+    )
+
+
+def _item_card(item: ItemView) -> _ArticleCard:
+    return _ArticleCard(
+        title=one_line(item.title),
+        link=_http_url(item.link),
+        date=None,
+        themes=(),
+        excerpt=item.text,
+        image_url=None,
+        image_alt="",
+        missing_image_alt="",
     )
 
 

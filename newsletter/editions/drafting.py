@@ -54,10 +54,10 @@ def select_new_articles(candidates: Sequence[Candidate], *, max_articles: int) -
 
 def new_article_candidates(session: Session) -> list[Candidate]:
     """Articles first seen since the newest used edition was drafted, and never used."""
-    used_editions = select(Edition.id).where(Edition.state.in_(USED_STATES))
-    cutoff = session.scalar(
-        select(func.max(Edition.created_at)).where(Edition.state.in_(USED_STATES))
-    )
+    # Only digests count: an announcement may quote an article without using it up.
+    used = (Edition.state.in_(USED_STATES), Edition.kind == "digest")
+    used_editions = select(Edition.id).where(*used)
+    cutoff = session.scalar(select(func.max(Edition.created_at)).where(*used))
     used_articles = select(EditionArticle.article_id).where(
         EditionArticle.edition_id.in_(used_editions)
     )
@@ -99,8 +99,13 @@ def create_draft(
     if count < min_new_articles and not force:
         return DraftOutcome(None, count, selection.left_out, ())
 
+    # A planned edition stays: staff chose it and its moment (editions/planning.py); so
+    # does an announcement, which is no digest.
     open_editions = session.scalars(
-        select(Edition).where(Edition.state.in_(OPEN_STATES)).order_by(Edition.id)
+        select(Edition)
+        .where(Edition.state.in_(OPEN_STATES), Edition.send_at.is_(None))
+        .where(Edition.kind == "digest")
+        .order_by(Edition.id)
     ).all()
     if intro_markdown is None:
         intro_markdown = open_editions[-1].intro_markdown if open_editions else ""
@@ -176,7 +181,10 @@ def draft_edition(
 def current_draft(session: Session, *, min_new_articles: int) -> int | None:
     """The newest open draft, when fewer articles than a draft needs came in after it."""
     draft = session.scalars(
-        select(Edition).where(Edition.state.in_(OPEN_STATES)).order_by(Edition.id.desc()).limit(1)
+        select(Edition)
+        .where(Edition.state.in_(OPEN_STATES), Edition.kind == "digest")
+        .order_by(Edition.id.desc())
+        .limit(1)
     ).first()
     if draft is None:
         return None

@@ -29,6 +29,13 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 OPEN_STATES = ("draft", "approved")
 USED_STATES = ("sending", "sent")
+# The largest integer key SQLite and PostgreSQL's bigint hold; a larger one overflows.
+MAX_ROW_ID = 2**63 - 1
+
+
+def is_row_id(number: int) -> bool:
+    """Whether `number` could be a row's key (positive, not too large to look up)."""
+    return 0 < number <= MAX_ROW_ID
 
 
 def move_edition(edition: Edition, state: str, *, now: datetime) -> None:
@@ -41,6 +48,9 @@ def move_edition(edition: Edition, state: str, *, now: datetime) -> None:
         edition.approved_at = now
     elif state == "draft":
         edition.approved_at = None
+    if state in ("draft", "superseded"):
+        # A plan is for what was approved; a change or a newer draft cancels it.
+        edition.send_at = edition.planned_by = None
     elif state == "sent":
         edition.sent_at = now
 
@@ -55,6 +65,8 @@ def get_edition(session: Session, number: int, *, lock: bool = False) -> Edition
     write that changes nothing, since its driver starts a transaction at the first write,
     not at the first read.
     """
+    if not is_row_id(number):
+        raise EditionError(f"no edition {number}")
     query = (
         select(Edition)
         .where(Edition.id == number)

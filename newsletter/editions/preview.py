@@ -14,6 +14,7 @@ from newsletter.core.templating import template_environment
 from newsletter.editions.compose import (
     ArticleView,
     EditionContent,
+    ItemView,
     compose_edition,
     sample_recipient,
 )
@@ -41,6 +42,8 @@ def edition_content(edition: Edition) -> EditionContent:
             )
             for entry in edition.entries
         ),
+        items=tuple(ItemView(item.title, item.link, item.text) for item in edition.items),
+        kind=edition.kind,
     )
 
 

@@ -1,6 +1,7 @@
 """The job: one run of everything the newsletter does by itself, recorded in `runs`.
 
-    lock ─> retry waiting deliveries ─> read the return mailbox ([bounces]) ─> fetch
+    lock ─> retry waiting deliveries ─> send planned editions that are due
+         ─> read the return mailbox ([bounces]) ─> fetch
          ─> draft ─┬─> send            (auto_send)
                    └─> test copy + review link
          ─> purge unconfirmed sign-ups, expired tokens and staff sessions
@@ -42,6 +43,7 @@ from newsletter.delivery.send import send_edition
 from newsletter.editions.drafting import current_draft, draft_edition
 from newsletter.editions.lifecycle import get_edition
 from newsletter.jobs.locking import LockTaken, try_lock
+from newsletter.jobs.planned import send_due_plans
 from newsletter.jobs.report import RunCounts, RunReport
 from newsletter.jobs.runs import close_interrupted_runs, finish_run, record_skipped, start_run
 from newsletter.jobs.staff_mails import draft_ready_mail, run_failed_mail
@@ -161,6 +163,9 @@ def _run_steps(
     mail: MailStaff | None,
 ) -> None:
     _retry_waiting(settings, database, steps, clock=clock)
+    with steps.step("planned"):
+        for summary in send_due_plans(settings, database, clock=clock):
+            steps.counts.planned[str(summary.number)] = summary.run.sent
     if settings.bounces.maildir is not None or settings.bounces.imap_host is not None:
         with steps.step("bounces"):
             send = mail or _smtp_mail(settings, clock)

@@ -15,6 +15,7 @@ class RunCounts:
     """What a run did, in numbers; stored as the run's `counts`."""
 
     retried: dict[str, int] = field(default_factory=dict)  # edition -> sent on retry
+    planned: dict[str, int] = field(default_factory=dict)  # planned edition -> sent
     feeds: int = 0
     feeds_failed: int = 0
     new_articles: int = 0
@@ -50,6 +51,10 @@ def summary_line(run_id: int, outcome: str, counts: RunCounts, error: str | None
     parts = [
         f"retried edition {number} ({dutch_number(sent)} sent)"
         for number, sent in counts.retried.items()
+    ]
+    parts += [
+        f"sent planned edition {number} ({dutch_number(sent)} sent)"
+        for number, sent in counts.planned.items()
     ]
     if counts.feeds:
         failed = f", {counts.feeds_failed} failed" if counts.feeds_failed else ""

@@ -6,7 +6,8 @@ blocks until SIGTERM or SIGINT. The schedule is a cron trigger in `[site] timezo
 the database (table `scheduler_jobs`) with its next run time: a run missed while the
 process was down is made up once at the next start when that is within
 `misfire_grace_minutes`, and skipped (logged) when later; several missed runs make up
-one (coalesce). Each process runs one job at a time.
+one (coalesce). Each process runs one job at a time. Besides the cron, the scheduler
+checks every minute for a planned edition whose time has come (jobs/planned.py).
 
 Two schedulers on one database both fire, as APScheduler 3 does not share a job store
 between processes: the job's lock (jobs/locking.py) lets one of them work and records the
@@ -39,6 +40,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Column, Engine, Float, LargeBinary, Table, Unicode, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -50,11 +52,13 @@ from newsletter.core.errors import NewsletterError, StorageError
 from newsletter.core.models import Base
 from newsletter.core.signals import stop_on_signals
 from newsletter.jobs.job import run_job
+from newsletter.jobs.planned import CHECK_FUNCTION
 
 logger = logging.getLogger(__name__)
 
 JOB_ID = "newsletter-run"
 RUN_NOW_ID = "newsletter-run-now"
+PLANNED_ID = "newsletter-planned-sends"
 # Found by name when the job is read back from the database, so it must stay importable.
 JOB_FUNCTION = "newsletter.jobs.scheduler:scheduled_run"
 JOBS_TABLE = "scheduler_jobs"
@@ -144,6 +148,7 @@ def build_scheduler(
     job_function: str = JOB_FUNCTION,
     run_now: bool = False,
     run_at: datetime | None = None,
+    plan_check_function: str | None = CHECK_FUNCTION,
 ) -> Any:
     """A scheduler (not started) with the job on its cron, kept in the database.
 
@@ -153,7 +158,8 @@ def build_scheduler(
     `run_now` also runs the job once right at start, and `run_at` once at that (aware)
     time, from memory only (job RUN_NOW_ID); tests and the demo use them.
     `job_function` ("module:function", called with `config_path=`) lets tests put a
-    probe in place of the job.
+    probe in place of the job; `plan_check_function` is run every minute (job
+    PLANNED_ID, from memory) to send planned editions, None for no such check.
     """
     timezone = ZoneInfo(settings.site.timezone)
     grace = settings.schedule.misfire_grace_minutes * 60
@@ -175,6 +181,18 @@ def build_scheduler(
             jobstore="local",
             kwargs=kwargs,
             replace_existing=True,
+        )
+    if plan_check_function is not None:
+        scheduler.add_job(
+            plan_check_function,
+            IntervalTrigger(minutes=1, timezone=timezone),
+            id=PLANNED_ID,
+            name="planned sends",
+            jobstore="local",
+            kwargs=kwargs,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
         )
     scheduler.add_listener(_log_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
     scheduler.add_listener(
@@ -211,6 +229,8 @@ def _add_cron_job(
 
 
 def _log_next_run(scheduler: Any, cron: str, event: SchedulerEvent) -> None:
+    if getattr(event, "job_id", JOB_ID) != JOB_ID:
+        return  # the minute check of planned sends: not worth a line each
     job = scheduler.get_job(JOB_ID)
     if job is not None and job.next_run_time is not None:
         logger.info(

@@ -19,6 +19,7 @@ from newsletter.core.db import Database
 from newsletter.core.records import record_from
 from newsletter.delivery.outbox import StateCounts, state_counts
 from newsletter.editions.lifecycle import list_editions
+from newsletter.editions.planning import PlannedSend, planned_sends
 from newsletter.jobs.cadence import describe_schedule
 from newsletter.jobs.runs import Run, list_runs
 from newsletter.jobs.scheduler import cron_trigger, next_scheduled_run
@@ -80,6 +81,7 @@ class Overview:
     warnings: list[Attention]
     growth: list[WeekPoint]
     growth_summary: GrowthSummary
+    planned: list[PlannedSend]  # approved editions waiting for their moment
 
 
 def next_run(session: Session, settings: Settings, *, now: datetime) -> NextRun:
@@ -108,6 +110,7 @@ def overview(
         warnings=warnings(session, settings, lines, now=now),
         growth=growth,
         growth_summary=summarize(growth),
+        planned=planned_sends(session),
     )
 
 

@@ -48,6 +48,16 @@ class ArticleLine:
 
 
 @dataclass(frozen=True)
+class ItemLine:
+    """A hand-written item as the review page lists it."""
+
+    id: int
+    title: str
+    link: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Review:
     """What the review page shows of one edition."""
 
@@ -60,10 +70,19 @@ class Review:
     sent_at: datetime | None
     articles: list[ArticleLine]
     deliveries: StateCounts
+    send_at: datetime | None = None  # a planned send (editions/planning.py)
+    planned_by: str | None = None
+    items: tuple[ItemLine, ...] = ()  # hand-written items (editions/items.py)
+    kind: str = "digest"  # or "announcement" (editions/announcements.py)
 
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    @property
+    def has_mail(self) -> bool:
+        """Whether there is a mail to show and send: articles, or an announcement."""
+        return bool(self.articles) or self.kind == "announcement"
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,7 @@ def load_review(database: Database, number: int) -> Review:
             number=edition.id,
             articles=[record_from(ArticleLine, entry.article) for entry in edition.entries],
             deliveries=state_counts(session, edition.id),
+            items=tuple(record_from(ItemLine, item) for item in edition.items),
         )
 
 

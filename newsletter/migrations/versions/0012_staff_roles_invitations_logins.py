@@ -1,10 +1,10 @@
 """staff roles, one-time invitation links and the login history
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-02 09:00:00.000000
 
-Touches only the staff tables of 0005, so it may follow any revision after 0010.
+Touches only the staff tables of 0005.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from alembic import op
 import newsletter.core.models
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

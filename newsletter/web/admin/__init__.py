@@ -13,13 +13,17 @@ from fastapi import APIRouter, Depends
 from newsletter.web.admin import (
     accounts,
     adding,
+    announcements,
     dashboard,
     editions,
     embed,
     imports,
+    items,
     login,
     people,
     person,
+    plans,
+    results,
     welcome,
 )
 from newsletter.web.admin.context import staff_member
@@ -27,6 +31,10 @@ from newsletter.web.admin.context import staff_member
 protected = APIRouter(dependencies=[Depends(staff_member)])
 protected.include_router(dashboard.router)
 protected.include_router(editions.router)
+protected.include_router(plans.router)
+protected.include_router(results.router)
+protected.include_router(items.router)
+protected.include_router(announcements.router)
 # Before people: its /subscribers/{public_id} would take "new", "import" or "returned" for an id.
 protected.include_router(adding.router)
 protected.include_router(imports.router)

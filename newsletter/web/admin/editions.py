@@ -10,14 +10,16 @@ the progress page shows it from the outbox each time staff press Ververs (no sel
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, HTTPException
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from newsletter.core.errors import CompositionError, EditionError, NewsletterError
 from newsletter.delivery.copies import send_test
+from newsletter.editions.lifecycle import is_row_id
 from newsletter.staff.accounts import StaffMember
 from newsletter.staff.review import Preview, allowed_test_addresses, article_action
 from newsletter.web.admin.context import Admin, AdminContext, Staff
@@ -25,9 +27,38 @@ from newsletter.web.security import mail_document_policy
 from subscribers.addresses import normalize_address
 
 # Codes a change may report back on the review page (?done=...); words in the template.
-DONE_CODES = ("saved", "removed", "moved", "test_sent")
+DONE_CODES = (
+    "saved",
+    "removed",
+    "moved",
+    "test_sent",
+    "approved",
+    "planned",
+    "plan_cancelled",
+    "item_added",
+    "item_removed",
+)
 
 router = APIRouter(prefix="/admin")
+
+
+def edition_number(number: int) -> int:
+    """The edition number in the path; 404 when no row could have it (2**63 overflows
+    SQLite's integers, which would otherwise end in a 500)."""
+    if not is_row_id(number):
+        raise HTTPException(status_code=404)
+    return number
+
+
+def article_number(article_id: int) -> int:
+    """The article id in the path; 404 when no row could have it."""
+    if not is_row_id(article_id):
+        raise HTTPException(status_code=404)
+    return article_id
+
+
+Number = Annotated[int, Depends(edition_number)]
+ArticleId = Annotated[int, Depends(article_number)]
 
 
 @dataclass(frozen=True)
@@ -54,7 +85,7 @@ async def review_page(
     except EditionError:
         return admin.not_found()
     preview: Preview | None = None
-    if review.articles:
+    if review.has_mail:
         preview = await run_in_threadpool(admin.review.preview, number)
     recipients = await run_in_threadpool(admin.review.recipients, review)
     return admin.page(
@@ -106,13 +137,13 @@ def refused_test_address(address: str, allowed: list[str]) -> str | None:
 
 @router.get("/editions/{number}")
 async def show_edition(
-    request: Request, admin: Admin, member: Staff, number: int, done: str | None = None
+    request: Request, admin: Admin, member: Staff, number: Number, done: str | None = None
 ) -> Response:
     return await review_page(request, admin, member, number, Outcome(done=done))
 
 
 @router.get("/editions/{number}/preview.html")
-async def show_preview(admin: Admin, number: int) -> Response:
+async def show_preview(admin: Admin, number: Number) -> Response:
     try:
         preview = await run_in_threadpool(admin.review.preview, number)
     except (EditionError, CompositionError):
@@ -125,7 +156,7 @@ async def show_preview(admin: Admin, number: int) -> Response:
 
 
 @router.post("/editions/{number}/text")
-async def change_text(request: Request, admin: Admin, member: Staff, number: int) -> Response:
+async def change_text(request: Request, admin: Admin, member: Staff, number: Number) -> Response:
     form = await admin.web.checked_form(request)
     if isinstance(form, Response):
         return form
@@ -142,7 +173,7 @@ async def change_text(request: Request, admin: Admin, member: Staff, number: int
 
 @router.post("/editions/{number}/articles/{article_id}")
 async def change_article(
-    request: Request, admin: Admin, member: Staff, number: int, article_id: int
+    request: Request, admin: Admin, member: Staff, number: Number, article_id: ArticleId
 ) -> Response:
     form = await admin.web.checked_form(request)
     if isinstance(form, Response):
@@ -162,7 +193,7 @@ async def change_article(
 
 
 @router.post("/editions/{number}/test")
-async def send_test_copy(request: Request, admin: Admin, member: Staff, number: int) -> Response:
+async def send_test_copy(request: Request, admin: Admin, member: Staff, number: Number) -> Response:
     form = await admin.web.checked_form(request)
     if isinstance(form, Response):
         return form
@@ -190,7 +221,9 @@ def _approve_and_start(admin: AdminContext, number: int) -> None:
 
 
 @router.post("/editions/{number}/send")
-async def approve_and_send(request: Request, admin: Admin, member: Staff, number: int) -> Response:
+async def approve_and_send(
+    request: Request, admin: Admin, member: Staff, number: Number
+) -> Response:
     form = await admin.web.checked_form(request)
     if isinstance(form, Response):
         return form
@@ -208,7 +241,7 @@ async def approve_and_send(request: Request, admin: Admin, member: Staff, number
 
 
 @router.get("/editions/{number}/progress")
-async def progress(request: Request, admin: Admin, number: int) -> Response:
+async def progress(request: Request, admin: Admin, number: Number) -> Response:
     try:
         review = await run_in_threadpool(admin.review.load, number)
     except EditionError:
