@@ -1,5 +1,6 @@
 """Screenshots for the docs: an edition as a reader sees it (desktop, phone, phone in dark
-mode), the welcome mail and the sign-up page at phone width."""
+mode), the welcome mail and the sign-up page at phone width, and the staff pages (the
+dashboard with its chart, a person's page, the import preview) at desktop and phone width."""
 
 from __future__ import annotations
 
@@ -43,6 +44,17 @@ SCREENS = (
 )
 WELCOME = Screen("welcome-phone.png", **PHONE)  # type: ignore[arg-type]
 SIGNUP = Screen("subscribe-phone.png", **PHONE)  # type: ignore[arg-type]
+STAFF_PAGES = ("dashboard", "person", "import-preview")
+STAFF_SCREENS = (("desktop", 1280, 900, 1.0), ("phone", 390, 844, 2.0))
+# A sample list for the staff pages: who signed up, and how many weeks ago.
+SAMPLE_PEOPLE = [(f"lezer{n}@example.org", f"Lezer {n}", 50 - n) for n in range(0, 48, 3)]
+SAMPLE_CSV = (
+    "\ufeffe-mail;naam;thema's\r\n"
+    "anouk@example.org;Anouk de Vries;Kampvuurgesprekken\r\n"
+    "bram@example.net;Bram;\r\n"
+    "lezer3@example.org;Lezer 3;\r\n"
+    "geen-adres;Carla;\r\n"
+).encode("utf-8")
 
 
 def take_screenshots(html_path: Path, out_dir: Path, *, chromium: Path = CHROMIUM) -> list[Path]:
@@ -57,6 +69,9 @@ def take_screenshots(html_path: Path, out_dir: Path, *, chromium: Path = CHROMIU
     out_dir.mkdir(parents=True, exist_ok=True)
     pages = [(screen, html_path.read_text(encoding="utf-8")) for screen in SCREENS]
     pages += [(WELCOME, welcome_mail_html()), (SIGNUP, sign_up_page_html())]
+    for name, html in staff_pages_html().items():
+        for label, width, height, scale in STAFF_SCREENS:
+            pages.append((Screen(f"admin-{name}-{label}.png", width, height, scale), html))
     written = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
@@ -91,6 +106,88 @@ def _example_settings(folder: Path) -> Any:
         base_dir=folder,
         env={"NEWSLETTER_SECRET_KEY": "screenshots-only-0123456789abcdef"},
     )
+
+
+def staff_pages_html() -> dict[str, str]:
+    """The dashboard, one person's page and an import preview, as a logged-in staff
+    member gets them from the app, with their stylesheets put inline."""
+    from datetime import UTC, datetime, timedelta
+
+    from fastapi.testclient import TestClient
+
+    from newsletter.core.db import open_database
+    from newsletter.staff.accounts import add_user
+    from newsletter.web.app import create_app
+    from subscribers.consent import Requester
+    from subscribers.management import ListManagement
+
+    now = datetime.now(UTC)
+    with tempfile.TemporaryDirectory() as folder:
+        settings = _example_settings(Path(folder))
+        database = open_database(f"sqlite:///{folder}/staff.db")
+        try:
+            with database.session() as session:
+                add_user(session, "redactie", "een lang genoeg wachtwoord", email=None, now=now)
+            for email, name, weeks in SAMPLE_PEOPLE:
+                ListManagement(settings, database, clock=_at(now - timedelta(weeks=weeks))).add(
+                    email,
+                    name=name,
+                    themes=[],
+                    requester=Requester(source="cli"),
+                    confirmed=True,
+                    consent_note="papieren lijst actiedag",
+                )
+            app = create_app(settings, database, clock=lambda: now, send=lambda mail: None)
+            # The site's own address: its cookies are for https only.
+            with TestClient(app, base_url=settings.site.base_url) as client:
+                return _staff_pages(client)
+        finally:
+            database.dispose()
+
+
+def _at(moment: Any) -> Any:
+    """A clock that stands still at `moment`."""
+    return lambda: moment
+
+
+def _staff_pages(client: Any) -> dict[str, str]:
+    login = client.get("/admin/login").text
+    client.post(
+        "/admin/login",
+        data={
+            "csrf_token": _csrf(login),
+            "name": "redactie",
+            "password": "een lang genoeg wachtwoord",
+            "next": "/admin",
+        },
+    )
+    dashboard = client.get("/admin").text
+    listing = client.get("/admin/subscribers?q=lezer0").text
+    person = re.search(r'href="(/admin/subscribers/[A-Za-z0-9_-]{22})"', listing)
+    assert person, "no person on the subscriber list"
+    upload = client.get("/admin/subscribers/import").text
+    preview = client.post(
+        "/admin/subscribers/import",
+        data={"csrf_token": _csrf(upload)},
+        files={"file": ("actiedag.csv", SAMPLE_CSV, "text/csv")},
+    ).text
+    pages = {"dashboard": dashboard, "person": client.get(person.group(1)).text}
+    pages["import-preview"] = preview
+    return {name: _inline_styles(client, html) for name, html in pages.items()}
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
+
+
+def _inline_styles(client: Any, html: str) -> str:
+    """The page with each of its stylesheets put inline (the screenshot loads nothing)."""
+    for link in re.findall(r'<link rel="stylesheet" href="([^"]+)">', html):
+        css = client.get(link).text
+        html = html.replace(f'<link rel="stylesheet" href="{link}">', f"<style>{css}</style>")
+    return html
 
 
 def welcome_mail_html() -> str:
@@ -130,12 +227,9 @@ def sign_up_page_html() -> str:
             app = create_app(settings, database, clock=utc_now, send=lambda mail: None)
             with TestClient(app) as client:
                 page = client.get("/subscribe").text
-                css_link = re.search(r'<link rel="stylesheet" href="([^"]+)">', page)
-                assert css_link, "no stylesheet on the sign-up page"
-                css = client.get(css_link.group(1)).text
+                return _inline_styles(client, page)
         finally:
             database.dispose()
-    return page.replace(css_link.group(0), f"<style>{css}</style>")
 
 
 def main(argv: list[str] | None = None) -> int:
