@@ -16,6 +16,7 @@ against a dummy hash, so the time of an answer does not tell which names are sta
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -42,8 +43,16 @@ LOGIN_HISTORY_DAYS = 90
 NO_PASSWORD = "!"  # noqa: S105 (a marker, not a password)
 
 _hasher = PasswordHasher()
-# Checked when the name is unknown, so both answers take one argon2 verification.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked when the name is unknown, so both answers take one argon2 verification.
+
+    Made at the first login, not at import: hashing costs a third of a second and 64 MiB,
+    which every command would pay at start (`send` included) for a login it never does.
+    """
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class StaffUser(Base):
@@ -202,7 +211,7 @@ def authenticate(session: Session, name: str, password: str) -> StaffMember | No
     """The staff member when `password` is theirs, else None (same cost either way)."""
     user = session.scalar(select(StaffUser).where(StaffUser.name == name[:60]))
     usable = user is not None and has_password(user)
-    stored = user.password_hash if user is not None and usable else _DUMMY_HASH
+    stored = user.password_hash if user is not None and usable else _dummy_hash()
     try:
         _hasher.verify(stored, password[:MAX_PASSWORD_CHARS])
     except (VerificationError, InvalidHashError):
