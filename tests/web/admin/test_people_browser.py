@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 
 from newsletter.core.clock import utc_now
 from newsletter.core.config import Settings
@@ -158,11 +158,9 @@ def test_import_a_dutch_excel_file(site: RunningSite, staff: Staff, tmp_path: Pa
 def everything_stored(site: RunningSite) -> str:
     """Every row of every table as text, to look for a person's traces in."""
     rows: list[str] = []
+    tables = inspect(site.database.engine).get_table_names()
     with site.database.session() as session:
-        tables = session.execute(
-            text("SELECT name FROM sqlite_master WHERE type = 'table'")
-        ).scalars()
-        for table in list(tables):
+        for table in tables:
             rows.extend(
                 repr(tuple(row)) for row in session.execute(text(f'SELECT * FROM "{table}"'))
             )
