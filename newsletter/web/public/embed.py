@@ -17,21 +17,18 @@ site at all is accepted: privacy tools strip both headers. A page that hides whe
 from __future__ import annotations
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from newsletter.core.config import Settings
 from newsletter.core.config_values import url_origin
-from newsletter.core.errors import InvalidInput
 from newsletter.core.templating import render_template
 from newsletter.web.context import Web, WebContext
-from newsletter.web.forms import HONEYPOT_FIELD, SignupFields, read_form
-from newsletter.web.public.subscribe import FORM, wait_page
+from newsletter.web.forms import HONEYPOT_FIELD, read_form
+from newsletter.web.public.subscribe import sign_up
 from subscribers.models import EMAIL_MAX_CHARS, NAME_MAX_CHARS
 
 PATH = "/embed/subscribe"
-CHECK_MAIL = "web/check_mail.html.j2"
 REFUSED = "web/embed_refused.html.j2"
 SNIPPET = "web/embed_snippet.html.j2"
 # What browsers send for a page whose origin they do not disclose; never a setting.
@@ -71,30 +68,9 @@ async def subscribe_from_elsewhere(request: Request, web: Web) -> Response:
     form = await read_form(request)
     if form is None:
         return web.pages.problem("bad_request", status=400)
-    fields = SignupFields.from_form(form)
-    if form.first(HONEYPOT_FIELD):
-        # A robot: the same answer as everyone gets, and nothing stored or sent.
-        return web.pages.page(CHECK_MAIL)
-    verdict = web.signup_verdict(request)
-    if not verdict.allowed:
-        return wait_page(web, request, fields, verdict.retry_after)
-    try:
-        mails = await run_in_threadpool(
-            web.flows.request_subscription,
-            email=fields.email,
-            name=fields.name_or_none,
-            themes=list(fields.themes),
-            requester=web.requester(request, "form"),
-            consent_text=web.pages.consent_text,
-        )
-    except InvalidInput as exc:
-        # This site's own sign-up form, filled in, with its CSRF token: sent again from
-        # here, it goes through the normal sign-up.
-        return web.pages.page(FORM, request=request, status=422, form=fields, errors=exc.problems)
-    web.count_signup(request)
-    response = web.pages.page(CHECK_MAIL)
-    response.background = web.deliver_later(mails)
-    return response
+    # Wrong input gets this site's own sign-up form, filled in, with its CSRF token: sent
+    # again from here, it goes through the normal sign-up.
+    return await sign_up(web, request, form, invalid_status=422)
 
 
 def embed_snippet(web: WebContext) -> str:

@@ -9,10 +9,11 @@ from starlette.responses import RedirectResponse, Response
 
 from newsletter.core.errors import InvalidInput
 from newsletter.web.context import Web, WebContext
-from newsletter.web.forms import HONEYPOT_FIELD, SignupFields
+from newsletter.web.forms import HONEYPOT_FIELD, FormFields, SignupFields
 
 router = APIRouter()
 FORM = "web/subscribe.html.j2"
+CHECK_MAIL = "web/check_mail.html.j2"
 
 
 @router.get("/")
@@ -30,10 +31,18 @@ async def subscribe(request: Request, web: Web) -> Response:
     form = await web.checked_form(request)
     if isinstance(form, Response):
         return form
+    return await sign_up(web, request, form, invalid_status=400)
+
+
+async def sign_up(
+    web: WebContext, request: Request, form: FormFields, *, invalid_status: int
+) -> Response:
+    """A sign-up form that may be read (CSRF or origin checked by the caller): the honeypot,
+    the client's limit, the request, and the page to answer with."""
     fields = SignupFields.from_form(form)
     if form.first(HONEYPOT_FIELD):
         # A robot: the same answer as everyone gets, and nothing stored or sent.
-        return web.pages.page("web/check_mail.html.j2")
+        return web.pages.page(CHECK_MAIL)
     verdict = web.signup_verdict(request)
     if not verdict.allowed:
         return wait_page(web, request, fields, verdict.retry_after)
@@ -47,9 +56,11 @@ async def subscribe(request: Request, web: Web) -> Response:
             consent_text=web.pages.consent_text,
         )
     except InvalidInput as exc:
-        return web.pages.page(FORM, request=request, status=400, form=fields, errors=exc.problems)
+        return web.pages.page(
+            FORM, request=request, status=invalid_status, form=fields, errors=exc.problems
+        )
     web.count_signup(request)
-    response = web.pages.page("web/check_mail.html.j2")
+    response = web.pages.page(CHECK_MAIL)
     response.background = web.deliver_later(mails)
     return response
 
