@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from newsletter.cli.support import AsJson, app_context, out, print_json
-from newsletter.core.config import Settings
-from newsletter.mail.mailer import SmtpMailer
-from newsletter.returns.mailboxes import IMAP_UNKNOWN_KEYWORD, MAILDIR_UNKNOWN, open_return_mailbox
-from newsletter.returns.process import BounceReport, handle_returns
+
+if TYPE_CHECKING:
+    from newsletter.core.config import Settings
+    from newsletter.returns.process import BounceReport
 
 
 def _counted(count: int, singular: str, plural: str) -> str:
@@ -44,6 +46,10 @@ def bounces(
 ) -> None:
     """Read the return mailbox (bounces, spam complaints, mailto unsubscribes) and send
     the probes that are due."""
+    from newsletter.mail.mailer import SmtpMailer
+    from newsletter.returns.mailboxes import open_return_mailbox
+    from newsletter.returns.process import handle_returns
+
     context = app_context(ctx)
     settings = context.settings
     send = SmtpMailer(settings, clock=context.clock).send_now
@@ -62,6 +68,8 @@ def bounces(
 
 
 def _where_unknown_go(settings: Settings) -> str:
+    from newsletter.returns.mailboxes import IMAP_UNKNOWN_KEYWORD, MAILDIR_UNKNOWN
+
     config = settings.bounces
     if config.maildir is not None:
         return f"{config.maildir}/.{MAILDIR_UNKNOWN}"

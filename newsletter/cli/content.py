@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -16,8 +16,10 @@ from newsletter.cli.support import (
     out,
     show_at_most,
 )
-from newsletter.content.articles import ArticleSummary, list_articles
-from newsletter.content.ingest import FeedReport, fetch_all
+
+if TYPE_CHECKING:  # the commands import the library when they run (see cli/app.py)
+    from newsletter.content.articles import ArticleSummary
+    from newsletter.content.ingest import FeedReport
 
 
 def _report_line(report: FeedReport) -> str:
@@ -30,6 +32,8 @@ def _report_line(report: FeedReport) -> str:
 
 def fetch(ctx: typer.Context) -> None:
     """Fetch every configured feed and store new and edited articles."""
+    from newsletter.content.ingest import fetch_all
+
     context = app_context(ctx)
     reports = fetch_all(context.settings, context.database, clock=context.clock)
     for report in reports:
@@ -64,6 +68,8 @@ def articles(
     limit: int = show_at_most(50),
 ) -> None:
     """List stored articles, newest first."""
+    from newsletter.content.articles import list_articles
+
     with app_context(ctx).database.session() as session:
         found = list_articles(session, limit=limit)
     none_yet = "no articles yet; run 'newsletter fetch'"

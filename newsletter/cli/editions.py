@@ -5,7 +5,7 @@ from __future__ import annotations
 import webbrowser
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -20,14 +20,9 @@ from newsletter.cli.support import (
     print_json,
 )
 from newsletter.core.errors import NewsletterError
-from newsletter.editions.drafting import draft_edition
-from newsletter.editions.lifecycle import (
-    EditionDescription,
-    EditionSummary,
-    describe_edition,
-    list_editions,
-)
-from newsletter.editions.preview import preview_edition
+
+if TYPE_CHECKING:  # the commands import the library when they run (see cli/app.py)
+    from newsletter.editions.lifecycle import EditionDescription, EditionSummary
 
 
 def _read_intro(path: Path | None) -> str | None:
@@ -54,6 +49,8 @@ def draft(
     as_json: AsJson = False,
 ) -> None:
     """Create a draft edition from the articles that are new since the last sent one."""
+    from newsletter.editions.drafting import draft_edition
+
     context = app_context(ctx)
     result = draft_edition(
         context.settings,
@@ -96,6 +93,8 @@ def editions(
     as_json: AsJson = False,
 ) -> None:
     """List editions, newest first."""
+    from newsletter.editions.lifecycle import list_editions
+
     with app_context(ctx).database.session() as session:
         found = list_editions(session)
     none_yet = "no editions yet; run 'newsletter draft'"
@@ -138,6 +137,8 @@ def edition_show(
     as_json: AsJson = False,
 ) -> None:
     """Show one edition and its articles."""
+    from newsletter.editions.lifecycle import describe_edition
+
     with app_context(ctx).database.session() as session:
         description = describe_edition(session, number)
     if as_json:
@@ -165,6 +166,8 @@ def preview(
     open_browser: Annotated[bool, typer.Option("--open", help="Open the HTML.")] = False,
 ) -> None:
     """Write edition-N.html and edition-N.txt with sample recipient values."""
+    from newsletter.editions.preview import preview_edition
+
     context = app_context(ctx)
     files = preview_edition(context.settings, context.database, number, out_dir)
     out.print(f"HTML: {files.html}", markup=False)

@@ -8,10 +8,6 @@ from typing import Annotated
 import typer
 
 from newsletter.cli.support import AsJson, app_context, listing_done, out, show_at_most
-from newsletter.core.config import find_config_path
-from newsletter.jobs.job import run_job
-from newsletter.jobs.report import describe_run
-from newsletter.jobs.runs import list_runs, run_json
 
 
 def run(
@@ -27,6 +23,8 @@ def run(
     ] = None,
 ) -> None:
     """Run the whole job once: retry, fetch, draft, send or show staff, purge."""
+    from newsletter.jobs.job import run_job
+
     context = app_context(ctx)
     context.settings.require_secret_key()  # sending and purging need it: say so up front
     report = run_job(
@@ -43,6 +41,9 @@ def runs(
     limit: int = show_at_most(20),
 ) -> None:
     """List the job's runs, newest first, with what each did."""
+    from newsletter.jobs.report import describe_run
+    from newsletter.jobs.runs import list_runs, run_json
+
     with app_context(ctx).database.session() as session:
         stored = list_runs(session, limit=limit)
     none_yet = "no runs yet; run 'newsletter run' or start the scheduler"
@@ -66,6 +67,7 @@ def schedule(
     ] = False,
 ) -> None:
     """Run the job on \\[schedule] cron until stopped (SIGTERM or Ctrl-C)."""
+    from newsletter.core.config import find_config_path
     from newsletter.jobs.scheduler import configure_logging, run_scheduler
 
     context = app_context(ctx)

@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import (
@@ -33,18 +33,10 @@ from newsletter.cli.support import (
 )
 from newsletter.core.errors import EXIT_WAITING, InvalidInput, NewsletterError
 from newsletter.core.numbers import dutch_number
-from newsletter.delivery import status as delivery_status
-from newsletter.delivery.copies import dry_run, send_test
-from newsletter.delivery.engine import RunTotals
-from newsletter.delivery.send import (
-    SendSummary,
-    describe_send,
-    prepare_send,
-    recipient_count,
-    send_edition,
-)
-from newsletter.jobs.locking import job_lock
-from subscribers.addresses import normalize_address
+
+if TYPE_CHECKING:  # the commands import the library when they run (see cli/app.py)
+    from newsletter.delivery.engine import RunTotals
+    from newsletter.delivery.send import SendSummary
 
 
 class _LogProgress:
@@ -70,6 +62,8 @@ class _LogProgress:
 
 
 def _run_with_progress(context: AppContext, number: int, total: int) -> SendSummary:
+    from newsletter.delivery.send import send_edition
+
     settings, database, clock = context.settings, context.database, context.clock
     if not sys.stderr.isatty():
         return send_edition(
@@ -121,6 +115,9 @@ def send(
     ] = False,
 ) -> None:
     """Send edition N to every confirmed subscriber; rerun to resume after any stop."""
+    from newsletter.delivery.send import recipient_count
+    from newsletter.jobs.locking import job_lock
+
     context = app_context(ctx)
     if more_addresses and not test_to:
         raise NewsletterError(f"unexpected arguments: {' '.join(more_addresses)}")
@@ -149,6 +146,8 @@ def send(
 
 def _checked_test_addresses(raw: list[str]) -> list[str]:
     """The addresses normalized; a usage error (exit 2) naming the first that is none."""
+    from subscribers.addresses import normalize_address
+
     checked = []
     for value in raw:
         try:
@@ -160,11 +159,15 @@ def _checked_test_addresses(raw: list[str]) -> list[str]:
 
 
 def _send_test_copies(context: AppContext, number: int, addresses: list[str]) -> None:
+    from newsletter.delivery.copies import send_test
+
     send_test(context.settings, context.database, number, addresses, clock=context.clock)
     out.print(f"test copy of edition {number} sent to {', '.join(addresses)}", markup=False)
 
 
 def _write_dry_run(context: AppContext, number: int, out_dir: Path) -> None:
+    from newsletter.delivery.copies import dry_run
+
     written = dry_run(context.settings, context.database, number, out_dir, clock=context.clock)
     out.print(f"wrote {dutch_number(written)} messages to {out_dir}", markup=False)
 
@@ -180,6 +183,8 @@ def _confirm(number: int, total: int) -> None:
 
 def _report(summary: SendSummary) -> None:
     """The summary, the first failures, and an exit code for what did not go out."""
+    from newsletter.delivery.send import describe_send
+
     out.print(describe_send(summary), markup=False)
     for failure in summary.run.failures[:20]:
         err.print(f"failed: {failure}", markup=False)
@@ -191,6 +196,10 @@ def _report(summary: SendSummary) -> None:
 
 def _queue_for_workers(context: AppContext, number: int) -> None:
     """Snapshot the recipients and mark the edition sending; the workers do the rest."""
+    from newsletter.delivery import status as delivery_status
+    from newsletter.delivery.send import prepare_send
+    from newsletter.jobs.locking import job_lock
+
     database, clock = context.database, context.clock
     # Under the job lock as a send from here: the scheduler is not drafting or sending.
     with job_lock(database, clock=clock):
@@ -211,6 +220,8 @@ def edition_status(
     as_json: AsJson = False,
 ) -> None:
     """Counts per delivery state, and the failures with their last SMTP reply."""
+    from newsletter.delivery import status as delivery_status
+
     context = app_context(ctx)
     status = delivery_status.edition_status(context.database, number)
     counts = {**asdict(status.counts), "total": status.counts.total}

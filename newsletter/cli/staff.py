@@ -6,12 +6,10 @@ import sys
 from typing import Annotated
 
 import typer
-from email_validator import EmailNotValidError, validate_email
 from rich.table import Table
 
 from newsletter.cli.support import AsJson, ReportingGroup, app_context, iso, out, print_json
 from newsletter.core.errors import AccountError
-from newsletter.staff.accounts import ROLES, add_user, list_users, remove_user, set_password
 
 staff_app = typer.Typer(
     cls=ReportingGroup,
@@ -33,6 +31,8 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def _checked_email(email: str | None) -> str | None:
+    from email_validator import EmailNotValidError, validate_email
+
     if email is None:
         return None
     try:
@@ -58,6 +58,8 @@ def add(
     ] = "admin",
 ) -> None:
     """Create a staff account; asks for its password (at least 12 characters)."""
+    from newsletter.staff.accounts import ROLES, add_user
+
     context = app_context(ctx)
     if role not in ROLES:
         raise AccountError(f"--role: one of {', '.join(ROLES)}")
@@ -75,6 +77,8 @@ def password(
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help=_STDIN_HELP)] = False,
 ) -> None:
     """Give a staff account a new password; logs it out everywhere."""
+    from newsletter.staff.accounts import set_password
+
     context = app_context(ctx)
     new_password = _read_password(password_stdin)
     with context.database.session() as session:
@@ -85,6 +89,8 @@ def password(
 @staff_app.command("remove")
 def remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Login name.")]) -> None:
     """Remove a staff account and end its sessions."""
+    from newsletter.staff.accounts import remove_user
+
     context = app_context(ctx)
     with context.database.session() as session:
         remove_user(session, name)
@@ -97,6 +103,8 @@ def list_accounts(
     as_json: AsJson = False,
 ) -> None:
     """The staff accounts, with their address and last login."""
+    from newsletter.staff.accounts import list_users
+
     context = app_context(ctx)
     with context.database.session() as session:
         users = [

@@ -6,7 +6,7 @@ import csv
 import io
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -21,12 +21,20 @@ from newsletter.cli.support import (
     print_json,
 )
 from newsletter.core.errors import NewsletterError, UnknownSubscriber
-from newsletter.mail.mailer import OutgoingMail, SmtpMailer
-from subscribers.consent import Requester
-from subscribers.importing import decode_file
-from subscribers.lookup import EXPORT_FIELDS, PersonRecord, SubscriberSummary
-from subscribers.management import ListManagement
 from subscribers.models import STATUSES
+
+if TYPE_CHECKING:  # the commands import the library when they run (see cli/app.py)
+    from newsletter.mail.mailer import OutgoingMail
+    from subscribers.consent import Requester
+    from subscribers.lookup import PersonRecord
+    from subscribers.management import ListManagement
+
+
+def _requester(source: Literal["cli", "import"]) -> Requester:
+    from subscribers.consent import Requester
+
+    return Requester(source=source)
+
 
 subscribers_app = typer.Typer(
     cls=ReportingGroup,
@@ -34,8 +42,6 @@ subscribers_app = typer.Typer(
     no_args_is_help=True,
 )
 
-CLI = Requester(source="cli")
-IMPORT = Requester(source="import")
 
 _STATUS_HELP = f"Only subscribers in this status ({', '.join(STATUSES)})."
 # `add` and `import` take these alike: a person on the list without their own opt-in
@@ -51,6 +57,8 @@ ConsentNote = Annotated[
 
 def _people(ctx: typer.Context) -> ListManagement:
     context = app_context(ctx)
+    from subscribers.management import ListManagement
+
     return ListManagement(context.settings, context.database, clock=context.clock)
 
 
@@ -59,6 +67,8 @@ def _deliver(ctx: typer.Context, people: ListManagement, mails: list[OutgoingMai
     if not mails:
         return 0
     context = app_context(ctx)
+    from newsletter.mail.mailer import SmtpMailer
+
     mailer = SmtpMailer(context.settings, clock=context.clock)
     failed = 0
     errors: list[str] = []
@@ -116,7 +126,7 @@ def add(
         email,
         name=name,
         themes=_split_themes(themes),
-        requester=CLI,
+        requester=_requester("cli"),
         confirmed=confirmed,
         consent_note=consent_note,
     )
@@ -145,6 +155,8 @@ def import_(
     consent_note: ConsentNote = None,
 ) -> None:
     """Add every row of a CSV file as `add` would; bad rows are reported by line number."""
+    from subscribers.importing import decode_file
+
     people = _people(ctx)
     try:
         # UTF-8 (with or without BOM) or Windows-1252, `,` or `;`: as spreadsheets save it.
@@ -155,7 +167,7 @@ def import_(
         raise NewsletterError(f"cannot read {file}: {exc.strerror}") from exc
     report = people.import_csv(
         io.StringIO(text, newline=""),
-        requester=IMPORT,
+        requester=_requester("import"),
         confirmed=confirmed,
         consent_note=consent_note,
     )
@@ -195,6 +207,8 @@ def export(
 
 
 def _write_csv(target: Any, rows: Any) -> int:
+    from subscribers.lookup import EXPORT_FIELDS
+
     writer = csv.DictWriter(target, fieldnames=EXPORT_FIELDS)
     writer.writeheader()
     count = 0
@@ -214,6 +228,8 @@ def list_(
     _check_status(status)
     rows = _people(ctx).subscribers(status=status)
     none_yet = "no subscribers" + (f" with status {status}" if status else "")
+    from subscribers.lookup import SubscriberSummary
+
     if listing_done(rows, as_json=as_json, json_of=SubscriberSummary.as_json, none_yet=none_yet):
         return
     table = Table("email", "status", "name", "themes", "since", box=None)
@@ -291,7 +307,7 @@ def remove(
     email: Annotated[str, typer.Argument(help="The address to unsubscribe.")],
 ) -> None:
     """Unsubscribe an address and suppress it; its data is kept."""
-    _people(ctx).remove(email, CLI)
+    _people(ctx).remove(email, _requester("cli"))
     out.print(f"{email}: unsubscribed; it is not mailed again unless it opts in", markup=False)
 
 
@@ -306,7 +322,7 @@ def erase(
         typer.confirm(
             f"Erase everything held on {email}? This cannot be undone", abort=True, err=True
         )
-    emptied = _people(ctx).erase(email, CLI)
+    emptied = _people(ctx).erase(email, _requester("cli"))
     out.print(f"{email}: erased; only a hashed suppression entry remains", markup=False)
     if not emptied:
         err.print(

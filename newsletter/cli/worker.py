@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from newsletter.cli.support import AppContext, app_context, err, out
-from newsletter.core.signals import stop_on_signals
-from newsletter.delivery.send import describe_send
-from newsletter.delivery.workers import (
-    DEFAULT_POLL_SECONDS,
-    EditionHandled,
-    WorkerReport,
-    run_worker,
-)
+from newsletter.delivery.outbox import DEFAULT_POLL_SECONDS
+
+if TYPE_CHECKING:  # the command imports the library when it runs (see cli/app.py)
+    from newsletter.delivery.workers import EditionHandled, WorkerReport
 
 
 def _print_handled(result: EditionHandled) -> None:
     """One line per edition handled: the outbox, and what this worker did."""
+    from newsletter.delivery.send import describe_send
+
     if result.summary is None:
         err.print(f"error: edition {result.number}: {result.error}", markup=False)
         return
@@ -37,6 +35,9 @@ def _print_handled(result: EditionHandled) -> None:
 
 
 async def _work(context: AppContext, *, once: bool, poll_seconds: float) -> WorkerReport:
+    from newsletter.core.signals import stop_on_signals
+    from newsletter.delivery.workers import run_worker
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

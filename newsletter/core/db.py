@@ -6,17 +6,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.core.errors import StorageError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 
@@ -47,16 +46,37 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _alembic_config() -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
 
 
-def schema_is_current(engine: Engine) -> bool:
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+def newest_revision() -> str:
+    """The newest migration's revision: the highest number among the files in
+    migrations/versions/, each named after its revision ("0012_....py" is "0012").
+
+    Read off the file names, not by loading every migration through Alembic: each
+    command checks the schema at start, and Alembic's import and script scan cost more
+    than a small send's first message may wait (tests/core/test_db.py checks that both
+    name the same revision)."""
+    numbers = [
+        path.name.partition("_")[0] for path in (MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py")
+    ]
+    return max(numbers)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: no schema yet)."""
     with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    return current == head
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+def schema_is_current(engine: Engine) -> bool:
+    return current_revision(engine) == newest_revision()
 
 
 def upgrade_schema(engine: Engine, *, revision: str = "head") -> None:
@@ -65,6 +85,8 @@ def upgrade_schema(engine: Engine, *, revision: str = "head") -> None:
     try:
         if revision == "head" and schema_is_current(engine):
             return
+        from alembic import command  # only when there is something to migrate
+
         config = _alembic_config()
         with engine.begin() as connection:
             config.attributes["connection"] = connection

@@ -49,6 +49,8 @@ from newsletter.editions.models import Edition
 
 OUTBOX_STATES = ("pending", "sending", "sent", "retry", "failed", "skipped")
 FINAL_STATES = ("sent", "failed", "skipped")
+# How often a worker (delivery/workers.py) looks in the outbox for rows that are due.
+DEFAULT_POLL_SECONDS = 5.0
 LEASE = timedelta(minutes=2)
 # The variant of subscribers who chose no themes: they get every article.
 ALL_THEMES = "*"

@@ -51,7 +51,7 @@ from newsletter.core.db import Database
 from newsletter.core.errors import EXIT_WAITING, EditionError, NewsletterError, StorageError
 from newsletter.delivery.due import editions_waiting
 from newsletter.delivery.engine import RunTotals
-from newsletter.delivery.outbox import release_dead_claims, state_counts
+from newsletter.delivery.outbox import DEFAULT_POLL_SECONDS, release_dead_claims, state_counts
 from newsletter.delivery.send import SendSummary, deliver_prepared, prepare_send
 from newsletter.editions.compose import EditionContent
 from newsletter.editions.lifecycle import get_edition
@@ -60,7 +60,6 @@ from newsletter.editions.models import Edition
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
-DEFAULT_POLL_SECONDS = 5.0
 # After a pass with errors (the relay or the database is down) a worker waits longer,
 # doubling up to this, instead of trying again every few seconds for hours.
 MAX_BACKOFF_SECONDS = 300.0

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import sessionmaker
 
-from newsletter.core.db import Database, create_db_engine
+from newsletter.core.db import Database, create_db_engine, schema_is_current, upgrade_schema
 
 
 def test_an_open_database_is_reachable(db: Database) -> None:
@@ -32,3 +32,31 @@ def test_every_sqlite_connection_zeroes_what_it_deletes(db: Database) -> None:
     with db.engine.connect() as first, db.engine.connect() as second:
         for connection in (first, second):
             assert connection.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+
+
+def test_the_newest_revision_read_off_the_file_names_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from newsletter.core.db import _alembic_config, newest_revision
+
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    assert newest_revision() == scripts.get_current_head()
+    for script in scripts.walk_revisions():  # the convention newest_revision relies on
+        assert Path(script.path).name.startswith(f"{script.revision}_")
+
+
+def test_a_database_one_migration_behind_is_brought_up_to_date(tmp_path: Path) -> None:
+    from newsletter.core.db import current_revision, newest_revision
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        assert current_revision(engine) is None
+        previous = f"{int(newest_revision()) - 1:04d}"
+        upgrade_schema(engine, revision=previous)
+        assert current_revision(engine) == previous
+        assert not schema_is_current(engine)
+        upgrade_schema(engine)
+        assert current_revision(engine) == newest_revision()
+        assert schema_is_current(engine)
+    finally:
+        engine.dispose()
