@@ -73,9 +73,10 @@ _CLAIM_SQL = {
 }
 _CLAIMED_SQL = (
     "SELECT o.id, o.variant, o.first_attempt_at, o.attempts, s.id, s.public_id, s.email, "
-    "s.name, s.status FROM outbox o LEFT JOIN subscribers s ON s.id = o.subscriber_id "
+    "s.name, s.status, s.email_key FROM outbox o LEFT JOIN subscribers s ON s.id = o.subscriber_id "
     "WHERE o.id IN ({ids}) ORDER BY o.id"
 )
+_SUPPRESSED_SQL = "SELECT address_hash FROM suppressions WHERE address_hash IN ({hashes})"
 _SKIP_SQL = (
     "UPDATE outbox SET state = 'skipped', last_reply = {reason}, claim = NULL, "
     "updated_at = {now} WHERE id = {row} AND claim = {claim}"
@@ -141,6 +142,7 @@ class ClaimedRow(NamedTuple):
     email: str | None
     name: str | None
     status: str | None
+    email_key: str | None
 
 
 def claim_rows(
@@ -178,6 +180,22 @@ def claim_rows(
     finally:
         cursor.close()
     return [ClaimedRow(row[0], row[1], _time_out(row[2]), *row[3:]) for row in rows]
+
+
+def suppressed_among(
+    connection: PoolProxiedConnection, hashes: Sequence[str], *, dialect: str
+) -> set[str]:
+    """Which of these address hashes are on the suppression list."""
+    if not hashes:
+        return set()
+    names = {f"h{index}": value for index, value in enumerate(hashes)}
+    placeholders = ", ".join(f"{{{name}}}" for name in names)
+    cursor = connection.cursor()
+    try:
+        cursor.execute(driver_sql(_SUPPRESSED_SQL.format(hashes=placeholders), dialect), names)
+        return {row[0] for row in cursor.fetchall()}
+    finally:
+        cursor.close()
 
 
 def skip_rows(

@@ -11,18 +11,21 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Text, case, cast, literal, null, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from newsletter.core.config import Settings
 from newsletter.delivery.outbox import ALL_THEMES, OutboxRow
-from newsletter.delivery.outbox_sql import NewRow, add_rows, driver_sql
+from newsletter.delivery.outbox_sql import driver_sql
 from newsletter.editions.compose import ArticleView, select_articles
-from subscribers.addresses import keyed_hash
-from subscribers.models import Subscriber, Suppression
+from subscribers.models import Subscriber
 
 SNAPSHOT_BATCH = 2000
+NO_ARTICLE = "no article in their themes"
 
 
 def variant_of(themes: Iterable[str], settings: Settings) -> str:
@@ -81,9 +84,11 @@ def confirmed_subscribers(session: Session) -> Iterator[Candidate]:
         last_id = batch[-1][0]
 
 
-def _suppressed(session: Session, hashes: list[str]) -> set[str]:
-    query = select(Suppression.address_hash).where(Suppression.address_hash.in_(hashes))
-    return set(session.scalars(query))
+def theme_sets(session: Session) -> list[str]:
+    """The distinct themes columns of confirmed subscribers, as the database's text."""
+    themes_text = cast(Subscriber.themes, Text)
+    query = select(themes_text).where(Subscriber.status == "confirmed").distinct()
+    return [text for text in session.scalars(query) if text is not None]
 
 
 def snapshot_recipients(
@@ -95,48 +100,63 @@ def snapshot_recipients(
     now: datetime,
     everyone: bool = False,
 ) -> int:
-    """Add an outbox row for every confirmed, unsuppressed subscriber not in it yet.
+    """Add an outbox row for every confirmed subscriber not in it yet, in one statement.
 
-    A subscriber whose themes no article is about is skipped, unless `everyone` (an
-    announcement). Safe to run again (a resumed send): rows that exist are left as they are.
-    Returns the number of rows added.
+    A subscriber whose themes no article is about gets a skipped row, unless `everyone`
+    (an announcement). Safe to run again (a resumed send): rows that exist are left as
+    they are. Suppressed addresses are left out when their rows are claimed (their hash
+    needs the secret key, so it is not a column SQL could join on). Returns the number
+    of rows added.
+
+    Set-based: a few theme sets (their variants and whether they get a mail are worked
+    out here, once each) become a CASE over the themes column, and the database copies
+    the subscribers into the outbox itself, so the snapshot costs no Python per row.
     """
-    secret = settings.require_secret_key()
-    existing = set(
-        session.scalars(select(OutboxRow.subscriber_id).where(OutboxRow.edition_id == edition_id))
+    texts = theme_sets(session)
+    if not texts:
+        return 0
+    variants = {text: variant_of(_themes(text), settings) for text in texts}
+    gets_mail = {
+        variant: everyone
+        or bool(select_articles(articles, settings, themes=variant_themes(variant)))
+        for variant in set(variants.values())
+    }
+    themes_text = cast(Subscriber.themes, Text)
+
+    def by_theme_set(values: dict[str, str | None]) -> ColumnElement[Any]:
+        return case(values, value=themes_text, else_=null())
+
+    stamp = literal(now, OutboxRow.created_at.type)
+    rows = select(
+        literal(edition_id),
+        Subscriber.id,
+        by_theme_set(variants),  # type: ignore[arg-type]
+        by_theme_set(
+            {text: "pending" if gets_mail[v] else "skipped" for text, v in variants.items()}
+        ),
+        by_theme_set({text: None if gets_mail[v] else NO_ARTICLE for text, v in variants.items()}),
+        literal(0),
+        stamp,
+        stamp,
+    ).where(
+        Subscriber.status == "confirmed",
+        # A theme set that appeared since theme_sets() read them waits for the next
+        # snapshot, as someone who confirmed a moment later would.
+        themes_text.in_(texts),
     )
-    has_articles: dict[str, bool] = {}
-    added = 0
-    batch: list[Candidate] = []
-
-    def flush() -> None:
-        nonlocal added
-        hashes = [keyed_hash(subscriber.email_key, secret) for subscriber in batch]
-        suppressed = _suppressed(session, hashes)
-        rows = []
-        for subscriber, address_hash in zip(batch, hashes, strict=True):
-            if subscriber.id in existing or address_hash in suppressed:
-                continue
-            variant = variant_of(subscriber.themes, settings)
-            if variant not in has_articles:
-                chosen = variant_themes(variant)
-                has_articles[variant] = everyone or bool(
-                    select_articles(articles, settings, themes=chosen)
-                )
-            if has_articles[variant]:
-                rows.append(NewRow(subscriber.id, variant, "pending"))
-            else:
-                rows.append(NewRow(subscriber.id, variant, "skipped", "no article in their themes"))
-        add_rows(session.connection(), edition_id, rows, now=now)
-        added += len(rows)
-        batch.clear()
-
-    for subscriber in confirmed_subscribers(session):
-        batch.append(subscriber)
-        if len(batch) >= SNAPSHOT_BATCH:
-            flush()
-    flush()
-    return added
+    columns = ["edition_id", "subscriber_id", "variant", "state", "last_reply", "attempts"]
+    # Who has a row already keeps it, by the unique index. (NOT EXISTS over the outbox
+    # made PostgreSQL scan the rows this very statement inserted, for each subscriber.)
+    dialect_insert = (
+        postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    )
+    statement = (
+        dialect_insert(OutboxRow)
+        .from_select([*columns, "created_at", "updated_at"], rows)
+        .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
+    )
+    result = session.execute(statement)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def variants_in_outbox(session: Session, edition_id: int) -> list[str]:

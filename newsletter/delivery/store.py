@@ -18,9 +18,16 @@ from newsletter.delivery.addressing import Addressing, Person, delivery_for
 from newsletter.delivery.engine import Delivery
 from newsletter.delivery.groupcommit import GroupCommit, Ticket
 from newsletter.delivery.outbox import give_back_row, release_claim, renew_lease
-from newsletter.delivery.outbox_sql import Outcome, claim_rows, record_outcomes, skip_rows
+from newsletter.delivery.outbox_sql import (
+    Outcome,
+    claim_rows,
+    record_outcomes,
+    skip_rows,
+    suppressed_among,
+)
 from newsletter.delivery.pacing import next_attempt_at
 from newsletter.mail.messages import MessageTemplate
+from subscribers.addresses import keyed_hash
 from subscribers.bounces import record_hard_bounce
 from subscribers.mentions import cut_address
 
@@ -149,11 +156,22 @@ class OutboxStore:
             now=now,
             limit=limit,
         )
-        deliveries, gone = [], []
+        # Suppression is checked here, not in the snapshot: an address suppressed while
+        # the edition goes out (a complaint, a bounce of another mail) is not mailed.
+        hashes = {
+            row.row_id: keyed_hash(row.email_key, self._secret)
+            for row in rows
+            if row.email_key is not None
+        }
+        suppressed = suppressed_among(connection, list(hashes.values()), dialect=dialect)
+        deliveries, gone, refused = [], [], []
         for row in rows:
             template = self._templates.get(row.variant)
             if row.subscriber_id is None or row.status != "confirmed" or template is None:
                 gone.append(row.row_id)
+                continue
+            if hashes.get(row.row_id) in suppressed:
+                refused.append(row.row_id)
                 continue
             assert row.public_id is not None and row.email is not None
             self._history[row.row_id] = (row.first_attempt_at, row.attempts)
@@ -174,6 +192,14 @@ class OutboxStore:
             claim=self.claim_token,
             now=now,
             reason="left the list",
+        )
+        skip_rows(
+            connection,
+            refused,
+            dialect=dialect,
+            claim=self.claim_token,
+            now=now,
+            reason="on the suppression list",
         )
         return deliveries
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
-from newsletter.core.config import Settings
+from newsletter.core.config import Settings, ThemeSettings
 from newsletter.core.db import Database
 from newsletter.core.errors import DeliveryError
 from newsletter.delivery.outbox import OutboxRow, state_counts
 from newsletter.delivery.outbox_sql import NewRow, add_rows
 from newsletter.delivery.send import finish_if_done, prepare_send, recipient_count, send_edition
 from newsletter.editions.lifecycle import get_edition
+from subscribers.addresses import keyed_hash
 from subscribers.management import ListManagement
 from subscribers.models import ConsentEvent, Subscriber, Suppression
 from tests.support.clock import FixedClock
@@ -248,3 +250,96 @@ def test_finishing_waits_for_a_sender_adding_a_late_subscriber(
     with db.session() as session:
         assert get_edition(session, edition).state == "sending"
         assert state_counts(session, edition).pending == 1
+
+
+def _snapshot(settings: Settings, db: Database, clock: FixedClock, edition: int) -> dict[str, Any]:
+    prepare_send(settings, db, edition, now=clock())
+    with db.session() as session:
+        rows = session.execute(
+            select(Subscriber.email, OutboxRow.variant, OutboxRow.state, OutboxRow.last_reply)
+            .join(Subscriber, Subscriber.id == OutboxRow.subscriber_id)
+            .where(OutboxRow.edition_id == edition)
+        )
+        return {email: (variant, state, reply) for email, variant, state, reply in rows}
+
+
+def _add_with_themes(settings: Settings, db: Database, clock: FixedClock, **people: Any) -> None:
+    management = ListManagement(settings, db, clock=clock)
+    for name, themes in people.items():
+        management.add(
+            f"{name}@example.org",
+            name=None,
+            themes=themes,
+            requester=STAFF,
+            confirmed=True,
+            consent_note="paper form",
+        )
+
+
+def test_the_snapshot_gives_each_theme_set_its_variant_and_skips_sets_without_articles(
+    settings: Settings, db: Database, clock: FixedClock, edition: int
+) -> None:
+    agenda = ThemeSettings(name="Agenda", categories=["Agenda"], description="Wat er komt.")
+    with_agenda = settings.model_copy(update={"themes": {**settings.themes, "agenda": agenda}})
+    _add_with_themes(
+        with_agenda,
+        db,
+        clock,
+        a=["mensen-en-initiatieven", "doe-je-mee"],
+        b=["doe-je-mee", "mensen-en-initiatieven"],  # the same choice in another order
+        c=["agenda"],  # no article of this edition is about it
+        d=[],
+    )
+    assert _snapshot(with_agenda, db, clock, edition) == {
+        "a@example.org": ("mensen-en-initiatieven,doe-je-mee", "pending", None),
+        "b@example.org": ("mensen-en-initiatieven,doe-je-mee", "pending", None),
+        "c@example.org": ("agenda", "skipped", "no article in their themes"),
+        "d@example.org": ("*", "pending", None),
+    }
+
+
+def test_a_theme_no_longer_in_the_settings_counts_as_every_theme(
+    settings: Settings, db: Database, clock: FixedClock, edition: int
+) -> None:
+    agenda = ThemeSettings(name="Agenda", categories=["Agenda"], description="Wat er komt.")
+    with_agenda = settings.model_copy(update={"themes": {**settings.themes, "agenda": agenda}})
+    _add_with_themes(with_agenda, db, clock, c=["agenda"], e=["agenda", "doe-je-mee"])
+    assert _snapshot(settings, db, clock, edition) == {
+        "c@example.org": ("*", "pending", None),
+        "e@example.org": ("doe-je-mee", "pending", None),
+    }
+
+
+def test_a_snapshot_run_again_adds_only_who_is_new_and_keeps_the_rest(
+    settings: Settings, db: Database, clock: FixedClock, edition: int
+) -> None:
+    add_subscribers(settings, db, clock, 3)
+    first = _snapshot(settings, db, clock, edition)
+    with db.session() as session:
+        session.execute(update(OutboxRow).values(state="sent"))
+    add_subscribers(settings, db, clock, 2, first=3)
+    second = _snapshot(settings, db, clock, edition)
+    assert len(first) == 3 and len(second) == 5
+    assert sorted(state for _v, state, _r in second.values()) == ["pending"] * 2 + ["sent"] * 3
+
+
+def test_a_confirmed_address_on_the_suppression_list_is_not_mailed(
+    settings: Settings, db: Database, clock: FixedClock, edition: int, smtp_server: TestSmtpServer
+) -> None:
+    addresses = add_subscribers(settings, db, clock, 3)
+    secret = settings.require_secret_key()
+    with db.session() as session:  # suppressed while still confirmed (say, by hand)
+        session.add(
+            Suppression(
+                address_hash=keyed_hash(addresses[1], secret),
+                reason="complained",
+                created_at=clock(),
+            )
+        )
+    summary = send_edition(settings, db, edition, clock=clock)
+    assert summary.finished and (summary.counts.sent, summary.counts.skipped) == (2, 1)
+    assert sorted(m["To"] for m in smtp_server.messages()) == [addresses[0], addresses[2]]
+    with db.session() as session:
+        assert session.scalars(
+            select(OutboxRow.last_reply).where(OutboxRow.state == "skipped")
+        ).all() == ["on the suppression list"]
