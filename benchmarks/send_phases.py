@@ -12,13 +12,20 @@ import time
 from pathlib import Path
 
 
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def main(config: Path, number: int) -> None:
     """Child process: each step `newsletter send` takes before its first message, timed."""
-    marks: list[tuple[str, float]] = []
+    marks: list[tuple[str, float, float]] = []
     started = time.perf_counter()
 
     def mark(what: str) -> None:
-        marks.append((what, time.perf_counter()))
+        marks.append((what, time.perf_counter(), peak_rss_mb()))
 
     import newsletter.cli.app  # noqa: F401  (what the command line loads to parse)
 
@@ -43,8 +50,8 @@ def main(config: Path, number: int) -> None:
     mark("compose the edition (one theme set)")
     database.dispose()
     previous = started
-    for what, at in marks:
-        print(f"{(at - previous) * 1000:7.0f} ms  {what}")
+    for what, at, peak in marks:
+        print(f"{(at - previous) * 1000:7.0f} ms  {what} (peak RSS so far {peak:.0f} MB)")
         previous = at
     print(f"{(previous - started) * 1000:7.0f} ms  in all (after Python itself started)")
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dkim
-
 from newsletter.core.config import Settings
 from newsletter.core.errors import ConfigError
 
@@ -68,6 +66,10 @@ class DkimSigner:
 
     def signature(self, message: bytes) -> bytes:
         """The DKIM-Signature header (with its CRLF) for `message` (CRLF, not stuffed)."""
+        # Imported here: dkimpy brings dnspython along, which a send without DKIM (most:
+        # the relay signs) would load for nothing before its first message.
+        import dkim
+
         try:
             return bytes(
                 dkim.sign(
