@@ -22,11 +22,18 @@ MAX_GUID_CHARS = 1000
 MAX_URL_CHARS = 2000
 MAX_TITLE_CHARS = 500
 MAX_AUTHOR_CHARS = 200
+# The most HTML one entry's summary or content may have, before sanitizing: far beyond
+# any article, and a bound on what one entry costs to clean and to store.
+MAX_HTML_CHARS = 1_000_000
 # A title made up from the text when an entry has none.
 FALLBACK_TITLE_WORDS = 12
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 HTTP_SCHEMES = frozenset({"http", "https"})
+
+
+class EntryTooLarge(ValueError):
+    """An entry's HTML is over MAX_HTML_CHARS; the message says how large, in one line."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,10 @@ def _html_of(value: Any, content_type: str, base: str) -> str:
     """Safe HTML from feed text: HTML is sanitized, anything else is escaped as text."""
     if not isinstance(value, str) or not value.strip():
         return ""
+    if len(value) > MAX_HTML_CHARS:
+        raise EntryTooLarge(
+            f"its text is {len(value):,} characters, over the limit of {MAX_HTML_CHARS:,}"
+        )
     if content_type in HTML_TYPES:
         return clean_html(value, base_url=base)
     return plain_text_to_html(value)
@@ -217,7 +228,10 @@ def _entry_base(raw: Any, feed_url: str) -> str:
 def feed_entry(
     raw: Any, *, facts: ItemFacts | None, feed_url: str, is_atom: bool
 ) -> FeedEntry | None:
-    """A FeedEntry from one feedparser entry, or None when it has nothing to show."""
+    """A FeedEntry from one feedparser entry, or None when it has nothing to show.
+
+    Raises EntryTooLarge when its summary or content is over MAX_HTML_CHARS.
+    """
     base = _entry_base(raw, feed_url)
     # feedparser files media:title and media:description under the entry's own title,
     # summary or content, depending on what came before them; the facts say which of

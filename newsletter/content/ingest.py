@@ -9,6 +9,7 @@ a 304 would hide articles we never saw).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,16 +21,19 @@ from sqlalchemy.orm import Session
 
 from newsletter import __version__
 from newsletter.content.entries import FeedEntry
-from newsletter.content.feeds import parse_feed
+from newsletter.content.feeds import ParsedFeed, parse_feed
 from newsletter.content.fetching import fetch_feed, make_http_client
 from newsletter.content.models import Article, Feed
 from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
-from newsletter.core.errors import FeedError, NewsletterError
+from newsletter.core.errors import FeedError, FeedParseError, NewsletterError
+from newsletter.core.text import one_line
 from newsletter.core.tls import feed_verification
 
 Outcome = Literal["stored", "unchanged", "failed"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,7 @@ def ingest_feed(
                 feed.last_fetched_at = feed.last_success_at = clock()
                 feed.last_error = None
             return FeedReport(source, "unchanged")
-        parsed = parse_feed(result.body, url=result.url, content_type=result.content_type)
+        parsed = _parsed(result.body, url=result.url, content_type=result.content_type)
     except FeedError as exc:
         message = str(exc)
         with database.session() as session:
@@ -157,6 +161,24 @@ def ingest_feed(
     return FeedReport(
         source, "stored", new=counts.new, updated=counts.updated, warnings=parsed.warnings
     )
+
+
+def _parsed(body: bytes, *, url: str, content_type: str | None) -> ParsedFeed:
+    """parse_feed, with any failure of the parsers made this feed's FeedParseError.
+
+    A feed is untrusted input to libraries we do not control: whatever they raise, even
+    running out of memory, fails this feed and never the fetch of the others.
+    """
+    try:
+        return parse_feed(body, url=url, content_type=content_type)
+    except FeedError:
+        raise
+    except MemoryError as exc:
+        raise FeedParseError(f"{url}: ran out of memory reading the feed") from exc
+    except Exception as exc:
+        logger.exception("reading the feed %s failed", url)
+        reason = one_line(str(exc)) or type(exc).__name__
+        raise FeedParseError(f"{url}: could not be read: {reason}") from exc
 
 
 def ingest_feeds(
