@@ -9,6 +9,8 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
+from newsletter.content.nesting import bounded_nesting
+
 ALLOWED_TAGS = frozenset(
     {
         "p", "br", "a", "strong", "em", "b", "i", "u", "ul", "ol", "li", "blockquote",
@@ -76,7 +78,9 @@ def clean_html(
             return value.strip() if _DIMENSION.fullmatch(value.strip()) else None
         return value
 
-    renamed = _HEADING_TAG.sub(lambda m: f"<{m[1]}h{_HEADING_RENAMES[m[2]]}", html_text)
+    # nh3's parser is quadratic in nesting depth: deeper than nesting.MAX_DEPTH, flattened.
+    bounded, _ = bounded_nesting(html_text)
+    renamed = _HEADING_TAG.sub(lambda m: f"<{m[1]}h{_HEADING_RENAMES[m[2]]}", bounded)
     cleaned = nh3.clean(
         renamed,
         tags=ALLOWED_TAGS,
