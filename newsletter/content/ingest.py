@@ -9,8 +9,9 @@ a 304 would hide articles we never saw).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -21,13 +22,13 @@ from sqlalchemy.orm import Session
 
 from newsletter import __version__
 from newsletter.content.entries import FeedEntry
-from newsletter.content.feeds import ParsedFeed, parse_feed
+from newsletter.content.feeds import parse_feed
 from newsletter.content.fetching import fetch_feed, make_http_client
 from newsletter.content.models import Article, Feed
 from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
-from newsletter.core.errors import FeedError, FeedParseError, NewsletterError
+from newsletter.core.errors import FeedError, NewsletterError
 from newsletter.core.text import one_line
 from newsletter.core.tls import feed_verification
 
@@ -127,21 +128,18 @@ def ingest_feed(
         feed = _feed_row(session, source, clock())
         etag, last_modified = feed.etag, feed.last_modified
     try:
-        result = fetch_feed(
-            source,
-            client=client,
-            etag=etag,
-            last_modified=last_modified,
-            max_bytes=max_bytes,
-            timeout=timeout,
-        )
-        if result.not_modified:
-            with database.session() as session:
-                feed = _feed_row(session, source, clock())
-                feed.last_fetched_at = feed.last_success_at = clock()
-                feed.last_error = None
-            return FeedReport(source, "unchanged")
-        parsed = _parsed(result.body, url=result.url, content_type=result.content_type)
+        with _failures_of_this_feed(source):
+            result = fetch_feed(
+                source,
+                client=client,
+                etag=etag,
+                last_modified=last_modified,
+                max_bytes=max_bytes,
+                timeout=timeout,
+            )
+            parsed = None
+            if not result.not_modified:
+                parsed = parse_feed(result.body, url=result.url, content_type=result.content_type)
     except FeedError as exc:
         message = str(exc)
         with database.session() as session:
@@ -149,6 +147,12 @@ def ingest_feed(
             feed.last_fetched_at = clock()
             feed.last_error = message
         return FeedReport(source, "failed", error=message)
+    if parsed is None:
+        with database.session() as session:
+            feed = _feed_row(session, source, clock())
+            feed.last_fetched_at = feed.last_success_at = clock()
+            feed.last_error = None
+        return FeedReport(source, "unchanged")
 
     now = clock()
     with database.session() as session:
@@ -163,22 +167,23 @@ def ingest_feed(
     )
 
 
-def _parsed(body: bytes, *, url: str, content_type: str | None) -> ParsedFeed:
-    """parse_feed, with any failure of the parsers made this feed's FeedParseError.
+@contextlib.contextmanager
+def _failures_of_this_feed(source: str) -> Iterator[None]:
+    """Any failure while fetching or parsing made this feed's FeedError.
 
     A feed is untrusted input to libraries we do not control: whatever they raise, even
     running out of memory, fails this feed and never the fetch of the others.
     """
     try:
-        return parse_feed(body, url=url, content_type=content_type)
+        yield
     except FeedError:
         raise
     except MemoryError as exc:
-        raise FeedParseError(f"{url}: ran out of memory reading the feed") from exc
+        raise FeedError(f"{source}: ran out of memory reading the feed") from exc
     except Exception as exc:
-        logger.exception("reading the feed %s failed", url)
+        logger.exception("reading the feed %s failed", source)
         reason = one_line(str(exc)) or type(exc).__name__
-        raise FeedParseError(f"{url}: could not be read: {reason}") from exc
+        raise FeedError(f"{source}: could not be read: {reason}") from exc
 
 
 def ingest_feeds(

@@ -224,3 +224,28 @@ def test_redirect_to_an_internal_address_fails_that_feed_only(
     )
     assert internal_server.connections == 0
     assert_good_feed_stored(stdout, good, config)
+
+
+# -- a feed too large for the memory there is -----------------------------------------------
+
+
+def test_running_out_of_memory_fails_that_feed_only(
+    config: Path, http_server: LocalHTTPServer, sample_feed_bytes: bytes
+) -> None:
+    # A 54 MB feed, within max_bytes, read by a process allowed 300 MB: the parsers run
+    # out of memory. That is this feed's failure; the next feed is fetched all the same.
+    big = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Groot</title>'
+        "<item><title>Groot</title><description>"
+        + "groot " * 9_000_000
+        + "</description></item></channel></rss>"
+    ).encode()
+    hostile = http_server.serve("/big/feed/", Response(200, big, {"Content-Type": RSS}))
+    good = serve_good(http_server, sample_feed_bytes)
+    with_feeds(config, hostile, good, extra="max_bytes = 60000000\n")
+    result = run_newsletter_bounded("--config", str(config), "fetch", memory_bytes=300 << 20)
+    assert result.returncode == 1
+    assert failure_line(result.stderr, hostile) == (
+        f"failed    {hostile}: {hostile}: ran out of memory reading the feed"
+    )
+    assert_good_feed_stored(result.stdout, good, config)
