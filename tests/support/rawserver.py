@@ -40,7 +40,7 @@ class RawTCPServer:
         )
 
     def url(self, path: str) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self._server.socket.getsockname()[:2]
         return f"http://{host}:{port}{path}"
 
     def start(self) -> RawTCPServer:
