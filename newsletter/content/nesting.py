@@ -1,11 +1,14 @@
 """HTML nested too deep, flattened before the sanitizer parses it.
 
 The HTML5 tree builder in nh3 looks down the stack of open elements for every block it
-opens, so `<ul><li>` nested 20,000 deep costs seconds, and a feed full of it minutes.
-HTML with more tags than `MAX_DEPTH` could nest that deep: it is rebuilt here, in one
-linear pass, into well-formed HTML whose elements nest `MAX_DEPTH` deep at most (deeper
-tags are dropped, their text kept). The rebuilt HTML still goes through nh3, which alone
-decides what is safe; this pass only decides how deep things may nest.
+opens, so its time grows with the square of the nesting depth: `<ul><li>` nested 20,000
+deep costs seconds, and a feed full of it minutes. Every element HTML5 opens starts with
+"<" and a letter, so HTML with at most `REBUILD_ABOVE_TAGS` of those cannot nest deeper
+than that (give or take the rows and bodies a table adds), and costs nh3 little: it is
+left as it is. Longer HTML is rebuilt here, in one linear pass, into well-formed HTML
+whose elements nest `MAX_DEPTH` deep at most (deeper tags are dropped, their text kept).
+The rebuilt HTML still goes through nh3, which alone decides what is safe; this pass only
+decides how deep things may nest.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections import Counter
 from html.parser import HTMLParser
 
 MAX_DEPTH = 100
+REBUILD_ABOVE_TAGS = 1000
 # How far down the stack one tag may look: a stack deeper than this is being flattened
 # anyway, and an unbounded look would make this pass quadratic too.
 _LOOK_DOWN = 2 * MAX_DEPTH
@@ -85,8 +89,9 @@ class _Flattener(HTMLParser):
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        # Open elements: (name, written); elements past MAX_DEPTH are tracked, not written.
-        self._stack: list[tuple[str, bool]] = []
+        # Open elements: (name, attributes, written); those past MAX_DEPTH are tracked,
+        # not written.
+        self._stack: list[tuple[str, list[tuple[str, str | None]], bool]] = []
         self._open: Counter[str] = Counter()  # how many of each name are open
         self._written = 0  # how many of the open elements were written
         self._dropping = 0  # depth inside a dropped-with-content element
@@ -102,11 +107,11 @@ class _Flattener(HTMLParser):
             self._written += 1
         else:
             self.flattened = True
-        self._stack.append((tag, written))
+        self._stack.append((tag, attrs, written))
         self._open[tag] += 1
 
     def _pop(self) -> None:
-        tag, written = self._stack.pop()
+        tag, _, written = self._stack.pop()
         self._open[tag] -= 1
         if written:
             self.parts.append(f"</{tag}>")
@@ -196,13 +201,28 @@ class _Flattener(HTMLParser):
         elif tag in _HEADINGS:
             index = self._find_heading()
         elif tag in _FORMATTING:
-            index = self._find(tag, _SPECIAL)  # past a block, HTML5 keeps the blocks open
+            self._close_formatting(tag)
+            return
         elif tag in _SPECIAL:
             index = self._find(tag, _SCOPE - {tag})
         else:
             index = self._find(tag, _SPECIAL)
         if index is not None:
             self._pop_through(index)
+
+    def _close_formatting(self, tag: str) -> None:
+        """End `tag` (bold, a link, ...); the blocks opened inside it go on without it.
+
+        HTML5 lets `<b>x<p>y</b>z</p>` end the bold and keep the paragraph open; written
+        well-formed, that is the elements above it closed, it closed, and they reopened.
+        """
+        index = self._find(tag, _SCOPE)
+        if index is None:
+            return
+        reopened = [entry for entry in self._stack[index + 1 :] if entry[0] != tag]
+        self._pop_through(index)
+        for name, attrs, _ in reopened:
+            self._push(name, attrs)
 
     def _find_heading(self) -> int | None:
         if not any(self._open[name] for name in _HEADINGS):
@@ -240,13 +260,13 @@ _ATTRIBUTE_NAME = re.compile(r"[a-zA-Z_:][-a-zA-Z0-9_:.]*")
 
 
 def could_nest_deeply(html_text: str) -> bool:
-    """True when `html_text` has enough tags to nest past MAX_DEPTH (a cheap count)."""
-    return len(_START_TAG.findall(html_text)) > MAX_DEPTH
+    """True when `html_text` has more than REBUILD_ABOVE_TAGS possible start tags."""
+    return len(_START_TAG.findall(html_text)) > REBUILD_ABOVE_TAGS
 
 
 def bounded_nesting(html_text: str) -> tuple[str, bool]:
     """`html_text` rebuilt with elements nested MAX_DEPTH deep at most, and whether
-    anything was flattened; unchanged when it has too few tags to nest that deep."""
+    anything was flattened; unchanged when it has too few tags to nest deeply."""
     if not could_nest_deeply(html_text):
         return html_text, False
     flattener = _Flattener()

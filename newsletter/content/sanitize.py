@@ -78,7 +78,8 @@ def clean_html(
             return value.strip() if _DIMENSION.fullmatch(value.strip()) else None
         return value
 
-    # nh3's parser is quadratic in nesting depth: deeper than nesting.MAX_DEPTH, flattened.
+    # nh3's parser is quadratic in nesting depth: HTML that could nest deeply is rebuilt
+    # with nesting.MAX_DEPTH levels at most.
     bounded, _ = bounded_nesting(html_text)
     renamed = _HEADING_TAG.sub(lambda m: f"<{m[1]}h{_HEADING_RENAMES[m[2]]}", bounded)
     cleaned = nh3.clean(

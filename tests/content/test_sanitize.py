@@ -285,9 +285,12 @@ def test_html_nested_20000_deep_is_flattened_and_keeps_its_text(pattern: str) ->
     assert deepest(cleaned) <= MAX_DEPTH
 
 
-def test_ordinary_nesting_is_left_as_it_is() -> None:
-    items = "".join(f"<li><a href='/a{n}'>Artikel {n}</a></li>" for n in range(200))
-    html = f"<p>Lijst:</p><ul>{items}</ul>" + "<ul><li>" * 30 + "diep" + "</li></ul>" * 30
+@pytest.mark.parametrize("items", [200, 600], ids=["left as it is", "rebuilt"])
+def test_ordinary_nesting_keeps_its_structure(items: int) -> None:
+    # 600 items are more tags than nesting.REBUILD_ABOVE_TAGS: the rebuilt HTML says the same.
+    listed = "".join(f"<li><a href='/a{n}'>Artikel {n}</a></li>" for n in range(items))
+    html = f"<p>Lijst:</p><ul>{listed}</ul>" + "<ul><li>" * 30 + "diep" + "</li></ul>" * 30
     cleaned = clean_html(html, base_url=BASE)
-    assert cleaned.count("<li>") == 230
+    assert cleaned.count("<li>") == items + 30
+    assert cleaned.count('<a href="https://www.rvjeugdzorg.nl/a') == items
     assert deepest(cleaned) == 60
