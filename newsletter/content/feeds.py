@@ -194,4 +194,5 @@ def _unique_entries(
         else:
             seen_guids.add(entry.guid)
             entries.append(entry)
+            warnings.extend(f"entry {index + 1}: {note}" for note in entry.notes)
     return tuple(entries), warnings

@@ -135,6 +135,9 @@ def test_html_nested_50000_deep_is_stored_flattened(
     good = serve_good(http_server, sample_feed_bytes)
     code, stdout, stderr = fetch_with(config, hostile, good)
     assert code == 0, stderr
+    assert stderr.splitlines() == [
+        f"warning: {hostile}: entry 1: its HTML nests deeper than 100 levels; flattened below that"
+    ]
     assert f"ok        {hostile}: 1 new, 0 updated" in stdout
     assert len(stored_articles(config)) == SAMPLE_ARTICLES + 1
 
