@@ -22,11 +22,18 @@ MAX_GUID_CHARS = 1000
 MAX_URL_CHARS = 2000
 MAX_TITLE_CHARS = 500
 MAX_AUTHOR_CHARS = 200
+# The most HTML one entry's summary or content may have, before sanitizing: far beyond
+# any article, and a bound on what one entry costs to clean and to store.
+MAX_HTML_CHARS = 1_000_000
 # A title made up from the text when an entry has none.
 FALLBACK_TITLE_WORDS = 12
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 HTTP_SCHEMES = frozenset({"http", "https"})
+
+
+class EntryTooLarge(ValueError):
+    """An entry's HTML is over MAX_HTML_CHARS; the message says how large, in one line."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class FeedEntry:
     image_alt: str | None
     published_at: datetime | None
     updated_at: datetime | None
+    # What was changed beyond sanitizing, one line each (not part of the content).
+    notes: tuple[str, ...] = ()
 
     @property
     def content_hash(self) -> str:
@@ -96,12 +105,16 @@ def _utc(value: Any) -> datetime | None:
         return None
 
 
-def _html_of(value: Any, content_type: str, base: str) -> str:
+def _html_of(value: Any, content_type: str, base: str, notes: list[str]) -> str:
     """Safe HTML from feed text: HTML is sanitized, anything else is escaped as text."""
     if not isinstance(value, str) or not value.strip():
         return ""
+    if len(value) > MAX_HTML_CHARS:
+        raise EntryTooLarge(
+            f"its text is {len(value):,} characters, over the limit of {MAX_HTML_CHARS:,}"
+        )
     if content_type in HTML_TYPES:
-        return clean_html(value, base_url=base)
+        return clean_html(value, base_url=base, notes=notes)
     return plain_text_to_html(value)
 
 
@@ -116,19 +129,19 @@ def plain_title(raw: Any) -> str:
     return one_line(title)
 
 
-def _content(raw: Any, base: str, *, is_atom: bool) -> str:
+def _content(raw: Any, base: str, *, is_atom: bool, notes: list[str]) -> str:
     contents = [item for item in raw.get("content") or [] if isinstance(item, Mapping)]
     # Prefer the HTML body when a feed offers several (Atom allows it).
     contents.sort(key=lambda item: item.get("type") not in HTML_TYPES)
     for item in contents:
         content_type = (item.get("type") or "") if is_atom else "text/html"
-        rendered = _html_of(item.get("value"), content_type, item.get("base") or base)
+        rendered = _html_of(item.get("value"), content_type, item.get("base") or base, notes)
         if rendered:
             return rendered
     return ""
 
 
-def _summary(raw: Any, base: str, *, is_atom: bool) -> str:
+def _summary(raw: Any, base: str, *, is_atom: bool, notes: list[str]) -> str:
     # Without a summary_detail, feedparser's summary is a copy of the content.
     detail = raw.get("summary_detail")
     if not detail:
@@ -136,7 +149,7 @@ def _summary(raw: Any, base: str, *, is_atom: bool) -> str:
     # Only Atom says what type its text is. An RSS description is HTML by convention,
     # and the type feedparser records may be that of a media:description.
     content_type = (detail.get("type") or "") if is_atom else "text/html"
-    return _html_of(raw.get("summary"), content_type, detail.get("base") or base)
+    return _html_of(raw.get("summary"), content_type, detail.get("base") or base, notes)
 
 
 def _author(raw: Any) -> str | None:
@@ -217,20 +230,24 @@ def _entry_base(raw: Any, feed_url: str) -> str:
 def feed_entry(
     raw: Any, *, facts: ItemFacts | None, feed_url: str, is_atom: bool
 ) -> FeedEntry | None:
-    """A FeedEntry from one feedparser entry, or None when it has nothing to show."""
+    """A FeedEntry from one feedparser entry, or None when it has nothing to show.
+
+    Raises EntryTooLarge when its summary or content is over MAX_HTML_CHARS.
+    """
     base = _entry_base(raw, feed_url)
+    notes: list[str] = []
     # feedparser files media:title and media:description under the entry's own title,
     # summary or content, depending on what came before them; the facts say which of
     # those the item really has.
     own = facts.own_elements if facts else None
     title = plain_title(raw) if own is None or "title" in own else ""
     if facts is not None and facts.has_media_text and not is_atom:
-        summary_html = _html_of(facts.own_texts.get("description"), "text/html", base)
-        content_html = _html_of(facts.own_texts.get("encoded"), "text/html", base)
+        summary_html = _html_of(facts.own_texts.get("description"), "text/html", base, notes)
+        content_html = _html_of(facts.own_texts.get("encoded"), "text/html", base, notes)
     else:
         has_summary = own is None or bool(own & {"description", "summary"})
-        summary_html = _summary(raw, base, is_atom=is_atom) if has_summary else ""
-        content_html = _content(raw, base, is_atom=is_atom)
+        summary_html = _summary(raw, base, is_atom=is_atom, notes=notes) if has_summary else ""
+        content_html = _content(raw, base, is_atom=is_atom, notes=notes)
     if not title:
         title = excerpt(content_html or summary_html, words=FALLBACK_TITLE_WORDS)
     if not title:
@@ -253,4 +270,5 @@ def feed_entry(
         image_alt=image_alt,
         published_at=published_at or updated_at,
         updated_at=updated_at,
+        notes=tuple(dict.fromkeys(notes)),
     )

@@ -9,9 +9,16 @@ from typing import Any
 
 import feedparser
 
-from newsletter.content.entries import MAX_TITLE_CHARS, FeedEntry, feed_entry, http_url, plain_title
+from newsletter.content.entries import (
+    MAX_TITLE_CHARS,
+    EntryTooLarge,
+    FeedEntry,
+    feed_entry,
+    http_url,
+    plain_title,
+)
 from newsletter.content.mediarss import MEDIA_NAMESPACE, ItemFacts, scan_items
-from newsletter.content.xmlguard import declares_entities
+from newsletter.content.xmlguard import declares_entities, hiding_encoding
 from newsletter.core.errors import FeedParseError
 from newsletter.core.text import one_line, shorten
 
@@ -95,6 +102,12 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     """
     if not body.strip():
         raise FeedParseError(f"{url}: empty response, not a feed")
+    encoding = hiding_encoding(body, content_type=content_type)
+    if encoding is not None:
+        raise FeedParseError(
+            f"{url}: refused: the document is in {encoding.upper()}, which can hide markup "
+            "from the checks; feeds use UTF-8"
+        )
     if declares_entities(body, content_type=content_type):
         raise FeedParseError(
             f"{url}: refused: the document declares XML entities (<!ENTITY>), "
@@ -169,7 +182,11 @@ def _unique_entries(
     seen_guids: set[str] = set()
     for index, raw in enumerate(raw_entries):
         item_facts = facts[index] if facts else None
-        entry = feed_entry(raw, facts=item_facts, feed_url=feed_url, is_atom=is_atom)
+        try:
+            entry = feed_entry(raw, facts=item_facts, feed_url=feed_url, is_atom=is_atom)
+        except EntryTooLarge as exc:
+            warnings.append(f"skipped entry {index + 1}: {exc}")
+            continue
         if entry is None:
             warnings.append(f"skipped entry {index + 1}: it has no title, summary or content")
         elif entry.guid in seen_guids:
@@ -177,4 +194,5 @@ def _unique_entries(
         else:
             seen_guids.add(entry.guid)
             entries.append(entry)
+            warnings.extend(f"entry {index + 1}: {note}" for note in entry.notes)
     return tuple(entries), warnings

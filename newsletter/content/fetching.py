@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import ssl
-import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
@@ -13,6 +13,14 @@ from urllib.request import url2pathname
 
 import httpx
 
+from newsletter.content.connections import FetchGuard, GuardedTransport, Resolver, resolve_host
+from newsletter.content.decoding import (
+    ACCEPT_ENCODING,
+    CodingError,
+    DecodedTooLarge,
+    content_codings,
+    decoded,
+)
 from newsletter.core.errors import FetchError
 
 MAX_REDIRECTS = 5
@@ -40,7 +48,12 @@ def make_http_client(
     *, timeout: float, user_agent: str, verify: ssl.SSLContext | bool = True
 ) -> httpx.Client:
     """A client that follows up to five redirects and keeps no cookies between fetches;
-    `verify` is how it checks certificates (True: the public CAs)."""
+    `verify` is how it checks certificates (True: the public CAs).
+
+    Its connections are guarded (`connections.py`): inside `fetch_feed` they keep to the
+    fetch's deadline and refuse redirects into internal addresses. Proxy settings in the
+    environment are not used: a proxy would hide the address we must check.
+    """
     # A policy that allows no domain: no feed can set a cookie that a later fetch,
     # of this or another feed, would send back.
     no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
@@ -48,9 +61,9 @@ def make_http_client(
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
         timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
-        headers={"User-Agent": user_agent, "Accept": ACCEPT},
+        headers={"User-Agent": user_agent, "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING},
         cookies=no_cookies,
-        verify=verify,
+        transport=GuardedTransport(verify=verify),
     )
 
 
@@ -62,12 +75,16 @@ def fetch_feed(
     last_modified: str | None = None,
     max_bytes: int,
     timeout: float,
+    resolve: Resolver = resolve_host,
 ) -> FetchResult:
     """The bytes of `source`: an http(s) URL, a file:// URL or a local path.
 
     For HTTP, `etag` and `last_modified` make the request conditional, and a 304 gives
-    not_modified=True. The body is capped at `max_bytes`, and the whole fetch, redirects
-    included, at `timeout` seconds. Every failure is a FetchError with a one-line message.
+    not_modified=True. The body is capped at `max_bytes`, on the wire and once decoded,
+    and the whole fetch, redirects included, at `timeout` seconds of wall-clock time.
+    A redirect may lead to an internal address (loopback, private, link-local, ...) only
+    when `source` itself resolved to it; `resolve` looks host names up.
+    Every failure is a FetchError with a one-line message.
     """
     try:
         scheme = urlsplit(source).scheme.lower()
@@ -81,6 +98,7 @@ def fetch_feed(
             last_modified=last_modified,
             max_bytes=max_bytes,
             timeout=timeout,
+            resolve=resolve,
         )
     if scheme == "file":
         return _read_file(_path_of_file_url(source), max_bytes=max_bytes)
@@ -159,23 +177,42 @@ def _timed_out(url: str, timeout: float) -> FetchError:
     return FetchError(f"{url}: timed out after {float(timeout)} s")
 
 
-def _read_body(
-    url: str, response: httpx.Response, *, max_bytes: int, deadline: float, timeout: float
-) -> bytes:
+def _read_body(url: str, response: httpx.Response, *, max_bytes: int, guard: FetchGuard) -> bytes:
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(f"{url} is larger than {max_bytes} bytes (Content-Length {declared})")
+    try:
+        codings = content_codings(response.headers.get("content-encoding"))
+    except CodingError as exc:
+        raise FetchError(f"{url}: {exc}") from exc
+
+    def in_time() -> None:
+        if guard.expired or guard.remaining() <= 0:
+            raise _timed_out(url, guard.timeout)
+
+    received = 0
+
+    def raw() -> Iterator[bytes]:
+        nonlocal received
+        for chunk in response.iter_raw():
+            received += len(chunk)
+            if received > max_bytes:
+                raise FetchError(f"{url} is larger than {max_bytes} bytes")
+            in_time()
+            yield chunk
+
+    # The codings are undone here, a bounded piece at a time, and never by httpx, which
+    # would decode a whole network chunk (gigabytes, for stacked gzip) before we count.
     chunks = []
-    size = 0
-    # httpx's timeouts bound each read; only this check bounds a server that keeps
-    # sending a byte now and then.
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > max_bytes:
-            raise FetchError(f"{url} is larger than {max_bytes} bytes")
-        chunks.append(chunk)
-        if time.monotonic() > deadline:
-            raise _timed_out(url, timeout)
+    try:
+        for chunk in decoded(raw(), codings, limit=max_bytes, tick=in_time):
+            chunks.append(chunk)
+    except DecodedTooLarge as exc:
+        raise FetchError(f"{url} is larger than {max_bytes} bytes once decompressed") from exc
+    except CodingError as exc:
+        raise FetchError(f"{url}: {exc}") from exc
+    # A body cut short by the deadline's shutdown ends like one that is complete.
+    in_time()
     return b"".join(chunks)
 
 
@@ -187,38 +224,33 @@ def _fetch_http(
     last_modified: str | None,
     max_bytes: int,
     timeout: float,
+    resolve: Resolver,
 ) -> FetchResult:
-    deadline = time.monotonic() + timeout
+    guard = FetchGuard(url, timeout=timeout, resolve=resolve)
     try:
-        with client.stream(
-            "GET",
-            url,
-            headers=_conditional_headers(etag, last_modified),
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=True,
-        ) as response:
-            if time.monotonic() > deadline:  # the redirects used it up
+        with (
+            guard.active(),
+            client.stream(
+                "GET",
+                url,
+                headers=_conditional_headers(etag, last_modified),
+                timeout=httpx.Timeout(timeout),
+                follow_redirects=True,
+            ) as response,
+        ):
+            if guard.expired or guard.remaining() <= 0:  # the redirects used it up
                 raise _timed_out(url, timeout)
             if response.status_code == httpx.codes.NOT_MODIFIED:
                 return _not_modified(response, etag=etag, last_modified=last_modified)
             if not response.is_success:
                 raise _status_error(url, response)
-            body = _read_body(
-                url, response, max_bytes=max_bytes, deadline=deadline, timeout=timeout
-            )
-    except httpx.TimeoutException as exc:
-        raise _timed_out(url, timeout) from exc
-    except httpx.TooManyRedirects as exc:
-        raise FetchError(f"{url}: too many redirects (more than {client.max_redirects})") from exc
-    except httpx.UnsupportedProtocol as exc:
-        kind = _redirect_target_kind(exc)
-        raise FetchError(
-            f"{url}: refused a redirect to a {kind} URL; only http and https are followed"
-        ) from exc
-    except httpx.ConnectError as exc:
-        raise FetchError(f"cannot connect to {url}: {_reason(exc)}") from exc
+            body = _read_body(url, response, max_bytes=max_bytes, guard=guard)
     except httpx.HTTPError as exc:
-        raise FetchError(f"{url}: {_reason(exc)}") from exc
+        # A deadline that passed shuts the sockets down: whatever error that caused,
+        # the reason is the deadline.
+        if guard.expired or guard.remaining() <= 0:
+            raise _timed_out(url, timeout) from exc
+        raise _http_error(url, exc, client, timeout) from exc
     except httpx.InvalidURL as exc:
         raise FetchError(f"{url}: not a valid URL: {_reason(exc)}") from exc
     return FetchResult(
@@ -229,6 +261,22 @@ def _fetch_http(
         etag=response.headers.get("etag"),
         last_modified=response.headers.get("last-modified"),
     )
+
+
+def _http_error(url: str, exc: httpx.HTTPError, client: httpx.Client, timeout: float) -> FetchError:
+    """The one-line FetchError for what httpx raised."""
+    if isinstance(exc, httpx.TimeoutException):
+        return _timed_out(url, timeout)
+    if isinstance(exc, httpx.TooManyRedirects):
+        return FetchError(f"{url}: too many redirects (more than {client.max_redirects})")
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        kind = _redirect_target_kind(exc)
+        return FetchError(
+            f"{url}: refused a redirect to a {kind} URL; only http and https are followed"
+        )
+    if isinstance(exc, httpx.ConnectError):
+        return FetchError(f"cannot connect to {url}: {_reason(exc)}")
+    return FetchError(f"{url}: {_reason(exc)}")
 
 
 def _conditional_headers(etag: str | None, last_modified: str | None) -> dict[str, str]:

@@ -9,7 +9,9 @@ a 304 would hide articles we never saw).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -27,9 +29,12 @@ from newsletter.core.clock import Clock
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import FeedError, NewsletterError
+from newsletter.core.text import one_line
 from newsletter.core.tls import feed_verification
 
 Outcome = Literal["stored", "unchanged", "failed"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -123,21 +128,18 @@ def ingest_feed(
         feed = _feed_row(session, source, clock())
         etag, last_modified = feed.etag, feed.last_modified
     try:
-        result = fetch_feed(
-            source,
-            client=client,
-            etag=etag,
-            last_modified=last_modified,
-            max_bytes=max_bytes,
-            timeout=timeout,
-        )
-        if result.not_modified:
-            with database.session() as session:
-                feed = _feed_row(session, source, clock())
-                feed.last_fetched_at = feed.last_success_at = clock()
-                feed.last_error = None
-            return FeedReport(source, "unchanged")
-        parsed = parse_feed(result.body, url=result.url, content_type=result.content_type)
+        with _failures_of_this_feed(source):
+            result = fetch_feed(
+                source,
+                client=client,
+                etag=etag,
+                last_modified=last_modified,
+                max_bytes=max_bytes,
+                timeout=timeout,
+            )
+            parsed = None
+            if not result.not_modified:
+                parsed = parse_feed(result.body, url=result.url, content_type=result.content_type)
     except FeedError as exc:
         message = str(exc)
         with database.session() as session:
@@ -145,6 +147,12 @@ def ingest_feed(
             feed.last_fetched_at = clock()
             feed.last_error = message
         return FeedReport(source, "failed", error=message)
+    if parsed is None:
+        with database.session() as session:
+            feed = _feed_row(session, source, clock())
+            feed.last_fetched_at = feed.last_success_at = clock()
+            feed.last_error = None
+        return FeedReport(source, "unchanged")
 
     now = clock()
     with database.session() as session:
@@ -157,6 +165,25 @@ def ingest_feed(
     return FeedReport(
         source, "stored", new=counts.new, updated=counts.updated, warnings=parsed.warnings
     )
+
+
+@contextlib.contextmanager
+def _failures_of_this_feed(source: str) -> Iterator[None]:
+    """Any failure while fetching or parsing made this feed's FeedError.
+
+    A feed is untrusted input to libraries we do not control: whatever they raise, even
+    running out of memory, fails this feed and never the fetch of the others.
+    """
+    try:
+        yield
+    except FeedError:
+        raise
+    except MemoryError as exc:
+        raise FeedError(f"{source}: ran out of memory reading the feed") from exc
+    except Exception as exc:
+        logger.exception("reading the feed %s failed", source)
+        reason = one_line(str(exc)) or type(exc).__name__
+        raise FeedError(f"{source}: could not be read: {reason}") from exc
 
 
 def ingest_feeds(

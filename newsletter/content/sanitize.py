@@ -9,6 +9,8 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
+from newsletter.content.nesting import MAX_DEPTH, bounded_nesting
+
 ALLOWED_TAGS = frozenset(
     {
         "p", "br", "a", "strong", "em", "b", "i", "u", "ul", "ol", "li", "blockquote",
@@ -52,7 +54,11 @@ def _absolute_url(value: str, *, base_url: str | None, schemes: frozenset[str]) 
 
 
 def clean_html(
-    html_text: str, *, base_url: str | None, image_hosts: frozenset[str] | None = None
+    html_text: str,
+    *,
+    base_url: str | None,
+    image_hosts: frozenset[str] | None = None,
+    notes: list[str] | None = None,
 ) -> str:
     """Safe HTML from untrusted `html_text`: allowed tags only, absolute http(s) URLs.
 
@@ -60,7 +66,8 @@ def clean_html(
     they cannot be; links get rel="noopener noreferrer". Scripts, styles, frames, forms
     and their contents are removed; so are event handlers and style attributes. With
     `image_hosts`, an image from any other host is dropped too, and every dropped
-    image leaves its description (alt) as text.
+    image leaves its description (alt) as text. HTML nested deeper than
+    nesting.MAX_DEPTH is flattened below that, with a line saying so added to `notes`.
     """
 
     def filter_attribute(tag: str, attribute: str, value: str) -> str | None:
@@ -76,7 +83,12 @@ def clean_html(
             return value.strip() if _DIMENSION.fullmatch(value.strip()) else None
         return value
 
-    renamed = _HEADING_TAG.sub(lambda m: f"<{m[1]}h{_HEADING_RENAMES[m[2]]}", html_text)
+    # nh3's parser is quadratic in nesting depth: HTML that could nest deeply is rebuilt
+    # with nesting.MAX_DEPTH levels at most.
+    bounded, flattened = bounded_nesting(html_text)
+    if flattened and notes is not None:
+        notes.append(f"its HTML nests deeper than {MAX_DEPTH} levels; flattened below that")
+    renamed = _HEADING_TAG.sub(lambda m: f"<{m[1]}h{_HEADING_RENAMES[m[2]]}", bounded)
     cleaned = nh3.clean(
         renamed,
         tags=ALLOWED_TAGS,

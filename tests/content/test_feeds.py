@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.content.entries import FeedEntry
+from newsletter.content.entries import MAX_HTML_CHARS, FeedEntry
 from newsletter.content.feeds import MAX_ENTRIES, ParsedFeed, parse_feed
 from newsletter.core.errors import FeedParseError
 from tests.support.paths import DATA_DIR
@@ -411,3 +411,46 @@ def test_a_body_that_names_a_local_file_is_not_read_from_disk(tmp_path: Path) ->
     local_feed.write_bytes((FEEDS / "wordpress.xml").read_bytes())
     with pytest.raises(FeedParseError, match="not a feed"):
         parse_feed(str(local_feed).encode(), url=SITE_FEED)
+
+
+# -- encodings that hide markup, and entries too large -------------------------------------
+
+UTF7_REFUSAL = "refused: the document is in UTF-7, which can hide markup from the checks"
+
+
+def test_utf7_declared_in_the_document_is_refused() -> None:
+    body = b'<?xml version="1.0" encoding="utf-7"?>+ADw-rss version="2.0"+AD4-+ADw-/rss+AD4-'
+    with pytest.raises(FeedParseError, match=UTF7_REFUSAL):
+        parse_feed(body, url=SITE_FEED, content_type="application/rss+xml")
+
+
+def test_utf7_named_by_the_http_charset_is_refused() -> None:
+    body = b'+ADw-rss version="2.0"+AD4-+ADw-/rss+AD4-'
+    with pytest.raises(FeedParseError, match=UTF7_REFUSAL):
+        parse_feed(body, url=SITE_FEED, content_type="application/rss+xml; charset=UTF-7")
+
+
+def test_an_escape_codec_as_charset_is_refused() -> None:
+    body = b'\\x3crss version="2.0"\\x3e\\x3c/rss\\x3e'
+    with pytest.raises(FeedParseError, match="UNICODE-ESCAPE, which can hide markup"):
+        parse_feed(body, url=SITE_FEED, content_type="application/xml; charset=unicode_escape")
+
+
+def test_entity_declaration_in_a_declared_ebcdic_code_page_is_refused() -> None:
+    text = '<?xml version="1.0" encoding="cp500"?><!DOCTYPE rss [<!ENTITY a "x">]><rss/>'
+    with pytest.raises(FeedParseError, match="declares XML entities"):
+        parse_feed(text.encode("cp500"), url=SITE_FEED, content_type="application/xml")
+
+
+def test_an_entry_over_the_html_cap_is_skipped_with_a_warning() -> None:
+    huge = "<p>" + "x" * MAX_HTML_CHARS + "</p>"
+    body = rss(
+        f"<item><title>Te groot</title><description><![CDATA[{huge}]]></description></item>"
+        "<item><title>Gewoon</title><description>kort</description></item>"
+    )
+    parsed = parse_feed(body, url=SITE_FEED)
+    assert [entry.title for entry in parsed.entries] == ["Gewoon"]
+    assert parsed.warnings == (
+        f"skipped entry 1: its text is {len(huge):,} characters, "
+        f"over the limit of {MAX_HTML_CHARS:,}",
+    )

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
+import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from newsletter.content.connections import internal_kind
 from newsletter.content.fetching import FetchResult, fetch_feed, make_http_client
 from newsletter.core.errors import FetchError
 from tests.support.httpserver import LocalHTTPServer, Request, Response
 from tests.support.paths import DATA_DIR
+from tests.support.rawserver import RawTCPServer
 from tests.support.waiting import PATIENCE_SECONDS
 
 FEEDS = DATA_DIR / "feeds"
@@ -301,3 +307,191 @@ def test_file_url_on_another_host_is_refused(client: httpx.Client) -> None:
     assert str(caught.value) == (
         "file://fileserver/feeds/site.xml: file URLs on another host (fileserver) are not supported"
     )
+
+
+# -- content codings: undone a bounded piece at a time ---------------------------------
+
+
+def gzipped(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=9)
+
+
+@pytest.mark.parametrize(
+    ("coding", "encode"),
+    [
+        ("gzip", gzipped),
+        ("x-gzip", gzipped),
+        ("deflate", zlib.compress),
+        ("deflate", lambda data: zlib.compress(data)[2:-4]),  # raw deflate, as some send
+        ("gzip, gzip", lambda data: gzipped(gzipped(data))),
+        ("identity", lambda data: data),
+    ],
+    ids=["gzip", "x-gzip", "deflate", "raw deflate", "gzip twice", "identity"],
+)
+def test_content_codings_are_undone(
+    http_server: LocalHTTPServer, client: httpx.Client, coding: str, encode: Any
+) -> None:
+    headers = {**RSS_HEADERS, "Content-Encoding": coding}
+    url = http_server.serve("/feed/", Response(200, encode(FEED_BODY), headers))
+    assert fetch(url, client).body == FEED_BODY
+    assert http_server.requests[0].headers["accept-encoding"] == "gzip, deflate"
+
+
+def test_stacked_gzip_bomb_is_cut_once_decoded_past_the_cap(
+    http_server: LocalHTTPServer, client: httpx.Client
+) -> None:
+    bomb = gzipped(gzipped(bytes(50_000_000)))  # a few kilobytes on the wire
+    headers = {**RSS_HEADERS, "Content-Encoding": "gzip, gzip"}
+    url = http_server.serve("/feed/", Response(200, bomb, headers))
+    with pytest.raises(FetchError) as caught:
+        fetch(url, client, max_bytes=100_000)
+    assert str(caught.value) == f"{url} is larger than 100000 bytes once decompressed"
+
+
+def test_a_gzip_header_comment_counts_against_the_cap(
+    http_server: LocalHTTPServer, client: httpx.Client
+) -> None:
+    # The outer layer gives out a gzip header whose comment is 50 MB long: the inner
+    # layer eats it without giving out a byte, so only counting every layer stops it.
+    comment = b"\x1f\x8b\x08\x10\x00\x00\x00\x00\x00\xff" + b"x" * 50_000_000
+    headers = {**RSS_HEADERS, "Content-Encoding": "gzip, gzip"}
+    url = http_server.serve("/feed/", Response(200, gzipped(comment), headers))
+    with pytest.raises(FetchError) as caught:
+        fetch(url, client, max_bytes=100_000)
+    assert str(caught.value) == f"{url} is larger than 100000 bytes once decompressed"
+
+
+def test_three_stacked_codings_are_refused(
+    http_server: LocalHTTPServer, client: httpx.Client
+) -> None:
+    headers = {**RSS_HEADERS, "Content-Encoding": "gzip, deflate, gzip"}
+    url = http_server.serve("/feed/", Response(200, b"whatever", headers))
+    with pytest.raises(FetchError) as caught:
+        fetch(url, client)
+    assert str(caught.value) == (
+        f"{url}: refused: 3 stacked content codings (gzip, deflate, gzip); at most 2 are accepted"
+    )
+
+
+def test_a_coding_we_did_not_ask_for_is_refused(
+    http_server: LocalHTTPServer, client: httpx.Client
+) -> None:
+    headers = {**RSS_HEADERS, "Content-Encoding": "br"}
+    url = http_server.serve("/feed/", Response(200, b"\x0b\x02\x80", headers))
+    with pytest.raises(FetchError) as caught:
+        fetch(url, client)
+    assert str(caught.value) == f"{url}: unsupported Content-Encoding 'br'"
+
+
+def test_a_corrupt_gzip_body_is_one_line(
+    http_server: LocalHTTPServer, client: httpx.Client
+) -> None:
+    headers = {**RSS_HEADERS, "Content-Encoding": "gzip"}
+    url = http_server.serve("/feed/", Response(200, b"not gzip at all", headers))
+    with pytest.raises(FetchError) as caught:
+        fetch(url, client)
+    assert str(caught.value).startswith(f"{url}: the gzip body is corrupt: ")
+
+
+# -- one wall-clock deadline per fetch -------------------------------------------------
+
+
+def dribble_headers(connection: socket.socket, stopping: threading.Event) -> None:
+    connection.recv(65536)
+    while not stopping.wait(0.2):
+        connection.sendall(b"H")
+
+
+def test_dribbled_headers_end_at_the_deadline(client: httpx.Client) -> None:
+    server = RawTCPServer(dribble_headers).start()
+    try:
+        url = server.url("/feed/")
+        with pytest.raises(FetchError) as caught:
+            fetch(url, client, timeout=1.0)
+    finally:
+        server.stop()
+    assert str(caught.value) == f"{url}: timed out after 1.0 s"
+
+
+def test_slow_redirects_share_one_deadline(
+    http_server: LocalHTTPServer, client: httpx.Client
+) -> None:
+    http_server.serve("/hop5", Response(200, FEED_BODY, RSS_HEADERS))
+    for hop in range(5):
+        slow = Response(302, b"", {"Location": f"/hop{hop + 1}"}, delay=0.5)
+        http_server.serve(f"/hop{hop}", slow)
+    url = http_server.url("/hop0")
+    with pytest.raises(FetchError) as caught:
+        fetch(url, client, timeout=1.0)
+    assert str(caught.value) == f"{url}: timed out after 1.0 s"
+
+
+# -- no redirects into internal addresses ------------------------------------------------
+
+
+def test_redirect_to_another_loopback_address_is_refused(
+    http_server: LocalHTTPServer, client: httpx.Client
+) -> None:
+    internal = RawTCPServer(lambda _connection, _stopping: None, host="127.0.0.2").start()
+    try:
+        target = internal.url("/archive/feed.xml")
+        url = http_server.serve("/feed/", Response(302, b"", {"Location": target}))
+        with pytest.raises(FetchError) as caught:
+            fetch(url, client)
+    finally:
+        internal.stop()
+    assert str(caught.value) == (
+        f"{url}: refused a redirect to 127.0.0.2, a loopback address; "
+        "only the configured URL may point to an internal address"
+    )
+    assert internal.connections == 0
+
+
+def test_host_names_are_resolved_and_every_address_checked(
+    http_server: LocalHTTPServer, client: httpx.Client
+) -> None:
+    # The configured host resolves to loopback: allowed, as it is what staff configured.
+    # The redirect's host resolves to a public address and a private one: refused.
+    names = {
+        "feeds.rvjeugdzorg.test": ["127.0.0.1"],
+        "cdn.example.test": ["93.184.215.14", "10.1.2.3"],
+    }
+    port = int(http_server.base_url.rsplit(":", 1)[1])
+    http_server.serve("/feed/", Response(302, b"", {"Location": "http://cdn.example.test/f"}))
+    url = f"http://feeds.rvjeugdzorg.test:{port}/feed/"
+    with pytest.raises(FetchError) as caught:
+        fetch_feed(
+            url,
+            client=client,
+            max_bytes=MAX_BYTES,
+            timeout=PATIENCE_SECONDS,
+            resolve=lambda host, _port: names[host],
+        )
+    assert str(caught.value) == (
+        f"{url}: refused a redirect to cdn.example.test (10.1.2.3), a private address; "
+        "only the configured URL may point to an internal address"
+    )
+    assert http_server.requests[0].headers["host"] == f"feeds.rvjeugdzorg.test:{port}"
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("10.0.0.7", "private"),
+        ("172.16.3.4", "private"),
+        ("192.168.1.1", "private"),
+        ("fd00::1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("0.0.0.0", "unspecified"),
+        ("224.0.0.1", "multicast"),
+        ("100.64.0.1", "non-public"),
+        ("93.184.215.14", None),
+        ("2606:4700::1111", None),
+    ],
+)
+def test_internal_address_kinds(address: str, kind: str | None) -> None:
+    assert internal_kind(address) == kind

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from newsletter.content.nesting import MAX_DEPTH
 from newsletter.content.sanitize import clean_html, excerpt, html_to_text, plain_text_to_html
 
 BASE = "https://www.rvjeugdzorg.nl/nieuws/artikel/"
@@ -248,3 +249,48 @@ def test_excerpt_replaces_wordpress_more_marker() -> None:
 def test_excerpt_needs_at_least_one_word() -> None:
     with pytest.raises(ValueError, match="at least one word"):
         excerpt("<p>tekst</p>", words=0)
+
+
+# -- nesting depth ----------------------------------------------------------------------
+
+
+class _Depth(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = self.deepest = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in ("br", "img", "hr"):
+            self.depth += 1
+            self.deepest = max(self.deepest, self.depth)
+
+    def handle_endtag(self, tag: str) -> None:
+        self.depth -= 1
+
+
+def deepest(html: str) -> int:
+    parser = _Depth()
+    parser.feed(html)
+    parser.close()
+    return parser.deepest
+
+
+@pytest.mark.parametrize(
+    "pattern", ["<ul><li>", "<div>", "<li><ul></li>", "<blockquote><p>", "<b><div>"]
+)
+def test_html_nested_20000_deep_is_flattened_and_keeps_its_text(pattern: str) -> None:
+    html = pattern * 20_000 + "<p>bodem</p>"
+    cleaned = clean_html(html, base_url=BASE)
+    assert "bodem" in cleaned
+    assert deepest(cleaned) <= MAX_DEPTH
+
+
+@pytest.mark.parametrize("items", [200, 600], ids=["left as it is", "rebuilt"])
+def test_ordinary_nesting_keeps_its_structure(items: int) -> None:
+    # 600 items are more tags than nesting.REBUILD_ABOVE_TAGS: the rebuilt HTML says the same.
+    listed = "".join(f"<li><a href='/a{n}'>Artikel {n}</a></li>" for n in range(items))
+    html = f"<p>Lijst:</p><ul>{listed}</ul>" + "<ul><li>" * 30 + "diep" + "</li></ul>" * 30
+    cleaned = clean_html(html, base_url=BASE)
+    assert cleaned.count("<li>") == items + 30
+    assert cleaned.count('<a href="https://www.rvjeugdzorg.nl/a') == items
+    assert deepest(cleaned) == 60
