@@ -36,7 +36,7 @@ def main() -> None:
                 "database": {"url": f"sqlite:///{Path(folder) / 'bench.db'}"},
             },
             base_dir=Path(folder),
-            env={"NEWSLETTER_SECRET_KEY": "bench-secret"},
+            env={"NEWSLETTER_SECRET_KEY": "bench-secret-0123456789abcdefghij"},
         )
         database = open_database(settings.database_url)
         fetch_all(settings, database, clock=utc_now)

@@ -41,7 +41,7 @@ from newsletter.delivery.send import send_edition
 from subscribers.models import Subscriber
 from subscribers.tokens import new_public_id
 
-SECRET = "benchmark-secret-key-0123456789"
+SECRET = "benchmark-secret-key-0123456789abcdef"
 
 
 def free_port() -> int:

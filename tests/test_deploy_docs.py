@@ -31,6 +31,13 @@ from newsletter.core.config import (
     ThemeSettings,
     settings_from_mapping,
 )
+from newsletter.web.connections import (
+    BODY_SECONDS,
+    HEADER_SECONDS,
+    MAX_CONNECTIONS,
+    RESERVED_DESCRIPTORS,
+)
+from newsletter.web.security import IMPORT_BODY_BYTES
 from tests.support.paths import ROOT
 from tests.support.waiting import PATIENCE_SECONDS
 
@@ -229,3 +236,23 @@ def test_every_settings_example_in_the_readme_is_valid(tmp_path: Path) -> None:
     assert blocks
     for block in blocks:
         settings_from_mapping(tomllib.loads(block), base_dir=tmp_path, env={}, origin="README")
+
+
+def test_the_web_unit_allows_the_server_its_full_number_of_connections() -> None:
+    # serve keeps half the descriptors it may open for connections (web/connections.py).
+    limit = int(read_unit(WEB_UNIT)["Service"]["LimitNOFILE"])
+    assert (limit - RESERVED_DESCRIPTORS) // 2 >= MAX_CONNECTIONS
+
+
+def test_the_readme_gives_the_proxy_the_limits_serve_keeps_itself() -> None:
+    section = production_section()
+    said = f"{HEADER_SECONDS:g} seconds to send its\nheaders and {BODY_SECONDS:g} more"
+    assert said in section
+    assert f"at most {MAX_CONNECTIONS:,} connections" in section
+    [nginx] = re.findall(r"^```nginx\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
+    settings = dict(re.findall(r"^\s*(client_\w+|limit_conn) ([^;]+);", nginx, re.MULTILINE))
+    assert settings["client_header_timeout"] == f"{HEADER_SECONDS:g}s"
+    assert settings["client_body_timeout"] == f"{BODY_SECONDS:g}s"
+    assert "limit_conn" in settings
+    body_limit = settings["client_max_body_size"]
+    assert body_limit.endswith("m") and int(body_limit[:-1]) * 1024 * 1024 > IMPORT_BODY_BYTES

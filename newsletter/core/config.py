@@ -46,6 +46,11 @@ SECRET_KEY_ENV = "NEWSLETTER_SECRET_KEY"  # noqa: S105 (a variable name)
 SMTP_PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"  # noqa: S105 (a variable name)
 IMAP_PASSWORD_ENV = "NEWSLETTER_IMAP_PASSWORD"  # noqa: S105 (a variable name)
 
+# The key signs every unsubscribe and preference link: a short one is guessed from a single
+# link in under a second, and then anyone can unsubscribe or read anyone's preferences.
+MIN_SECRET_KEY_BYTES = 32
+MAKE_SECRET_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'  # noqa: S105
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -350,7 +355,19 @@ class Settings(_Section):
     def require_secret_key(self) -> str:
         if self.secret_key is None or not self.secret_key.get_secret_value():
             raise ConfigError(f"{SECRET_KEY_ENV} is not set; it signs the links in every mail")
-        return self.secret_key.get_secret_value()
+        key = self.secret_key.get_secret_value()
+        check_secret_key(key)
+        return key
+
+
+def check_secret_key(key: str) -> None:
+    """Refuse a key too short to keep the signed links unguessable, saying how to make one."""
+    size = len(key.encode("utf-8"))
+    if size < MIN_SECRET_KEY_BYTES:
+        raise ConfigError(
+            f"{SECRET_KEY_ENV} is too short ({size} bytes, at least {MIN_SECRET_KEY_BYTES}); "
+            f"make one with: {MAKE_SECRET_KEY}"
+        )
 
 
 _NOT_FROM_FILE = ("base_dir", "secret_key", "smtp_password", "imap_password")
@@ -377,6 +394,8 @@ def settings_from_mapping(
 ) -> Settings:
     """Validate already-parsed TOML data; raise ConfigError with one line on failure."""
     secret = env.get(SECRET_KEY_ENV) or None
+    if secret is not None:
+        check_secret_key(secret)
     password = env.get(SMTP_PASSWORD_ENV) or None
     imap_password = env.get(IMAP_PASSWORD_ENV) or None
     if not isinstance(data, Mapping):

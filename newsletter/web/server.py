@@ -9,6 +9,7 @@ from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.mail.mailer import SmtpMailer
 from newsletter.web.app import create_app
+from newsletter.web.connections import BACKLOG, ConnectionGuard, ConnectionLimits
 
 
 def build_server(
@@ -18,15 +19,25 @@ def build_server(
     host: str | None = None,
     port: int | None = None,
     clock: Clock = utc_now,
+    limits: ConnectionLimits | None = None,
 ) -> uvicorn.Server:
-    """A uvicorn server for the app, mailing through [smtp]; `serve` runs one."""
+    """A uvicorn server for the app, mailing through [smtp]; `serve` runs one.
+
+    `limits`: how long a client may take to send a request and how many connections may
+    be open (connections.py); by default, the descriptor limit of the process permitting.
+    """
     app = create_app(
         settings, database, clock=clock, send=SmtpMailer(settings, clock=clock).send_now
     )
+    guard = ConnectionGuard(limits or ConnectionLimits())
     config = uvicorn.Config(
         app,
         host=host or settings.web.host,
         port=port or settings.web.port,
+        # h11 with deadlines for the request and a cap on connections: uvicorn itself
+        # waits for ever for a request that never completes.
+        http=guard.protocol,
+        backlog=BACKLOG,
         # The app decides who the client is (clients.py, [web] trusted_proxies); uvicorn
         # must not rewrite the peer address from X-Forwarded-For by rules of its own.
         proxy_headers=False,
@@ -36,7 +47,7 @@ def build_server(
         access_log=False,
         log_level="info",
     )
-    return uvicorn.Server(config)
+    return guard.server(config)
 
 
 def serve(

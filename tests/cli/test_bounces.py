@@ -23,7 +23,13 @@ from subscribers.management import ListManagement
 from subscribers.models import Subscriber
 from tests.support.clock import FixedClock
 from tests.support.paths import ROOT
-from tests.support.returns import RETURN_PATH, SENDER, add_edition, render
+from tests.support.returns import (
+    RETURN_PATH,
+    SENDER,
+    add_edition,
+    many_parts_message,
+    render,
+)
 from tests.support.subscribers import SECRET, status_of
 from tests.support.waiting import PATIENCE_SECONDS
 
@@ -108,6 +114,22 @@ def test_bounces_acts_and_prints_the_counts(
     again = run(config, "--json", clock=clock)
     assert again.exit_code == 0
     assert json.loads(again.stdout)["messages"] == 0
+
+
+def test_a_message_of_too_many_parts_is_kept_for_a_person_and_the_rest_is_read(
+    config: Path, clock: FixedClock, returns: mailbox.Maildir
+) -> None:
+    # 70,000 parts in 9.5 MB once cost the bounce reader 48 s of CPU.
+    returns.add(many_parts_message(40_000))
+    result = run(config, clock=clock)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "read 3 returned mails: 1 bounced, 0 probed, 0 temporary, 2 not understood; "
+        "1 address suppressed",
+        "  not understood (1): not a bounce, complaint or unsubscribe request",
+        "  not understood (1): more than 200 MIME parts: too many to be a bounce",
+        f"  kept for a person to read: {Path('returns') / '.unknown'}",
+    ]
 
 
 def test_bounces_json(config: Path, clock: FixedClock, returns: mailbox.Maildir) -> None:

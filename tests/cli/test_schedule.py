@@ -159,3 +159,12 @@ def test_run_without_the_secret_key_stops_before_doing_anything(
         "error: NEWSLETTER_SECRET_KEY is not set; it signs the links in every mail"
     )
     assert json.loads(run(config, "runs", "--json").stdout) == []
+
+
+def test_run_with_a_short_secret_key_stops_with_how_to_make_one(config: Path) -> None:
+    result = run(config, "run", secret="k3y")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: NEWSLETTER_SECRET_KEY is too short (3 bytes, at least 32); make one with: "
+        'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+    )

@@ -153,7 +153,9 @@ def test_send_waits_for_no_one_while_a_run_holds_the_lock(
     from newsletter.core.db import open_database
     from newsletter.jobs.locking import job_lock
 
-    settings = load_settings(config, env={"NEWSLETTER_SECRET_KEY": "x"})
+    settings = load_settings(
+        config, env={"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789abcdef"}
+    )
     database = open_database(settings.database_url)
     try:
         with job_lock(database, clock=utc_now):
@@ -186,7 +188,9 @@ def test_send_workers_takes_the_job_lock(
     from newsletter.core.db import open_database
     from newsletter.jobs.locking import job_lock
 
-    settings = load_settings(config, env={"NEWSLETTER_SECRET_KEY": "x"})
+    settings = load_settings(
+        config, env={"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789abcdef"}
+    )
     database = open_database(settings.database_url)
     try:
         with job_lock(database, clock=utc_now):

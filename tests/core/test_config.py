@@ -160,13 +160,42 @@ def test_theme_slug_must_be_simple(tmp_path: Path) -> None:
 def test_secrets_come_from_the_environment_only(tmp_path: Path) -> None:
     path = write(tmp_path, "")
     settings = load_settings(
-        path, env={"NEWSLETTER_SECRET_KEY": "s3cret", "NEWSLETTER_SMTP_PASSWORD": "pw"}
+        path,
+        env={
+            "NEWSLETTER_SECRET_KEY": "s3cret-0123456789abcdef0123456789",
+            "NEWSLETTER_SMTP_PASSWORD": "pw",
+        },
     )
-    assert settings.require_secret_key() == "s3cret"
+    assert settings.require_secret_key() == "s3cret-0123456789abcdef0123456789"
     assert settings.smtp_password is not None
     assert settings.smtp_password.get_secret_value() == "pw"
-    assert "s3cret" not in repr(settings)
+    assert "s3cret-0123456789abcdef0123456789" not in repr(settings)
     assert "secret_key: unknown key" in load_error(tmp_path, "secret_key = 'in the file'\n")
+
+
+SHORT_KEY_LINE = (
+    "NEWSLETTER_SECRET_KEY is too short (3 bytes, at least 32); make one with: "
+    'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+)
+
+
+def test_a_short_secret_key_is_refused_with_how_to_make_one(tmp_path: Path) -> None:
+    # With "k3y" the key was recovered from one unsubscribe link in half a second.
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, ""), env={"NEWSLETTER_SECRET_KEY": "k3y"})
+    assert str(caught.value) == SHORT_KEY_LINE
+    # 32 bytes, counted as UTF-8: 31 characters of which one takes two bytes is enough.
+    settings = load_settings(write(tmp_path, ""), env={"NEWSLETTER_SECRET_KEY": "é" + "k" * 30})
+    assert settings.require_secret_key() == "é" + "k" * 30
+    with pytest.raises(ConfigError, match="too short \\(31 bytes"):
+        load_settings(write(tmp_path, ""), env={"NEWSLETTER_SECRET_KEY": "k" * 31})
+
+
+def test_a_short_secret_key_given_in_code_is_refused_where_it_is_used() -> None:
+    settings = Settings(secret_key="k3y")
+    with pytest.raises(ConfigError) as caught:
+        settings.require_secret_key()
+    assert str(caught.value) == SHORT_KEY_LINE
 
 
 def test_missing_secret_key_is_a_clear_error(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
+from newsletter.returns.classify import MAX_DEPTH, MAX_MESSAGE_BYTES, MAX_PARTS
 from newsletter.returns.mailboxes import (
     IncomingMessage,
     MailboxError,
@@ -31,7 +32,15 @@ from subscribers.models import ConsentEvent, Subscriber
 from subscribers.tokens import link_token
 from tests.support.clock import FixedClock
 from tests.support.dovecot import PASSWORD, SERVER_NAME, USER, running_dovecot
-from tests.support.returns import CORPUS, RETURN_PATH, SENDER, add_edition, render
+from tests.support.returns import (
+    CORPUS,
+    RETURN_PATH,
+    SENDER,
+    add_edition,
+    many_parts_message,
+    nested_parts_message,
+    render,
+)
 from tests.support.subscribers import SECRET, events_of, status_of, suppression_of
 from tests.support.tls import TestCa
 
@@ -403,6 +412,30 @@ def test_a_forged_verp_token_with_nothing_signed_asks_for_a_probe_only(world: Wo
     report = world.process()
     assert (report.probed, report.permanent, report.suppressed) == (1, 0, 0)
     assert states(world)["anouk"] == ("confirmed", None, ["probe_requested"])
+
+
+def test_messages_too_large_or_of_too_many_parts_are_set_aside_and_the_rest_is_read(
+    world: World,
+) -> None:
+    many = many_parts_message(40_000)
+    world.maildir.add(many)
+    bounce = world.deliver("postfix.eml")
+    deep = nested_parts_message(MAX_DEPTH + 1)
+    world.maildir.add(deep)
+    huge = b"Subject: Undelivered Mail\n\n" + b"x" * MAX_MESSAGE_BYTES
+    world.maildir.add(huge)
+    report = world.process()
+    assert (report.messages, report.permanent, report.not_understood) == (4, 1, 3)
+    assert report.reasons == {
+        f"more than {MAX_PARTS} MIME parts: too many to be a bounce": 1,
+        f"MIME parts nested more than {MAX_DEPTH} deep: too deep to be a bounce": 1,
+        "too large to be a bounce": 1,
+    }
+    assert states(world)["anouk"] == ("bounced", "bounced", ["bounced"])
+    # Set aside whole for a person, not lost; the inbox is empty.
+    assert world.folder("unknown") == sorted([many, deep, huge])
+    assert world.folder("handled") == [bounce]
+    assert world.inbox() == []
 
 
 def test_an_empty_mailbox_reports_nothing(world: World) -> None:

@@ -79,3 +79,38 @@ def add_edition(db: Database, clock: FixedClock, subscriber_ids: list[int]) -> i
                 )
             )
         return edition.id
+
+
+_HOSTILE_HEADERS = (
+    b"From: MAILER-DAEMON@mail.example.org (Mail Delivery System)\n"
+    b"To: bounces@rvjeugdzorg.nl\n"
+    b"Subject: Undelivered Mail Returned to Sender\n"
+    b"Message-ID: <hostile.%d@mail.example.org>\n"
+    b"MIME-Version: 1.0\n"
+)
+
+
+def many_parts_message(parts: int) -> bytes:
+    """A bounce-looking report of `parts` tiny MIME parts side by side (hostile)."""
+    part = b"--b\nContent-Type: text/plain\n\nThe mail system\n"
+    return (
+        _HOSTILE_HEADERS % parts
+        + b'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
+        + part * parts
+        + b"--b--\n"
+    )
+
+
+def nested_parts_message(depth: int) -> bytes:
+    """A bounce-looking report whose parts nest `depth` deep, one in the other (hostile)."""
+    opening = b"".join(
+        b'Content-Type: multipart/mixed; boundary="b%d"\n\n--b%d\n' % (level, level)
+        for level in range(depth)
+    )
+    closing = b"".join(b"--b%d--\n" % level for level in reversed(range(depth)))
+    return (
+        _HOSTILE_HEADERS % depth
+        + opening
+        + b"Content-Type: text/plain\n\nThe mail system\n"
+        + closing
+    )

@@ -9,8 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
+from newsletter.core.clock import utc_now
 from newsletter.core.config import Settings
+from newsletter.core.db import open_database
+from newsletter.core.errors import ConfigError
+from newsletter.mail.mailer import OutgoingMail
+from newsletter.web.app import create_app
 from tests.support.smtpserver import free_port
 from tests.support.waiting import PATIENCE_SECONDS, wait_until
 from tests.support.webharness import running_site
@@ -23,7 +29,7 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(tmp_path: Path, database_url
         f'[database]\nurl = "{database_url}"\n[site]\nbase_url = "http://127.0.0.1:{port}"\n',
         encoding="utf-8",
     )
-    env = {"NEWSLETTER_SECRET_KEY": "serve-test-secret-0123456789", "PATH": "/usr/bin:/bin"}
+    env = {"NEWSLETTER_SECRET_KEY": "serve-test-secret-0123456789abcdef", "PATH": "/usr/bin:/bin"}
     process = subprocess.Popen(
         [sys.executable, "-m", "newsletter", "--config", str(config), "serve", "--port", str(port)],
         env=env,
@@ -70,6 +76,38 @@ def test_serve_without_a_secret_key_stops_with_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         "error: NEWSLETTER_SECRET_KEY is not set; it signs the links in every mail"
     )
+
+
+def test_serve_with_a_short_secret_key_stops_with_how_to_make_one(tmp_path: Path) -> None:
+    config = tmp_path / "newsletter.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/n.db"\n', encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter", "--config", str(config), "serve"],
+        env={"PATH": "/usr/bin:/bin", "NEWSLETTER_SECRET_KEY": "k3y"},
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_SECONDS,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: NEWSLETTER_SECRET_KEY is too short (3 bytes, at least 32); make one with: "
+        'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+    )
+    assert not (tmp_path / "n.db").exists()
+
+
+def refuse_mail(mail: OutgoingMail) -> None:
+    raise AssertionError(f"no mail expected, got {mail!r}")
+
+
+def test_the_web_app_refuses_a_short_key_given_in_code(database_url: str) -> None:
+    settings = Settings(database={"url": database_url}, secret_key="k3y")
+    database = open_database(settings.database_url)
+    try:
+        with pytest.raises(ConfigError, match="NEWSLETTER_SECRET_KEY is too short"):
+            create_app(settings, database, clock=utc_now, send=refuse_mail)
+    finally:
+        database.dispose()
 
 
 def test_the_answer_goes_out_before_the_mail(make_settings: Callable[..., Settings]) -> None:
