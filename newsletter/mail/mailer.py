@@ -126,21 +126,35 @@ class SmtpMailer:
         self._options = smtp_options(settings)
         self._signer = DkimSigner.from_settings(settings)
 
-    async def send(self, mail: OutgoingMail) -> None:
-        """Deliver `mail` or raise DeliveryError saying why (refused, unreachable, ...)."""
+    @property
+    def options(self) -> SmtpOptions:
+        return self._options
+
+    def payload(self, mail: OutgoingMail) -> bytes:
+        """`mail` as the bytes of DATA: built, in wire form, DKIM-signed when [dkim] is set."""
         payload = wire_form(build_message(mail, settings=self._settings, now=self._clock()))
         if self._signer is not None:
             payload = self._signer.sign_wire(payload)
-        async with await SmtpConnection.open(self._options) as connection:
-            result: TransactionResult = await connection.send(
-                mail.envelope_from or return_path(self._settings), [mail.to], payload
-            )
+        return payload
+
+    async def send_on(self, connection: SmtpConnection, mail: OutgoingMail, payload: bytes) -> None:
+        """Send `mail` (its `payload`) as one transaction on an open connection; raise
+        MailRefused when the server refused it."""
+        result: TransactionResult = await connection.send(
+            mail.envelope_from or return_path(self._settings), [mail.to], payload
+        )
         if mail.to not in result.delivered:
             reply = result.reply_for(mail.to)
             raise MailRefused(
                 f"the SMTP server refused the mail to {mail.to}: {reply}",
                 permanent=reply.permanent,
             )
+
+    async def send(self, mail: OutgoingMail) -> None:
+        """Deliver `mail` or raise DeliveryError saying why (refused, unreachable, ...)."""
+        payload = self.payload(mail)
+        async with await SmtpConnection.open(self._options) as connection:
+            await self.send_on(connection, mail, payload)
 
     def send_now(self, mail: OutgoingMail) -> None:
         """`send` for synchronous callers (the CLI)."""

@@ -19,9 +19,14 @@ def build_server(
     port: int | None = None,
     clock: Clock = utc_now,
 ) -> uvicorn.Server:
-    """A uvicorn server for the app, mailing through [smtp]; `serve` runs one."""
+    """A uvicorn server for the app, mailing through [smtp]; `serve` runs one. Sign-ups
+    queue their confirmation, which a task of the server sends (mail/queue_sender.py)."""
     app = create_app(
-        settings, database, clock=clock, send=SmtpMailer(settings, clock=clock).send_now
+        settings,
+        database,
+        clock=clock,
+        send=SmtpMailer(settings, clock=clock).send_now,
+        queue_mails=True,
     )
     config = uvicorn.Config(
         app,
