@@ -88,7 +88,6 @@ class QueuedMailSender:
                     handled = 0
                 if handled >= self._batch:
                     continue  # probably more waiting
-                await self._close_connection()
                 if self.stop_requested():
                     break
                 with contextlib.suppress(TimeoutError):
@@ -97,7 +96,8 @@ class QueuedMailSender:
             await self._close_connection()
 
     async def send_due(self) -> int:
-        """Claim, send and settle one batch of due mails; how many were claimed."""
+        """Claim, send and settle one batch of due mails; how many were claimed. The
+        connection stays open only when the batch was full (more may be waiting)."""
         claimed, payloads = await asyncio.to_thread(self._claim_and_build)
         if not claimed:
             return 0
@@ -115,6 +115,8 @@ class QueuedMailSender:
                 break
             else:
                 outcomes.append(Outcome(item))
+        if len(claimed) < self._batch:
+            await self._close_connection()  # nothing more for now: do not hold it idle
         await asyncio.to_thread(self._settle, outcomes)
         return len(claimed)
 
