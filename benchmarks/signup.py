@@ -37,7 +37,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.send import free_port
+from benchmarks.send import free_port, process_cpu_seconds
 
 SECRET = "benchmark-secret-key-0123456789-abcdef"
 CLIENTS = (1, 16, 64)
@@ -93,6 +93,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int  # non-2xx answers, timeouts and socket errors
+    cpu_ms: float  # the server process's CPU (user and system) per answered request
 
 
 def lua_script(target: Target, tag: str, tag_octet: int, cookie: str | None) -> str:
@@ -131,7 +132,11 @@ def run_wrk(base_url: str, script: Path, clients: int, seconds: int) -> tuple[st
     return done.stdout, threads
 
 
-def parse_wrk(output: str, target: str, clients: int) -> Result:
+def parse_wrk(
+    output: str, target: str, clients: int, cpu_seconds: float, served: int | None = None
+) -> Result:
+    """wrk's figures; the CPU is shared by `served` requests (default: wrk's count, which
+    leaves out those still in flight when it stopped)."""
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     p50, p99 = (int(v) for v in re.search(r"LATENCY (\d+) (\d+)", output).groups())  # type: ignore[union-attr]
@@ -142,7 +147,8 @@ def parse_wrk(output: str, target: str, clients: int) -> Result:
     sockets = re.search(r"connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     if sockets:
         errors += sum(int(v) for v in sockets.groups())
-    return Result(target, clients, requests, rate, p50 / 1000, p99 / 1000, errors)
+    cpu_ms = cpu_seconds * 1000 / max(served or requests, 1)
+    return Result(target, clients, requests, rate, p50 / 1000, p99 / 1000, errors, cpu_ms)
 
 
 def write_config(folder: Path, port: int, smtp_port: int) -> Path:
@@ -205,6 +211,16 @@ def counts(database: Path) -> dict[str, int]:
     }
 
 
+def wait_for_mails(database: Path) -> None:
+    """Until every sign-up's mail went out (or failed), or the patience ran out."""
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while time.monotonic() < deadline:
+        found = counts(database)
+        if found["mail_sent"] + found["mail_failed"] >= found["requested"]:
+            return
+        time.sleep(0.05)
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -258,7 +274,11 @@ def main(argv: list[str] | None = None) -> list[Result]:
         smtp_port, port = free_port(), free_port()
         base_url = f"http://127.0.0.1:{port}"
         sink = start_counting_sink(smtp_port, folder / "sink.log")
-        server = start_server(write_config(folder, port, smtp_port), port, folder / "serve.log")
+        try:
+            server = start_server(write_config(folder, port, smtp_port), port, folder / "serve.log")
+        except BaseException:
+            sink_messages(sink, folder / "sink.log")
+            raise
         try:
             cookie, token = form_cookie_and_token(base_url)
             targets = [
@@ -289,27 +309,30 @@ def main(argv: list[str] | None = None) -> list[Result]:
                             target, tag, octet, cookie if "subscribe" in target.path else None
                         )
                     )
+                    database = folder / "signup.db"
+                    cpu_before = process_cpu_seconds(server.pid)
+                    requested_before = counts(database)["requested"]
                     output, _ = run_wrk(base_url, script, level, options.seconds)
-                    result = parse_wrk(output, target.name, level)
+                    served = None
+                    if target.signs_up:
+                        # What the server still does for them (their mails) counts too.
+                        wait_for_mails(database)
+                        served = counts(database)["requested"] - requested_before
+                    cpu = process_cpu_seconds(server.pid) - cpu_before
+                    result = parse_wrk(output, target.name, level, cpu, served)
                     results.append(result)
                     print(
                         f"{target.name:<20} {level:>3} clients: {result.rate:8.1f} req/s, "
                         f"p50 {result.p50_ms:7.1f} ms, p99 {result.p99_ms:7.1f} ms, "
-                        f"{result.errors} errors",
+                        f"{result.errors} errors, server CPU {result.cpu_ms:5.2f} ms a request",
                         flush=True,
                     )
             accepted = sum(r.requests - r.errors for r in results if "POST" in r.target)
-            database = folder / "signup.db"
-            deadline = time.monotonic() + PATIENCE_SECONDS
-            while time.monotonic() < deadline:
-                found = counts(database)
-                if found["mail_sent"] + found["mail_failed"] >= found["requested"]:
-                    break
-                time.sleep(0.5)
+            wait_for_mails(folder / "signup.db")
         finally:
             stop(server)
+            received = sink_messages(sink, folder / "sink.log")
         found = counts(folder / "signup.db")
-        received = sink_messages(sink, folder / "sink.log")
     print(
         f"sign-ups answered as accepted (wrk's count, less errors): {accepted}; "
         f"subscribe_requested events: {found['requested']}; tokens: {found['tokens']}; "
