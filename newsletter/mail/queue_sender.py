@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 Record = Callable[[Session, Sequence[tuple[OutgoingMail, str | None]]], None]
 BATCH = 200
 POLL_SECONDS = 30.0
+# After a wake-up, the sender lets this long pass before it claims: sign-ups that come
+# meanwhile share the batch's two transactions and its connection.
+GATHER_SECONDS = 0.05
+# An SMTP connection idle this long is closed (servers drop idle clients after minutes).
+IDLE_SECONDS = 10.0
 
 
 class QueuedMailSender:
@@ -47,6 +52,8 @@ class QueuedMailSender:
         record: Record,
         batch: int = BATCH,
         poll_seconds: float = POLL_SECONDS,
+        gather_seconds: float = GATHER_SECONDS,
+        idle_seconds: float = IDLE_SECONDS,
     ) -> None:
         self._database = database
         self._mailer = mailer
@@ -54,6 +61,8 @@ class QueuedMailSender:
         self._record = record
         self._batch = batch
         self._poll_seconds = poll_seconds
+        self._gather_seconds = gather_seconds
+        self._idle_seconds = idle_seconds
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wanted: asyncio.Event | None = None
         self._stopping = False
@@ -77,10 +86,10 @@ class QueuedMailSender:
     async def run(self) -> None:
         """Send what is due until `stop`; an unexpected error is logged, never fatal."""
         self._loop = asyncio.get_running_loop()
-        self._wanted = asyncio.Event()
+        wanted = self._wanted = asyncio.Event()
         try:
             while not self.stop_requested():
-                self._wanted.clear()
+                wanted.clear()
                 try:
                     handled = await self.send_due()
                 except Exception:  # the web app must keep answering: log, wait, go on
@@ -90,14 +99,29 @@ class QueuedMailSender:
                     continue  # probably more waiting
                 if self.stop_requested():
                     break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wanted.wait(), self._poll_seconds)
+                woken = await self._woken_within(self._idle_seconds)
+                if not woken:
+                    await self.close()
+                    woken = await self._woken_within(self._poll_seconds)
+                if woken and not self.stop_requested():
+                    await asyncio.sleep(self._gather_seconds)
         finally:
-            await self._close_connection()
+            await self.close()
+
+    async def _woken_within(self, seconds: float) -> bool:
+        assert self._wanted is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wanted.wait(), seconds)
+            return True
+        return False
+
+    async def close(self) -> None:
+        """Close the SMTP connection, if one is open (`run` does when idle, and at the end)."""
+        await self._close_connection()
 
     async def send_due(self) -> int:
         """Claim, send and settle one batch of due mails; how many were claimed. The
-        connection stays open only when the batch was full (more may be waiting)."""
+        connection stays open for the next batch (see `close`)."""
         claimed, payloads = await asyncio.to_thread(self._claim_and_build)
         if not claimed:
             return 0
@@ -115,8 +139,6 @@ class QueuedMailSender:
                 break
             else:
                 outcomes.append(Outcome(item))
-        if len(claimed) < self._batch:
-            await self._close_connection()  # nothing more for now: do not hold it idle
         await asyncio.to_thread(self._settle, outcomes)
         return len(claimed)
 

@@ -76,6 +76,18 @@ def queue(database: Database, clock: FixedClock, *addresses: str) -> None:
         enqueue(session, [confirmation(address) for address in addresses], now=clock())
 
 
+def send_due(sender: QueuedMailSender) -> int:
+    """One batch, and the connection closed after it (as `run` does once idle)."""
+
+    async def once() -> int:
+        try:
+            return await sender.send_due()
+        finally:
+            await sender.close()
+
+    return asyncio.run(once())
+
+
 def rows(database: Database) -> list[dict[str, object]]:
     with database.session() as session:
         return queued_rows(session)
@@ -91,7 +103,7 @@ def test_queued_mails_go_out_over_one_connection_and_leave_the_queue(
     queue(database, clock, "een@example.org", "twee@example.org")
     sender = sender_for(make_settings, database, clock, smtp_server.port, logged)
 
-    assert asyncio.run(sender.send_due()) == 2
+    assert send_due(sender) == 2
 
     assert smtp_server.delivered_to() == ["een@example.org", "twee@example.org"]
     message = smtp_server.messages()[0]
@@ -114,15 +126,15 @@ def test_a_temporary_refusal_keeps_the_mail_until_its_retry_is_due(
     queue(database, clock, "ouder@example.org")
     sender = sender_for(make_settings, database, clock, smtp_server.port, logged)
 
-    asyncio.run(sender.send_due())
+    send_due(sender)
     [waiting] = rows(database)
     assert waiting["attempts"] == 1
     assert "451" in str(waiting["last_error"])
     assert logged == [] and smtp_server.received == []
 
-    assert asyncio.run(sender.send_due()) == 0  # not due yet: nothing is tried
+    assert send_due(sender) == 0  # not due yet: nothing is tried
     clock.advance(minutes=1)
-    assert asyncio.run(sender.send_due()) == 1
+    assert send_due(sender) == 1
 
     assert smtp_server.delivered_to() == ["ouder@example.org"]
     assert logged == [("ouder@example.org", None)]
@@ -139,12 +151,12 @@ def test_an_unreachable_server_loses_no_mail(
     queue(database, clock, "een@example.org", "twee@example.org")
     nobody = sender_for(make_settings, database, clock, free_port(), logged)
 
-    asyncio.run(nobody.send_due())
+    send_due(nobody)
     assert [row["attempts"] for row in rows(database)] == [1, 1]
     assert logged == []
 
     clock.advance(minutes=1)
-    asyncio.run(sender_for(make_settings, database, clock, smtp_server.port, logged).send_due())
+    send_due(sender_for(make_settings, database, clock, smtp_server.port, logged))
     assert sorted(smtp_server.delivered_to()) == ["een@example.org", "twee@example.org"]
     assert rows(database) == []
 
@@ -160,11 +172,11 @@ def test_a_connection_dropped_during_a_message_leaves_it_and_the_rest_queued(
     queue(database, clock, "een@example.org", "twee@example.org")
     sender = sender_for(make_settings, database, clock, smtp_server.port, logged)
 
-    asyncio.run(sender.send_due())
+    send_due(sender)
     assert len(rows(database)) == 2 and logged == []
 
     clock.advance(minutes=1)
-    asyncio.run(sender.send_due())
+    send_due(sender)
     assert smtp_server.delivered_to() == ["een@example.org", "twee@example.org"]
     assert rows(database) == []
 
@@ -180,7 +192,7 @@ def test_a_permanent_refusal_is_final_and_logged_with_the_reply(
     queue(database, clock, "weg@example.org", "wel@example.org")
     sender = sender_for(make_settings, database, clock, smtp_server.port, logged)
 
-    asyncio.run(sender.send_due())
+    send_due(sender)
 
     assert smtp_server.delivered_to() == ["wel@example.org"]
     [(to, error), sent] = logged
@@ -199,11 +211,11 @@ def test_a_mail_still_refused_after_two_days_is_given_up_and_logged(
     queue(database, clock, "vol@example.org")
     smtp_server.faults.data["vol@example.org"].extend(["452 4.2.2 mailbox vol"] * 2)
     sender = sender_for(make_settings, database, clock, smtp_server.port, logged)
-    asyncio.run(sender.send_due())
+    send_due(sender)
     assert logged == []
 
     clock.advance(seconds=MAX_AGE.total_seconds())
-    asyncio.run(sender.send_due())
+    send_due(sender)
 
     [(to, error)] = logged
     assert to == "vol@example.org"
@@ -223,9 +235,9 @@ def test_a_mail_claimed_by_a_sender_that_died_goes_out_once_its_lease_ran_out(
         assert len(claim_due(session, now=clock(), limit=10)) == 1
     sender = sender_for(make_settings, database, clock, smtp_server.port, logged)
 
-    assert asyncio.run(sender.send_due()) == 0
+    assert send_due(sender) == 0
     clock.advance(seconds=(LEASE + timedelta(seconds=1)).total_seconds())
-    assert asyncio.run(sender.send_due()) == 1
+    assert send_due(sender) == 1
     assert smtp_server.delivered_to() == ["ouder@example.org"]
 
 
