@@ -125,18 +125,20 @@ class Database:
         1, 2, 5 ... up to 100 ms at a time, for the busy timeout): under a crowd of
         sign-ups most of a request's time went there. With this lock the threads of
         this process take turns at once instead. Other processes still meet the busy
-        timeout. PostgreSQL locks rows, not the database: nothing to hold there.
+        timeout. PostgreSQL locks rows, not the database: nothing to hold there. The
+        lock is re-entrant: a transaction begun inside another one's work waits for
+        SQLite as it always did, never for itself.
         """
         if self.engine.dialect.name != "sqlite":
             return nullcontext()
         with _WRITERS_LOCK:
             lock = _WRITERS.get(self.engine)
             if lock is None:
-                lock = _WRITERS[self.engine] = threading.Lock()
+                lock = _WRITERS[self.engine] = threading.RLock()
         return lock
 
 
-_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 _WRITERS_LOCK = threading.Lock()
 
 
