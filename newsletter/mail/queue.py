@@ -11,7 +11,8 @@ a stopped or crashed process left is sent by the next one.
       └── lease ran out ─┘  (the process died while sending)
 
 A row holds the whole mail, the confirmation link too, until it is sent: the plain link
-is in the database for those seconds (tokens are otherwise stored hashed only). A mail
+is in the database for those seconds (tokens are otherwise stored hashed only), and an
+erasure removes the person's waiting mails with the rest (`drop_mails_to`). A mail
 whose sender died after the server took it but before the row was removed is sent again
 when the lease runs out: at least once, never lost.
 """
@@ -169,6 +170,22 @@ def settle(
     if finished:
         session.execute(delete(QueuedMail).where(QueuedMail.id.in_(finished)))
     return done
+
+
+def drop_mails_to(session: Session, addresses: Iterable[str]) -> int:
+    """Remove every queued mail to one of `addresses` (any case): an erasure leaves no
+    address or link behind here either. How many were removed."""
+    wanted = {address.casefold() for address in addresses}
+    if not wanted:
+        return 0
+    found = [
+        row_id
+        for row_id, recipient in session.execute(select(QueuedMail.id, QueuedMail.recipient))
+        if recipient.casefold() in wanted
+    ]
+    if found:
+        session.execute(delete(QueuedMail).where(QueuedMail.id.in_(found)))
+    return len(found)
 
 
 def queued_rows(session: Session) -> list[dict[str, Any]]:
