@@ -9,7 +9,7 @@ AXE_VERSION := 4.14.1
 AXE_DIR := .cache/axe
 AXE_STAMP := $(AXE_DIR)/.installed-$(AXE_VERSION)
 
-.PHONY: install demo test check lint typecheck bench smtp-tools mail-servers screenshots browser axe clean
+.PHONY: install demo test check lint typecheck bench smtp-tools load-tools mail-servers screenshots browser axe clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,13 +35,18 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-bench: $(STAMP) smtp-tools
+bench: $(STAMP) smtp-tools load-tools
 	$(BIN)/python -m benchmarks
 
 # Postfix's smtp-sink and smtp-source, the yardstick of the send benchmark.
 smtp-tools:
 	@command -v smtp-sink >/dev/null 2>&1 || test -x /usr/sbin/smtp-sink || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix; }
+
+# Debian's wrk, the load generator of the sign-up benchmark.
+load-tools:
+	@command -v wrk >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 
 # Debian's Dovecot for the IMAP tests of the return mailbox (root on Debian only); the
 # tests start an instance of their own, never the system's.

@@ -9,15 +9,19 @@ address's owner. Mails are returned, not sent, so that they leave after the comm
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from newsletter.core.clock import Clock
+from newsletter.core.config import Settings
+from newsletter.core.db import Database
 from newsletter.core.errors import InvalidInput
 from newsletter.mail.mailer import OutgoingMail
+from newsletter.mail.queue import enqueue
 from subscribers import optin
 from subscribers.addresses import normalize_address, validate_name, validate_themes
 from subscribers.consent import Requester
@@ -55,7 +59,24 @@ class Confirmation:
 
 
 class SubscriberFlows(ListService):
-    """What a subscriber does to their own place on the list, through pages or the API."""
+    """What a subscriber does to their own place on the list, through pages or the API.
+
+    With `mail_queued`, a sign-up's mail is not returned but queued in the sign-up's
+    own transaction (mail/queue.py), and `mail_queued` is called after the commit (it
+    wakes the queue's sender): the web server's way, so that no mail is lost with the
+    process and no answer waits for SMTP.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        *,
+        clock: Clock,
+        mail_queued: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(settings, database, clock=clock)
+        self._mail_queued = mail_queued
 
     def _by_link(
         self, session: Session, token: str, purpose: LinkPurpose, *, lock: bool = False
@@ -74,14 +95,16 @@ class SubscriberFlows(ListService):
         requester: Requester,
         consent_text: str,
     ) -> list[OutgoingMail]:
-        """Ask `email` to confirm (or tell it it is subscribed); at most one mail back."""
+        """Ask `email` to confirm (or tell it it is subscribed); at most one mail back
+        (none when queued: see the class)."""
         address = normalize_address(email)
         valid_name = validate_name(name)
         chosen = validate_themes(themes, self._settings)
         if not consent_text.strip():
             raise InvalidInput({"consent_text": "required"})
-        return self._transaction(
-            lambda session, op: optin.request_opt_in(
+
+        def work(session: Session, op: Operation) -> list[OutgoingMail]:
+            mails = optin.request_opt_in(
                 session,
                 op,
                 address,
@@ -90,7 +113,15 @@ class SubscriberFlows(ListService):
                 requester=requester,
                 consent_text=consent_text,
             )
-        )
+            if self._mail_queued is None:
+                return mails
+            enqueue(session, mails, now=op.now)
+            return []
+
+        mails = self._transaction(work)
+        if self._mail_queued is not None:
+            self._mail_queued()
+        return mails
 
     def pending_confirmation(self, token: str) -> ConfirmPurpose | None:
         """What `token` would confirm now, a sign-up or a new address (for GET /confirm:

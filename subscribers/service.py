@@ -9,7 +9,7 @@ with their outcome in the consent log.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -48,7 +48,7 @@ class ListService:
         """Run `work` in one transaction; once more if a concurrent insert collided."""
         for attempt in range(2):
             try:
-                with self._database.session() as session:
+                with self._database.one_writer(), self._database.session() as session:
                     return work(session, self._operation())
             except IntegrityError as exc:
                 if attempt:
@@ -66,27 +66,40 @@ class ListService:
             # The log keeps why, not the address: that is in the subject hash already.
             failure = cut_address(str(exc), mail.to)
 
-        def log(session: Session, op: Operation) -> None:
-            subscriber = find_by_key(session, address_key(mail.to))
-            if subscriber is None and mail.kind == "address_change":
-                subscriber = session.scalars(
-                    select(Subscriber)
-                    .join(ConfirmationToken, ConfirmationToken.subscriber_id == Subscriber.id)
-                    .where(
-                        ConfirmationToken.purpose == "change_email",
-                        ConfirmationToken.new_email == mail.to,
-                    )
-                    .order_by(ConfirmationToken.created_at.desc())
-                    .limit(1)
-                ).first()
-            op.record(
-                session,
-                f"{mail.kind}_mail_{'failed' if failure else 'sent'}",
-                subject_hash=op.address_hash(address_key(mail.to)),
-                requester=SYSTEM,
-                subscriber=subscriber,
-                details={"error": failure} if failure else None,
-            )
-
-        self._transaction(log)
+        self._transaction(lambda session, op: _log_delivery(session, op, mail, failure))
         return failure is None
+
+    def record_mail_outcomes(
+        self, session: Session, outcomes: Sequence[tuple[OutgoingMail, str | None]]
+    ) -> None:
+        """Log mails sent by someone else (the mail queue's sender), in its transaction:
+        `<kind>_mail_sent`, or `_failed` with the error (None: sent)."""
+        op = self._operation()
+        for mail, error in outcomes:
+            if mail.kind in MAIL_KINDS:
+                failure = cut_address(error, mail.to) if error is not None else None
+                _log_delivery(session, op, mail, failure)
+
+
+def _log_delivery(session: Session, op: Operation, mail: OutgoingMail, failure: str | None) -> None:
+    """`<kind>_mail_sent` or `_failed` for `mail`, on the subscriber it went to."""
+    subscriber = find_by_key(session, address_key(mail.to))
+    if subscriber is None and mail.kind == "address_change":
+        subscriber = session.scalars(
+            select(Subscriber)
+            .join(ConfirmationToken, ConfirmationToken.subscriber_id == Subscriber.id)
+            .where(
+                ConfirmationToken.purpose == "change_email",
+                ConfirmationToken.new_email == mail.to,
+            )
+            .order_by(ConfirmationToken.created_at.desc())
+            .limit(1)
+        ).first()
+    op.record(
+        session,
+        f"{mail.kind}_mail_{'failed' if failure else 'sent'}",
+        subject_hash=op.address_hash(address_key(mail.to)),
+        requester=SYSTEM,
+        subscriber=subscriber,
+        details={"error": failure} if failure else None,
+    )

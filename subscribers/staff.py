@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.core.errors import SubscriberError, SuppressedAddress, UnknownSubscriber
 from newsletter.mail.mailer import OutgoingMail
+from newsletter.mail.queue import drop_mails_to
 from subscribers.addresses import Address
 from subscribers.consent import SYSTEM, Requester
 from subscribers.mentions import cut_address, outbox_rows_naming
@@ -218,6 +219,7 @@ def erase_person(session: Session, op: Operation, address: Address, requester: R
         for email in emails:
             row.last_reply = cut_address(row.last_reply, email) if row.last_reply else None
     session.flush()
+    drop_mails_to(session, emails)  # a confirmation still waiting to go out, with its link
     session.execute(
         update(ConsentEvent)
         .where(events_about(subscriber, subject))

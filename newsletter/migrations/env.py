@@ -15,6 +15,7 @@ from newsletter.editions import models as _edition_models  # noqa: F401 (registe
 from newsletter.jobs import locking as _locking  # noqa: F401 (registers the table)
 from newsletter.jobs import runs as _runs  # noqa: F401 (registers the table)
 from newsletter.jobs import scheduler as _scheduling  # noqa: F401 (registers the table)
+from newsletter.mail import queue as _mail_queue  # noqa: F401 (registers the table)
 from newsletter.returns import probes as _probes  # noqa: F401 (registers the table)
 from newsletter.returns import process as _return_mailbox  # noqa: F401 (and subscribers.bounces)
 from newsletter.staff import accounts as _accounts  # noqa: F401 (registers the tables)

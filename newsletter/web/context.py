@@ -23,7 +23,8 @@ from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.templating import template_environment
 from newsletter.editions.archive import WebVersions
-from newsletter.mail.mailer import OutgoingMail
+from newsletter.mail.mailer import OutgoingMail, SmtpMailer
+from newsletter.mail.queue_sender import QueuedMailSender
 from newsletter.web.clients import (
     IPAddress,
     IPNetwork,
@@ -38,6 +39,7 @@ from newsletter.web.rendering import PageRenderer, is_staff_path
 from subscribers.consent import Requester
 from subscribers.flows import SubscriberFlows
 from subscribers.models import USER_AGENT_MAX_CHARS
+from subscribers.service import ListService
 
 Send = Callable[[OutgoingMail], None]
 
@@ -55,6 +57,8 @@ class WebContext:
     signup_limiter: SlidingWindowLimiter
     trusted_proxies: tuple[IPNetwork, ...]
     web_versions: WebVersions
+    # `newsletter serve`'s: sign-ups queue their mail, and this sends it (mail/queue.py).
+    mail_sender: QueuedMailSender | None = None
 
     def _client(self, request: Request) -> tuple[IPAddress | None, str | None]:
         peer = request.client.host if request.client else None
@@ -115,15 +119,27 @@ class WebContext:
 
 
 def build_web_context(
-    settings: Settings, database: Database, *, clock: Clock, send: Send
+    settings: Settings, database: Database, *, clock: Clock, send: Send, queue_mails: bool = False
 ) -> WebContext:
+    """The context; with `queue_mails`, sign-ups queue their mail for a `mail_sender`
+    that sends it through [smtp] (`send` then serves the other mails)."""
     environment = template_environment(settings)
     csrf = CsrfGuard(secure=urlsplit(settings.site.base_url).scheme == "https")
+    sender = None
+    if queue_mails:
+        sender = QueuedMailSender(
+            database,
+            SmtpMailer(settings, clock=clock),
+            clock=clock,
+            record=ListService(settings, database, clock=clock).record_mail_outcomes,
+        )
     return WebContext(
         settings=settings,
         database=database,
         clock=clock,
-        flows=SubscriberFlows(settings, database, clock=clock),
+        flows=SubscriberFlows(
+            settings, database, clock=clock, mail_queued=sender.wake if sender else None
+        ),
         send=send,
         environment=environment,
         pages=PageRenderer(settings, environment, csrf),
@@ -135,6 +151,7 @@ def build_web_context(
         ),
         trusted_proxies=parse_networks(settings.web.trusted_proxies),
         web_versions=WebVersions(settings, database, environment=environment),
+        mail_sender=sender,
     )
 
 

@@ -21,13 +21,18 @@ def build_server(
     clock: Clock = utc_now,
     limits: ConnectionLimits | None = None,
 ) -> uvicorn.Server:
-    """A uvicorn server for the app, mailing through [smtp]; `serve` runs one.
+    """A uvicorn server for the app, mailing through [smtp]; `serve` runs one. Sign-ups
+    queue their confirmation, which a task of the server sends (mail/queue_sender.py).
 
     `limits`: how long a client may take to send a request and how many connections may
     be open (connections.py); by default, the descriptor limit of the process permitting.
     """
     app = create_app(
-        settings, database, clock=clock, send=SmtpMailer(settings, clock=clock).send_now
+        settings,
+        database,
+        clock=clock,
+        send=SmtpMailer(settings, clock=clock).send_now,
+        queue_mails=True,
     )
     guard = ConnectionGuard(limits or ConnectionLimits())
     config = uvicorn.Config(

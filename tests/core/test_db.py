@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import sessionmaker
 
 from newsletter.core.db import Database, create_db_engine, schema_is_current, upgrade_schema
+from tests.support.waiting import joined
 
 
 def test_an_open_database_is_reachable(db: Database) -> None:
@@ -60,3 +62,27 @@ def test_a_database_one_migration_behind_is_brought_up_to_date(tmp_path: Path) -
         assert schema_is_current(engine)
     finally:
         engine.dispose()
+
+
+def test_the_sqlite_writers_of_one_process_take_turns(db: Database) -> None:
+    if db.engine.dialect.name != "sqlite":
+        with db.one_writer():  # PostgreSQL locks rows: nothing is held
+            pass
+        return
+    tried: list[bool] = []
+
+    def try_to_write() -> None:
+        lock = db.one_writer()
+        taken = lock.acquire(blocking=False)  # type: ignore[attr-defined]
+        tried.append(taken)
+        if taken:
+            lock.release()  # type: ignore[attr-defined]
+
+    with db.one_writer(), db.one_writer():  # the same thread may nest
+        other = threading.Thread(target=try_to_write)
+        other.start()
+        joined(other, what="the other writer's try")
+    after = threading.Thread(target=try_to_write)
+    after.start()
+    joined(after, what="the later writer's try")
+    assert tried == [False, True]

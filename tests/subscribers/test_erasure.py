@@ -21,6 +21,8 @@ from newsletter.delivery.outbox import OutboxRow
 from newsletter.delivery.outbox_sql import NewRow, add_rows
 from newsletter.delivery.send import send_edition
 from newsletter.editions.drafting import draft_edition
+from newsletter.mail.mailer import OutgoingMail
+from newsletter.mail.queue import enqueue, queued_rows
 from subscribers.consent import Requester
 from subscribers.flows import SubscriberFlows
 from subscribers.management import ListManagement
@@ -225,3 +227,20 @@ def test_an_address_named_only_in_a_reply_is_still_shown_and_erased(
     erased = cli("erase", ADDRESS, "--yes")
     assert erased.exit_code == 0 and erased.stderr == "", erased.output
     assert replies(db) == ["550 <(address)>"]
+
+
+def test_an_erase_removes_a_confirmation_still_waiting_in_the_mail_queue(
+    settings: Settings, db: Database, clock: FixedClock, people: ListManagement
+) -> None:
+    # Under `serve` a sign-up's confirmation waits in the queue until it is sent (or, with
+    # the mail server away, for up to two days), with the address and the link.
+    queueing = SubscriberFlows(settings, db, clock=clock, mail_queued=lambda: None)
+    assert subscribe(queueing, ADDRESS, name=NAME, requester=ANOUK) == []
+    with db.session() as session:
+        other = OutgoingMail(to="iemand@example.org", subject="x", text="y")
+        enqueue(session, [other], now=clock())
+
+    assert people.erase(ADDRESS.upper(), CLI)
+
+    with db.session() as session:
+        assert [row["recipient"] for row in queued_rows(session)] == ["iemand@example.org"]

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from newsletter.core.config import Settings
 from newsletter.core.db import Database
 from newsletter.core.errors import InvalidInput
+from newsletter.mail.queue import queued_rows
 from subscribers.addresses import keyed_hash
 from subscribers.consent import Requester
 from subscribers.flows import SubscriberFlows
@@ -649,3 +650,27 @@ def test_the_mail_limit_counts_per_mailbox_whatever_the_tag(
     # Each tagged address is still an address of its own on the list.
     assert status_of(db, "victim+0@example.org") == "pending"
     assert status_of(db, "victim+1@example.org") == "pending"
+
+
+def test_with_a_mail_queue_the_sign_up_queues_its_mail_in_its_own_transaction(
+    settings: Settings, db: Database, clock: FixedClock
+) -> None:
+    woken: list[int] = []
+    queueing = SubscriberFlows(settings, db, clock=clock, mail_queued=lambda: woken.append(1))
+
+    mails = queueing.request_subscription(
+        email="ouder@example.org", name=None, themes=[], requester=FORM, consent_text=CONSENT
+    )
+
+    assert mails == [] and woken == [1]
+    with db.session() as session:
+        [queued] = queued_rows(session)
+    assert queued["recipient"] == "ouder@example.org"
+    assert events_of(db, "ouder@example.org") == ["subscribe_requested"]
+    with pytest.raises(InvalidInput):
+        queueing.request_subscription(
+            email="geen adres", name=None, themes=[], requester=FORM, consent_text=CONSENT
+        )
+    with db.session() as session:
+        assert len(queued_rows(session)) == 1
+    assert woken == [1]

@@ -10,16 +10,19 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from newsletter.core.clock import utc_now
 from newsletter.core.config import Settings
-from newsletter.core.db import open_database
+from newsletter.core.db import Database, open_database
 from newsletter.core.errors import ConfigError
 from newsletter.mail.mailer import OutgoingMail
+from newsletter.mail.queue import enqueue, queued_rows
 from newsletter.web.app import create_app
+from subscribers.models import ConsentEvent
 from tests.support.smtpserver import free_port
 from tests.support.waiting import PATIENCE_SECONDS, wait_until
-from tests.support.webharness import running_site
+from tests.support.webharness import csrf_token, links_in, running_site
 
 
 def test_serve_answers_and_stops_cleanly_on_sigterm(tmp_path: Path, database_url: str) -> None:
@@ -125,3 +128,78 @@ def test_the_answer_goes_out_before_the_mail(make_settings: Callable[..., Settin
         hold.release()
         message = site.wait_for_mail("ouder@example.org")
         assert message["To"] == "ouder@example.org"
+
+
+def consent_events(database: Database, event: str) -> int:
+    with database.session() as session:
+        return len(
+            session.scalars(select(ConsentEvent.id).where(ConsentEvent.event == event)).all()
+        )
+
+
+def test_a_sign_up_through_the_form_queues_its_mail_and_the_server_sends_and_logs_it(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with running_site(make_settings) as site:
+        page = httpx.get(f"{site.base_url}/subscribe", timeout=PATIENCE_SECONDS)
+        response = httpx.post(
+            f"{site.base_url}/subscribe",
+            data={"csrf_token": csrf_token(page.text), "email": "ouder@example.org"},
+            cookies=page.cookies,
+            timeout=PATIENCE_SECONDS,
+        )
+        assert response.status_code == 200
+        message = site.wait_for_mail("ouder@example.org")
+        assert message["Subject"] and "/confirm/" in " ".join(links_in(message))
+        wait_until(
+            lambda: consent_events(site.database, "confirmation_mail_sent") == 1,
+            what="the mail's outcome in the consent log",
+        )
+        with site.database.session() as session:
+            assert queued_rows(session) == []
+
+
+def test_a_mail_left_queued_by_a_stopped_server_goes_out_when_serve_starts_again(
+    make_settings: Callable[..., Settings],
+) -> None:
+    database = open_database(make_settings().database_url)
+    with database.session() as session:  # as a server that stopped before sending left it
+        enqueue(
+            session,
+            [OutgoingMail(to="ouder@example.org", subject="Bevestig", text="link", kind="notice")],
+            now=utc_now(),
+        )
+    database.dispose()
+
+    with running_site(make_settings) as site:
+        message = site.wait_for_mail("ouder@example.org")
+        assert message["Subject"] == "Bevestig"
+
+        def emptied() -> bool:
+            with site.database.session() as session:
+                return queued_rows(session) == []
+
+        wait_until(emptied, what="the queue to be emptied")
+
+
+def test_a_sign_up_whose_mail_the_server_cannot_send_yet_keeps_it_queued(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with running_site(make_settings) as site:
+        site.smtp.faults.data["ouder@example.org"].append("451 4.3.0 probeer later")
+        response = httpx.post(
+            f"{site.base_url}/api/subscribe",
+            json={"email": "ouder@example.org"},
+            timeout=PATIENCE_SECONDS,
+        )
+        assert response.status_code == 202
+
+        def tried_once() -> list[dict[str, object]] | None:
+            with site.database.session() as session:
+                found = queued_rows(session)
+            return found if found and found[0]["attempts"] == 1 else None
+
+        [waiting] = wait_until(tried_once, what="the first try of the mail")
+        assert waiting["recipient"] == "ouder@example.org" and "451" in str(waiting["last_error"])
+        assert consent_events(site.database, "confirmation_mail_sent") == 0
+        assert consent_events(site.database, "confirmation_mail_failed") == 0
