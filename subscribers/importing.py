@@ -79,6 +79,15 @@ class ImportReport:
     problems: list[RowProblem] = field(default_factory=list)
     mails: list[OutgoingMail] = field(default_factory=list)
 
+    def add(self, other: ImportReport) -> None:
+        """Count in what `other` (a batch of the same import) did."""
+        self.confirmed += other.confirmed
+        self.pending += other.pending
+        self.unchanged += other.unchanged
+        self.skipped += other.skipped
+        self.problems.extend(other.problems)
+        self.mails.extend(other.mails)
+
     @property
     def rows(self) -> int:
         return self.confirmed + self.pending + self.unchanged + self.skipped + len(self.problems)
