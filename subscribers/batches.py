@@ -2,8 +2,8 @@
 
 What `staff.add_address` does for one address, done for a batch of rows with a few
 queries: one read of the batch's subscribers (locked until the commit), one of their
-suppressions (confirmed) or recent mail requests (pending), and one multi-row insert
-each of new subscribers, consent events and confirmation tokens. The caller commits a
+suppressions (confirmed) or recent mail requests (pending), and one statement each
+for the new subscribers, consent events and confirmation tokens. The caller commits a
 batch as a whole, so a subscriber is never stored without its consent event. A file's
 rows are unique by address already (`read_rows` reports repeats); several addresses of
 one mailbox (`a+1@`, `a+2@`) share the mail limit within the batch as they would one
@@ -17,9 +17,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import ScalarSelect, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.mail.mailer import OutgoingMail
@@ -39,6 +39,11 @@ from subscribers.tokens import confirm_url, new_confirmation_token, new_public_i
 # Rows per transaction: large enough that a commit's cost is shared by many rows, small
 # enough that a batch's parameters stay far below SQLite's limit of variables per query.
 BATCH_ROWS = 2000
+# The tables themselves: Core inserts skip the ORM's bookkeeping per row, which a batch
+# does not need (nothing is read back).
+SUBSCRIBERS = cast(Table, Subscriber.__table__)
+CONSENT_EVENTS = cast(Table, ConsentEvent.__table__)
+CONFIRMATION_TOKENS = cast(Table, ConfirmationToken.__table__)
 MAIL_LIMIT_REASON = "this address had its confirmation mails for today"
 
 
@@ -86,8 +91,14 @@ def _known_subscribers(session: Session, keys: Sequence[str]) -> dict[str, _Know
 
 
 class _BatchWriter:
-    """Collects a batch's new subscribers, consent events and tokens; writes each kind
-    with one multi-row statement, subscribers first (the others refer to their ids)."""
+    """Collects a batch's new subscribers, consent events and tokens, and writes each kind
+    with one statement for many rows, subscribers first.
+
+    An event or token names its subscriber by address key, and the statement looks the
+    id up (`subscriber_of_key`): no new ids need to travel back to Python first (a
+    multi-row INSERT ... RETURNING costs the client more than the lookup costs the
+    server), and an event about an address without a row gets NULL, as it should.
+    """
 
     def __init__(self, session: Session, op: Operation, requester: Requester) -> None:
         self._session = session
@@ -96,11 +107,10 @@ class _BatchWriter:
         self._ip = logged_ip(requester.ip, op.settings)
         self._user_agent = logged_user_agent(requester.user_agent)
         self._subscribers: list[dict[str, Any]] = []
-        # Events and tokens name their subscriber by id, or by address key when new.
-        self._events: list[tuple[int | str | None, dict[str, Any]]] = []
-        self._tokens: list[tuple[int | str, dict[str, Any]]] = []
+        self._events: list[dict[str, Any]] = []
+        self._tokens: list[dict[str, Any]] = []
 
-    def new_subscriber(self, row: ImportRow, status: str) -> str:
+    def new_subscriber(self, row: ImportRow, status: str) -> None:
         now = self._op.now
         self._subscribers.append(
             {
@@ -116,71 +126,73 @@ class _BatchWriter:
                 "unsubscribed_at": None,
             }
         )
-        return row.address.key
 
     def event(
         self,
-        subscriber: int | str | None,
+        row: ImportRow,
         event: str,
         *,
         subject_hash: str,
         details: dict[str, Any],
         mailbox_hash: str | None = None,
     ) -> None:
-        """One consent event, as `consent.record_event` writes it."""
+        """One consent event about `row`'s address, as `consent.record_event` writes it."""
         if self._requester.staff_name is not None:
             details = {**details, "staff": self._requester.staff_name}
-        values = {
-            "subject_hash": subject_hash,
-            "mailbox_hash": mailbox_hash,
-            "event": event,
-            "source": self._requester.source,
-            "ip": self._ip,
-            "user_agent": self._user_agent,
-            "consent_text_hash": None,
-            "details": details or None,
-            "created_at": self._op.now,
-        }
-        self._events.append((subscriber, values))
+        self._events.append(
+            {
+                "subscriber_key": row.address.key,
+                "subject_hash": subject_hash,
+                "mailbox_hash": mailbox_hash,
+                "event": event,
+                "source": self._requester.source,
+                "ip": self._ip,
+                "user_agent": self._user_agent,
+                "consent_text_hash": None,
+                "details": details or None,
+                "created_at": self._op.now,
+            }
+        )
 
-    def token(self, subscriber: int | str, row: ImportRow) -> str:
+    def token(self, row: ImportRow) -> str:
         """A subscribe confirmation for what `row` asks; the token for the mail's link."""
         token, token_hash = new_confirmation_token()
         now = self._op.now
-        requested = {"name": row.name, "themes": list(row.themes), "consent_text_hash": None}
-        values = {
-            "token_hash": token_hash,
-            "purpose": "subscribe",
-            "new_email": None,
-            "requested": requested,
-            "created_at": now,
-            "expires_at": now + timedelta(hours=self._op.settings.subscribers.confirm_hours),
-        }
-        self._tokens.append((subscriber, values))
+        self._tokens.append(
+            {
+                "subscriber_key": row.address.key,
+                "token_hash": token_hash,
+                "purpose": "subscribe",
+                "new_email": None,
+                "requested": {
+                    "name": row.name,
+                    "themes": list(row.themes),
+                    "consent_text_hash": None,
+                },
+                "created_at": now,
+                "expires_at": now + timedelta(hours=self._op.settings.subscribers.confirm_hours),
+            }
+        )
         return token
 
     def write(self) -> None:
-        ids: dict[str, int] = {}
         if self._subscribers:
-            inserted = self._session.execute(
-                insert(Subscriber).returning(Subscriber.email_key, Subscriber.id),
-                self._subscribers,
-            )
-            ids = dict(inserted.all())
-
-        def resolved(subscriber: int | str | None) -> int | None:
-            return ids[subscriber] if isinstance(subscriber, str) else subscriber
-
+            self._session.execute(insert(SUBSCRIBERS), self._subscribers)
         if self._events:
-            self._session.execute(
-                insert(ConsentEvent),
-                [{"subscriber_id": resolved(who), **values} for who, values in self._events],
-            )
+            statement = insert(CONSENT_EVENTS).values(subscriber_id=subscriber_of_key())
+            self._session.execute(statement, self._events)
         if self._tokens:
-            self._session.execute(
-                insert(ConfirmationToken),
-                [{"subscriber_id": resolved(who), **values} for who, values in self._tokens],
-            )
+            statement = insert(CONFIRMATION_TOKENS).values(subscriber_id=subscriber_of_key())
+            self._session.execute(statement, self._tokens)
+
+
+def subscriber_of_key() -> ScalarSelect[int]:
+    """The id of the subscriber whose address key is the parameter `subscriber_key`."""
+    return (
+        select(SUBSCRIBERS.c.id)
+        .where(SUBSCRIBERS.c.email_key == bindparam("subscriber_key"))
+        .scalar_subquery()
+    )
 
 
 def _confirm_rows(
@@ -216,11 +228,9 @@ def _confirm_rows(
                 RowProblem(row.line, suppressed_notice(row.address.email, reason), "suppressed")
             )
             continue
-        who: int | str
         if subscriber is None:
-            who = writer.new_subscriber(row, "confirmed")
+            writer.new_subscriber(row, "confirmed")
         else:
-            who = subscriber.id
             promoted.append(
                 {
                     "id": subscriber.id,
@@ -232,7 +242,7 @@ def _confirm_rows(
                 }
             )
         writer.event(
-            who, "imported", subject_hash=subject, details={"themes": list(row.themes), **note}
+            row, "imported", subject_hash=subject, details={"themes": list(row.themes), **note}
         )
         report.confirmed += 1
     if promoted:
@@ -269,10 +279,9 @@ def _request_opt_ins(
         subject = op.address_hash(row.address.key)
         mailbox = mailboxes[row.address.key]
         logged = {"themes": list(row.themes), **note}
-        existing = subscriber.id if subscriber is not None else None
         if requested[mailbox] >= limit:
             writer.event(
-                existing,
+                row,
                 "mail_limit_reached",
                 subject_hash=subject,
                 details={"request": "subscribe", **logged},
@@ -280,22 +289,20 @@ def _request_opt_ins(
             report.problems.append(RowProblem(row.line, MAIL_LIMIT_REASON, "mail_limit"))
             continue
         requested[mailbox] += 1
-        who: int | str
         if subscriber is None:
-            who = writer.new_subscriber(row, "pending")
+            writer.new_subscriber(row, "pending")
             email = row.address.email
         else:
-            who = subscriber.id
             email = subscriber.email
             waiting.append(subscriber.id)
         writer.event(
-            who,
+            row,
             "subscribe_requested",
             subject_hash=subject,
             mailbox_hash=mailbox,
             details=logged,
         )
-        planned.append((row, email, writer.token(who, row)))
+        planned.append((row, email, writer.token(row)))
         report.pending += 1
     if waiting:
         # A pending row stays until purge_unconfirmed_days after its newest request.
