@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -21,8 +21,8 @@ from newsletter.core.errors import ImportFileError, InvalidInput
 from newsletter.mail.mailer import OutgoingMail
 from subscribers.addresses import (
     Address,
+    AddressNormalizer,
     describe_problems,
-    normalize_address,
     validate_name,
 )
 from subscribers.export import FORMULA_STARTS
@@ -44,6 +44,8 @@ COLUMN_NAMES = {
 }
 THEME_SEPARATORS = re.compile(r"[;,]")
 DELIMITERS = (";", ",")
+# Distinct themes cells remembered while reading a file (a list has a handful).
+MAX_THEME_CELLS = 1000
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,15 @@ class ImportReport:
     skipped: int = 0
     problems: list[RowProblem] = field(default_factory=list)
     mails: list[OutgoingMail] = field(default_factory=list)
+
+    def add(self, other: ImportReport) -> None:
+        """Count in what `other` (a batch of the same import) did."""
+        self.confirmed += other.confirmed
+        self.pending += other.pending
+        self.unchanged += other.unchanged
+        self.skipped += other.skipped
+        self.problems.extend(other.problems)
+        self.mails.extend(other.mails)
 
     @property
     def rows(self) -> int:
@@ -156,17 +167,43 @@ def theme_slugs(cell: str, settings: Settings) -> tuple[tuple[str, ...], list[st
     return tuple(slug for slug in settings.themes if slug in chosen), unknown
 
 
+class _RowParser:
+    """Reads the lines of one file; what many lines share (a domain, a themes cell) is
+    worked out once."""
+
+    def __init__(self, columns: list[str], settings: Settings) -> None:
+        self._columns = columns
+        self._settings = settings
+        self._normalize = AddressNormalizer()
+        self._themes: dict[str, tuple[tuple[str, ...], list[str]]] = {}
+
+    def themes(self, cell: str) -> tuple[tuple[str, ...], list[str]]:
+        found = self._themes.get(cell)
+        if found is None:
+            if len(self._themes) >= MAX_THEME_CELLS:
+                self._themes.clear()
+            found = self._themes[cell] = theme_slugs(cell, self._settings)
+        return found
+
+    def parse(self, values: list[str], line: int) -> ImportRow | RowProblem:
+        return _parse_row(values, self._columns, line, self._normalize, self.themes)
+
+
 def _parse_row(
-    values: list[str], columns: list[str], line: int, settings: Settings
+    values: list[str],
+    columns: list[str],
+    line: int,
+    normalize: Callable[[str], Address],
+    themes_of: Callable[[str], tuple[tuple[str, ...], list[str]]],
 ) -> ImportRow | RowProblem:
     if len(values) > len(columns):
         return RowProblem(
             line, f"{len(values)} fields where the header has {len(columns)}", "fields"
         )
     cells = {column: unformula(value) for column, value in zip(columns, values, strict=False)}
-    themes, unknown = theme_slugs(cells.get("themes", ""), settings)
+    themes, unknown = themes_of(cells.get("themes", ""))
     try:
-        address = normalize_address(cells.get("email", ""))
+        address = normalize(cells.get("email", ""))
         name = validate_name(cells.get("name") or None)
     except InvalidInput as exc:
         code = next(f"{key}:{value}" for key, value in exc.problems.items())
@@ -186,7 +223,7 @@ def read_rows(text: TextIO, settings: Settings) -> Iterator[ImportRow | RowProbl
     # The first line is read already; a stream need not be seekable.
     lines = itertools.chain([first], text) if first else iter(())
     reader = csv.reader(lines, delimiter=_delimiter(first))
-    columns = _header(reader)
+    parser = _RowParser(_header(reader), settings)
     seen: dict[str, int] = {}
     while True:
         line = reader.line_num + 1
@@ -199,7 +236,7 @@ def read_rows(text: TextIO, settings: Settings) -> Iterator[ImportRow | RowProbl
             return
         if not any(value.strip() for value in values):
             continue
-        row = _parse_row(values, columns, line, settings)
+        row = parser.parse(values, line)
         if isinstance(row, RowProblem):
             yield row
             continue

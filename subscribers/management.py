@@ -7,14 +7,17 @@ transaction.
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TextIO
 
 from newsletter.core.errors import InvalidInput, SubscriberError
 from newsletter.mail.mailer import OutgoingMail
 from subscribers import lookup, staff
 from subscribers.addresses import normalize_address, validate_name, validate_themes
+from subscribers.batches import BATCH_ROWS, ConfirmationMails, import_batch
 from subscribers.consent import Requester
 from subscribers.export import spreadsheet_lines
 from subscribers.importing import ImportReport, ImportRow, RowProblem, read_rows
@@ -102,19 +105,19 @@ class ListManagement(ListService):
         requester: Requester,
         confirmed: bool = False,
         consent_note: str | None = None,
+        batch_rows: int = BATCH_ROWS,
     ) -> ImportReport:
-        """Add every row of a CSV file (email,name,themes) as `add` would, each on its own.
+        """Add every row of a CSV file (email,name,themes) as `add` would.
 
-        A bad row is reported with its line number and the others go on. The report's
-        mails are the confirmations to deliver.
+        A bad row is reported with its line number and the others go on. The rows are
+        stored `batch_rows` at a time, each batch in one transaction with its consent
+        events: an error leaves the batches before it whole and nothing of its own. The
+        report's mails are the confirmations to deliver.
         """
         note = _consent_note(confirmed, consent_note)
         report = ImportReport()
-        for item in read_rows(text, self._settings):
-            if isinstance(item, RowProblem):
-                report.problems.append(item)
-                continue
-            self._import_row(item, report, requester=requester, confirmed=confirmed, note=note)
+        rows = _valid_rows(read_rows(text, self._settings), report)
+        self._import_rows(rows, report, requester, confirmed, note, batch_rows)
         return report
 
     def preview_import(self, text: str) -> ImportPreview:
@@ -122,7 +125,7 @@ class ListManagement(ListService):
 
         Raises ImportFileError when the file has no usable header.
         """
-        rows = list(read_rows(io.StringIO(text, newline=""), self._settings))
+        rows = read_rows(io.StringIO(text, newline=""), self._settings)
         with self._database.session() as session:
             return preview_rows(session, self._operation(), rows)
 
@@ -139,39 +142,33 @@ class ListManagement(ListService):
             skipped=len(preview.suppressed),
             problems=list(preview.problems),
         )
-        for row in preview.new:
-            self._import_row(row, report, requester=requester, confirmed=confirmed, note=note)
+        self._import_rows(iter(preview.new), report, requester, confirmed, note, BATCH_ROWS)
         return report
 
-    def _import_row(
+    def _import_rows(
         self,
-        row: ImportRow,
+        rows: Iterator[ImportRow],
         report: ImportReport,
-        *,
         requester: Requester,
         confirmed: bool,
         note: str | None,
+        batch_rows: int,
     ) -> None:
-        try:
-            outcome = self._add_row(
-                row, requester=requester, confirmed=confirmed, note=note, event="imported"
+        """Import `rows` a batch at a time, one transaction each, into `report`."""
+        mails = ConfirmationMails(self._operation())
+        while batch := list(itertools.islice(rows, batch_rows)):
+            work = functools.partial(
+                import_batch,
+                rows=batch,
+                requester=requester,
+                confirmed=confirmed,
+                consent_note=note,
+                mails=mails,
             )
-        except SubscriberError as exc:
-            report.problems.append(RowProblem(row.line, str(exc), "suppressed"))
-            return
-        if outcome.result == "confirmed":
-            report.confirmed += 1
-        elif outcome.result == "pending":
-            report.pending += 1
-            report.mails.extend(outcome.mails)
-        elif outcome.result == "already_confirmed":
-            report.unchanged += 1
-        else:
-            report.problems.append(
-                RowProblem(
-                    row.line, "this address had its confirmation mails for today", "mail_limit"
-                )
-            )
+            done = self._transaction(work)
+            report.add(done)
+        # Each line has one problem at most: line order is the order they were found.
+        report.problems.sort(key=lambda problem: problem.line)
 
     def export(self, *, status: str | None = None) -> Iterator[dict[str, str]]:
         """Rows of email,name,status,themes,created_at,confirmed_at (themes joined by ";")."""
@@ -297,6 +294,17 @@ class ListManagement(ListService):
     def purge_expired_tokens(self) -> int:
         """Delete confirmation tokens past their time; how many."""
         return self._transaction(staff.purge_expired_tokens)
+
+
+def _valid_rows(
+    items: Iterable[ImportRow | RowProblem], report: ImportReport
+) -> Iterator[ImportRow]:
+    """The valid rows of `items`; the problems go into `report` as they come."""
+    for item in items:
+        if isinstance(item, RowProblem):
+            report.problems.append(item)
+        else:
+            yield item
 
 
 def _consent_note(confirmed: bool, consent_note: str | None) -> str | None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from subscribers.importing import ImportRow, RowProblem
-from subscribers.models import SUPPRESSED_STATUSES
-from subscribers.records import Operation, find_by_key, suppression_for
+from subscribers.models import SUPPRESSED_STATUSES, Subscriber, Suppression
+from subscribers.records import Operation
+
+# Rows looked up at once: far below SQLite's limit of variables per query.
+PREVIEW_BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -44,18 +48,48 @@ class ImportPreview:
 def preview_rows(
     session: Session, op: Operation, items: Iterable[ImportRow | RowProblem]
 ) -> ImportPreview:
-    """Sort the rows of a file by what importing them would do; changes nothing."""
+    """Sort the rows of a file by what importing them would do; changes nothing.
+
+    The rows are looked up `PREVIEW_BATCH` at a time: two queries per batch."""
     preview = ImportPreview()
+    rows: list[ImportRow] = []
     for item in items:
         if isinstance(item, RowProblem):
             preview.problems.append(item)
             continue
-        subscriber = find_by_key(session, item.address.key)
-        suppressed = suppression_for(session, op.address_hash(item.address.key)) is not None
-        if subscriber is not None and subscriber.status == "confirmed":
-            preview.already.append(item)
-        elif suppressed or (subscriber is not None and subscriber.status in SUPPRESSED_STATUSES):
-            preview.suppressed.append(item)
-        else:
-            preview.new.append(item)
+        rows.append(item)
+        if len(rows) >= PREVIEW_BATCH:
+            _sort_rows(session, op, rows, preview)
+            rows = []
+    _sort_rows(session, op, rows, preview)
     return preview
+
+
+def _sort_rows(
+    session: Session, op: Operation, rows: list[ImportRow], preview: ImportPreview
+) -> None:
+    if not rows:
+        return
+    statuses = dict(
+        session.execute(
+            select(Subscriber.email_key, Subscriber.status).where(
+                Subscriber.email_key.in_([row.address.key for row in rows])
+            )
+        ).all()
+    )
+    subjects = {row.address.key: op.address_hash(row.address.key) for row in rows}
+    suppressed = set(
+        session.scalars(
+            select(Suppression.address_hash).where(
+                Suppression.address_hash.in_(list(subjects.values()))
+            )
+        )
+    )
+    for row in rows:
+        status = statuses.get(row.address.key)
+        if status == "confirmed":
+            preview.already.append(row)
+        elif subjects[row.address.key] in suppressed or status in SUPPRESSED_STATUSES:
+            preview.suppressed.append(row)
+        else:
+            preview.new.append(row)

@@ -112,10 +112,15 @@ def _refuse_if_suppressed(
     if reason is None and subscriber is not None and subscriber.status in SUPPRESSED_STATUSES:
         reason = subscriber.status
     if reason is not None:
-        raise SuppressedAddress(
-            f"{address.email} is suppressed ({reason}); only its own opt-in can bring it "
-            "back, so add it without --confirmed to send a confirmation mail"
-        )
+        raise SuppressedAddress(suppressed_notice(address.email, reason))
+
+
+def suppressed_notice(email: str, reason: str) -> str:
+    """Why a suppressed address cannot be added as confirmed, and what can be done."""
+    return (
+        f"{email} is suppressed ({reason}); only its own opt-in can bring it "
+        "back, so add it without --confirmed to send a confirmation mail"
+    )
 
 
 def change_details(
