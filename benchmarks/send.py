@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from sqlalchemy import insert
 
@@ -51,12 +52,15 @@ def free_port() -> int:
         return port
 
 
-def start_sink(port: int) -> subprocess.Popen[bytes]:
+def start_sink(port: int, counters: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+    """smtp-sink on 127.0.0.1:`port`; its running counters ("sess=… quit=… mesg=…", one
+    update per message and per session, separated by carriage returns) go to `counters`."""
     sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
     command = [sink, "-c", f"127.0.0.1:{port}", "1000"]
     if os.geteuid() == 0:
         command[1:1] = ["-u", "nobody"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    output = counters if counters is not None else subprocess.DEVNULL
+    process = subprocess.Popen(command, stdout=output, stderr=subprocess.PIPE)
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
