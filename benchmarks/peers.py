@@ -41,9 +41,9 @@ DJANGO_NEWSLETTER = ("django-newsletter==1.2.1", "Django>=5.2,<5.3", "sorl-thumb
 CONNECTIONS = 4  # smtp-source's sessions; django-newsletter has no such setting
 
 MAILMAN = (
-    "GNU Mailman 3: not measured (Debian's mailman3 3.3.8 installs, but a send needs its "
-    "core running with its queue runners, a list, 20,000 members subscribed through its "
-    "REST API and Postfix wired in as its MTA; not built headless for this benchmark yet)"
+    "GNU Mailman 3: not measured (Debian's mailman3 3.3.8 is available, but a send needs "
+    "its core running with its queue runners, a list with N members added through its "
+    "REST API, and an MTA configured to take its outgoing mail; not built headless here)"
 )
 
 # The generated Django project. These are strings of code run by the peer's own
