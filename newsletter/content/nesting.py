@@ -65,6 +65,11 @@ _FORMATTING = frozenset(
     {"a", "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong",
      "tt", "u"}
 )  # fmt: skip
+# An open list item closes at a new one unless a special element other than these
+# stands between them (the HTML parsing algorithm's "li" and "dd"/"dt" steps).
+_LIST_ITEM_BOUNDARIES = _SPECIAL - {"address", "div", "p"}
+_LI = frozenset({"li"})
+_DD_DT = frozenset({"dd", "dt"})
 
 
 _TABLE = frozenset({"table", "html"})
@@ -146,7 +151,7 @@ class _Flattener(HTMLParser):
                 self.parts.append(_start_tag(tag, attrs))
             return
         if tag in ("li", "dd", "dt"):
-            self._close_list_item(("li",) if tag == "li" else ("dd", "dt"))
+            self._close_any(_LI if tag == "li" else _DD_DT, _LIST_ITEM_BOUNDARIES)
         elif tag in _IMPLIED_CLOSES:
             names, boundary = _IMPLIED_CLOSES[tag]
             self._close_any(names, boundary)
@@ -159,18 +164,6 @@ class _Flattener(HTMLParser):
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         # HTML ignores the slash of <div/>: it opens the element like any start tag.
         self.handle_starttag(tag, attrs)
-
-    def _close_list_item(self, names: tuple[str, ...]) -> None:
-        if not any(self._open[name] for name in names):
-            return
-        low = max(len(self._stack) - _LOOK_DOWN, 0)
-        for index in range(len(self._stack) - 1, low - 1, -1):
-            name = self._stack[index][0]
-            if name in names:
-                self._pop_through(index)
-                return
-            if name in _SPECIAL and name not in ("address", "div", "p"):
-                return
 
     def _close_any(self, names: frozenset[str], boundaries: frozenset[str]) -> None:
         if not any(self._open[name] for name in names):

@@ -1,4 +1,4 @@
-"""The outbox's hot path: claims, outcomes and new rows in hand-written SQL per dialect.
+"""The outbox's hot path: claims and outcomes in hand-written SQL per dialect.
 
 A send claims every row and records every outcome. For these few statements building,
 compiling and reading through SQLAlchemy cost more than the database's own work, so
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from sqlalchemy import Connection
 from sqlalchemy.pool import PoolProxiedConnection
 
 from newsletter.delivery.outbox import LEASE
@@ -86,11 +85,6 @@ _OUTCOME_SQL = (
     "next_attempt_at = {retry_at}, claim = NULL, attempts = attempts + 1, "
     "first_attempt_at = COALESCE(first_attempt_at, {now}), updated_at = {now} "
     "WHERE id = {row} AND claim = {claim} AND state = 'sending'"
-)
-_INSERT_SQL = (
-    "INSERT INTO outbox (edition_id, subscriber_id, variant, state, last_reply, attempts, "
-    "created_at, updated_at) VALUES ({edition}, {subscriber}, {variant}, {state}, {reply}, "
-    "0, {now}, {now})"
 )
 
 
@@ -255,36 +249,3 @@ def record_outcomes(
         )
     finally:
         cursor.close()
-
-
-class NewRow(NamedTuple):
-    """One recipient to add to an edition's outbox."""
-
-    subscriber_id: int
-    variant: str
-    state: str  # "pending", or "skipped" with the reason in `reply`
-    reply: str | None = None
-
-
-def add_rows(
-    connection: Connection, edition_id: int, rows: Sequence[NewRow], *, now: datetime
-) -> None:
-    """Insert outbox rows in one executemany (a snapshot adds one per subscriber)."""
-    if not rows:
-        return
-    dialect = connection.dialect.name
-    stamp = _time_in(dialect)(now)
-    connection.exec_driver_sql(
-        driver_sql(_INSERT_SQL, dialect),
-        [
-            {
-                "edition": edition_id,
-                "subscriber": row.subscriber_id,
-                "variant": row.variant,
-                "state": row.state,
-                "reply": row.reply,
-                "now": stamp,
-            }
-            for row in rows
-        ],
-    )

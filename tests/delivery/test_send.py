@@ -13,7 +13,6 @@ from newsletter.core.config import Settings, ThemeSettings
 from newsletter.core.db import Database
 from newsletter.core.errors import DeliveryError
 from newsletter.delivery.outbox import OutboxRow, state_counts
-from newsletter.delivery.outbox_sql import NewRow, add_rows
 from newsletter.delivery.send import finish_if_done, prepare_send, recipient_count, send_edition
 from newsletter.editions.lifecycle import get_edition
 from subscribers.addresses import keyed_hash
@@ -236,9 +235,17 @@ def test_finishing_waits_for_a_sender_adding_a_late_subscriber(
     with db.session() as session:
         get_edition(session, edition, lock=True)
         subscriber = session.scalars(select(Subscriber).where(Subscriber.email == late)).one()
-        add_rows(
-            session.connection(), edition, [NewRow(subscriber.id, "*", "pending")], now=clock()
+        session.add(
+            OutboxRow(
+                edition_id=edition,
+                subscriber_id=subscriber.id,
+                variant="*",
+                state="pending",
+                created_at=clock(),
+                updated_at=clock(),
+            )
         )
+        session.flush()
         # Its first statement takes the edition's lock: once it is sent, the other sender
         # is at the lock while this transaction holds it.
         with statement_sent(db, by=finisher) as asked:

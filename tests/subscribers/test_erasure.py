@@ -18,7 +18,6 @@ from newsletter.content.ingest import fetch_all
 from newsletter.core.config import Settings
 from newsletter.core.db import Database, open_database
 from newsletter.delivery.outbox import OutboxRow
-from newsletter.delivery.outbox_sql import NewRow, add_rows
 from newsletter.delivery.send import send_edition
 from newsletter.editions.drafting import draft_edition
 from newsletter.mail.mailer import OutgoingMail
@@ -103,8 +102,17 @@ def left_behind(db: Database, edition: int, clock: FixedClock, reply: str) -> No
     """An outbox row linked to no one with `reply`: what an erase before replies were cut
     out case-insensitively left of an earlier subscription."""
     with db.session() as session:
-        connection = session.connection()
-        add_rows(connection, edition, [NewRow(None, "*", "pending")], now=clock())  # type: ignore[arg-type]
+        session.add(
+            OutboxRow(
+                edition_id=edition,
+                subscriber_id=None,
+                variant="*",
+                state="pending",
+                created_at=clock(),
+                updated_at=clock(),
+            )
+        )
+        session.flush()
         session.execute(
             update(OutboxRow).where(OutboxRow.subscriber_id.is_(None)).values(last_reply=reply)
         )
